@@ -1,0 +1,89 @@
+//! The crate's error type: a kind that maps one-to-one onto the C status
+//! codes, and a message that names what was wrong.
+
+use std::fmt;
+
+/// What went wrong, coarse enough for a host to act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A null pointer, a length mismatch, a NaN or Inf, an option out of range.
+    InvalidArgument,
+    /// An unknown or released handle, or one of another kind or model.
+    InvalidHandle,
+    /// A file could not be read or written.
+    Io,
+    /// A file is malformed or uses something unsupported.
+    Format,
+    /// Valid input that does not fit this model (e.g. a preset for another model).
+    Incompatible,
+    /// The requested device is unavailable or failed.
+    Device,
+    /// An allocation failed.
+    OutOfMemory,
+    /// The host cancelled through a progress callback.
+    Cancelled,
+    /// A bug: a caught panic or an unexpected libtorch error.
+    Internal,
+}
+
+/// An error with its kind and a message for the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    /// The coarse category.
+    pub kind: ErrorKind,
+    /// A sentence naming what was wrong, and the file where there is one.
+    pub message: String,
+}
+
+/// The crate's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error { kind, message: message.into() }
+    }
+
+    /// Shorthand for [`ErrorKind::InvalidArgument`].
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// Shorthand for [`ErrorKind::Format`].
+    pub fn format(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Format, message)
+    }
+
+    /// Shorthand for [`ErrorKind::Cancelled`].
+    pub fn cancelled() -> Self {
+        Self::new(ErrorKind::Cancelled, "cancelled by the progress callback")
+    }
+
+    /// Prefixes the message with context, keeping the kind.
+    pub fn context(self, what: impl fmt::Display) -> Self {
+        Error { kind: self.kind, message: format!("{what}: {}", self.message) }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<tch::TchError> for Error {
+    fn from(e: tch::TchError) -> Self {
+        let message = e.to_string();
+        // libtorch reports allocation failures as ordinary exceptions; hosts
+        // can recover from those (smaller batch), so they get their own kind.
+        let lower = message.to_lowercase();
+        let kind = if lower.contains("out of memory") || lower.contains("can't allocate") {
+            ErrorKind::OutOfMemory
+        } else {
+            ErrorKind::Internal
+        };
+        Error::new(kind, format!("libtorch: {message}"))
+    }
+}

@@ -1,0 +1,262 @@
+//! Generators behind one trait, and the model files they load from.
+//!
+//! A model is a `.safetensors` file whose metadata key `config` holds the
+//! architecture's config as JSON, or a folder with `config.json` and
+//! `weights.safetensors`. The config's `model` field names the
+//! architecture ("stylegan2" when absent). Tensor names follow the NVlabs
+//! `G_ema.state_dict()`.
+
+pub mod stylegan2;
+pub mod weights;
+
+use crate::engine::Engine;
+use crate::error::{Error, ErrorKind, Result};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use tch::{Kind, Tensor};
+use weights::WeightFile;
+
+/// Shape facts a host needs about a model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// "stylegan2" or "dcgan".
+    pub architecture: String,
+    /// Output width and height in pixels.
+    pub resolution: usize,
+    /// Output channels (3 for RGB).
+    pub channels: usize,
+    /// Size of the input noise z.
+    pub z_dim: usize,
+    /// Size of one class label vector (0 when unconditional).
+    pub c_dim: usize,
+    /// Size of one W row.
+    pub w_dim: usize,
+    /// Rows of a W+ latent.
+    pub num_ws: usize,
+}
+
+/// How per-pixel noise inputs are filled during synthesis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoiseMode {
+    /// The model's stored noise maps (the official default).
+    Const,
+    /// No noise.
+    None,
+    /// Fresh Gaussian noise at every call.
+    Random,
+}
+
+/// Truncation towards the average latent: psi 1 means none; rows at and
+/// after `cutoff` are left alone.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Truncation {
+    /// Interpolation factor from w_avg (0) to w (1).
+    pub psi: f64,
+    /// Number of leading W+ rows to truncate; None means all.
+    pub cutoff: Option<usize>,
+}
+
+impl Default for Truncation {
+    fn default() -> Self {
+        Truncation { psi: 1.0, cutoff: None }
+    }
+}
+
+/// What every architecture implements. Inputs are already validated by
+/// [`Model`]; implementations may use panicking tch calls, which `Model`
+/// turns into errors.
+pub trait Generator: Send + Sync {
+    /// Shape facts.
+    fn info(&self) -> &ModelInfo;
+    /// z [N, z_dim] (float32) and labels c [N, c_dim] to W+ [N, num_ws, w_dim].
+    fn map(&self, z: &Tensor, c: Option<&Tensor>, truncation: Truncation) -> Tensor;
+    /// W+ [N, num_ws, w_dim] to images [N, C, H, W], nominally in [-1, 1],
+    /// plus the feature map leaving each block when `features` is set.
+    fn synthesize(&self, ws: &Tensor, noise: NoiseMode, features: bool) -> (Tensor, Vec<Feature>);
+    /// The average W the mapping network tracks (truncation centre), [w_dim].
+    fn w_avg(&self) -> Tensor;
+}
+
+/// An intermediate feature map, named after the block it leaves.
+pub struct Feature {
+    /// e.g. "b64" for StyleGAN2.
+    pub name: String,
+    /// [N, C, H, W].
+    pub map: Tensor,
+}
+
+/// A loaded model: a generator plus where it came from, with every entry
+/// point validated and libtorch failures turned into errors.
+pub struct Model {
+    generator: Box<dyn Generator>,
+    fingerprint: String,
+    source: String,
+}
+
+impl Model {
+    /// Loads a model file or folder (see the module docs). Never executes
+    /// anything from the file.
+    pub fn load(path: &Path) -> Result<Model> {
+        let device = Engine::get()?.device();
+        if !path.exists() {
+            return Err(Error::new(ErrorKind::Io, format!("model path '{}' does not exist", path.display())));
+        }
+        let (file, config, config_path) = if path.is_dir() {
+            let config_path = path.join("config.json");
+            let weights_path = path.join("weights.safetensors");
+            if !config_path.is_file() {
+                return Err(Error::format(format!("model folder '{}' has no config.json", path.display())));
+            }
+            if !weights_path.is_file() {
+                return Err(Error::format(format!("model folder '{}' has no weights.safetensors", path.display())));
+            }
+            let text = std::fs::read_to_string(&config_path)
+                .map_err(|e| Error::new(ErrorKind::Io, format!("model config '{}': {e}", config_path.display())))?;
+            let config = parse_config(&text, &config_path)?;
+            (WeightFile::read(&weights_path)?, config, config_path)
+        } else {
+            let file = WeightFile::read(path)?;
+            let text = file.metadata()?.remove("config").ok_or_else(|| {
+                Error::format(format!(
+                    "model file '{}' has no 'config' entry in its safetensors metadata",
+                    path.display()
+                ))
+            })?;
+            let config = parse_config(&text, path)?;
+            (file, config, path.to_path_buf())
+        };
+        let arch = config.get("model").and_then(|m| m.as_str()).unwrap_or("stylegan2").to_string();
+        let generator: Box<dyn Generator> = match arch.as_str() {
+            "stylegan2" => Box::new(stylegan2::StyleGan2::load(&config, &config_path, &file, device)?),
+            other => {
+                return Err(Error::format(format!(
+                    "model '{}': unknown architecture '{other}' (supported: stylegan2)",
+                    path.display()
+                )))
+            }
+        };
+        Ok(Model { generator, fingerprint: file.fingerprint(), source: path.display().to_string() })
+    }
+
+    /// Shape facts.
+    pub fn info(&self) -> &ModelInfo {
+        self.generator.info()
+    }
+
+    /// A fingerprint of the weights, for presets.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The path the model was loaded from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The average W, [w_dim].
+    pub fn w_avg(&self) -> Result<Tensor> {
+        guard(|| self.generator.w_avg())
+    }
+
+    /// Maps z [N, z_dim] (any float kind) and optional one-hot labels
+    /// [N, c_dim] to W+ [N, num_ws, w_dim].
+    pub fn map(&self, z: &Tensor, c: Option<&Tensor>, truncation: Truncation) -> Result<Tensor> {
+        let info = self.info();
+        let z = self.check_input("z", z, &[info.z_dim as i64])?;
+        let n = z.size()[0];
+        let c = match (info.c_dim, c) {
+            (0, None) => None,
+            (0, Some(_)) => return Err(Error::invalid("this model is unconditional; pass no class labels")),
+            (_, None) => {
+                return Err(Error::invalid(format!("this model is conditional: pass class labels [N, {}]", info.c_dim)))
+            }
+            (dim, Some(c)) => {
+                let c = self.check_input("class labels", c, &[dim as i64])?;
+                if c.size()[0] != n {
+                    return Err(Error::invalid("z and class labels have different batch sizes"));
+                }
+                Some(c)
+            }
+        };
+        if !truncation.psi.is_finite() {
+            return Err(Error::invalid("truncation psi must be finite"));
+        }
+        guard(|| self.generator.map(&z, c.as_ref(), truncation))
+    }
+
+    /// Synthesises images [N, C, H, W] from W [N, w_dim] or W+ [N, num_ws, w_dim].
+    pub fn synthesize(&self, ws: &Tensor, noise: NoiseMode) -> Result<Tensor> {
+        let ws = self.to_wplus(ws)?;
+        guard(|| self.generator.synthesize(&ws, noise, false).0)
+    }
+
+    /// Like [`Self::synthesize`], also returning each block's feature map.
+    pub fn synthesize_with_features(&self, ws: &Tensor, noise: NoiseMode) -> Result<(Tensor, Vec<Feature>)> {
+        let ws = self.to_wplus(ws)?;
+        guard(|| self.generator.synthesize(&ws, noise, true))
+    }
+
+    /// Broadcasts W [N, w_dim] to W+ and checks the shape of a W+ input.
+    pub fn to_wplus(&self, ws: &Tensor) -> Result<Tensor> {
+        let info = self.info();
+        let (num_ws, w_dim) = (info.num_ws as i64, info.w_dim as i64);
+        let size = ws.size();
+        let ws = match size.as_slice() {
+            [_, d] if *d == w_dim => ws.f_unsqueeze(1)?.f_expand([-1, num_ws, -1], false)?,
+            [_, r, d] if *r == num_ws && *d == w_dim => ws.shallow_clone(),
+            _ => {
+                return Err(Error::invalid(format!(
+                    "latent has shape {}, expected [N, {w_dim}] or [N, {num_ws}, {w_dim}]",
+                    weights::fmt_shape(&size)
+                )))
+            }
+        };
+        self.check_values("latent", &ws)?;
+        Ok(ws.f_to_kind(Kind::Float)?.f_to_device(Engine::get()?.device())?)
+    }
+
+    fn check_input(&self, what: &str, t: &Tensor, row: &[i64]) -> Result<Tensor> {
+        let size = t.size();
+        if size.len() != 2 || size[1..] != *row || size[0] < 1 {
+            return Err(Error::invalid(format!(
+                "{what} has shape {}, expected [N, {}]",
+                weights::fmt_shape(&size),
+                row[0]
+            )));
+        }
+        self.check_values(what, t)?;
+        Ok(t.f_to_kind(Kind::Float)?.f_to_device(Engine::get()?.device())?)
+    }
+
+    fn check_values(&self, what: &str, t: &Tensor) -> Result<()> {
+        weights::ensure_finite(t).map_err(|_| Error::invalid(format!("{what} contains NaN or Inf")))
+    }
+}
+
+/// Runs tensor code that may panic (tch's infallible wrappers) and turns a
+/// panic into an error, keeping out-of-memory distinguishable.
+pub fn guard<T>(f: impl FnOnce() -> T) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        let lower = message.to_lowercase();
+        let kind = if lower.contains("out of memory") || lower.contains("can't allocate") {
+            ErrorKind::OutOfMemory
+        } else {
+            ErrorKind::Internal
+        };
+        Error::new(kind, format!("tensor computation failed: {message}"))
+    })
+}
+
+fn parse_config(text: &str, path: &Path) -> Result<serde_json::Value> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Error::format(format!("model config '{}' is not valid JSON: {e}", path.display())))?;
+    if !value.is_object() {
+        return Err(Error::format(format!("model config '{}' must be a JSON object", path.display())));
+    }
+    Ok(value)
+}

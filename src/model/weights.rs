@@ -1,0 +1,145 @@
+//! Defensive reading of safetensors weight files: every tensor is checked
+//! by name, dtype and shape before it becomes a libtorch tensor, and every
+//! complaint names the file and the tensor.
+
+use crate::error::{Error, ErrorKind, Result};
+use safetensors::{Dtype, SafeTensors};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// The raw bytes of a safetensors file, validated once.
+pub struct WeightFile {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+/// A parsed file whose tensors are taken one by one; whatever is left at
+/// the end is an error (an extra tensor means the config is wrong).
+pub struct Weights<'a> {
+    path: &'a Path,
+    views: BTreeMap<String, safetensors::tensor::TensorView<'a>>,
+    device: Device,
+}
+
+impl WeightFile {
+    /// Reads `path` whole; the safetensors header is validated by [`Self::parse`].
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::new(ErrorKind::Io, format!("model file '{}': {e}", path.display())))?;
+        Ok(WeightFile { path: path.to_path_buf(), bytes })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The free-form metadata of the header (where single-file models keep
+    /// their config).
+    pub fn metadata(&self) -> Result<BTreeMap<String, String>> {
+        let (_, meta) = SafeTensors::read_metadata(&self.bytes).map_err(|e| self.malformed(e))?;
+        Ok(meta.metadata().clone().map(|m| m.into_iter().collect()).unwrap_or_default())
+    }
+
+    /// Validates the header and the data layout and indexes the tensors.
+    pub fn parse(&self, device: Device) -> Result<Weights<'_>> {
+        let tensors = SafeTensors::deserialize(&self.bytes).map_err(|e| self.malformed(e))?;
+        let views = tensors.tensors().into_iter().collect();
+        Ok(Weights { path: &self.path, views, device })
+    }
+
+    /// A stable 64-bit fingerprint of the file's content (FNV-1a over the
+    /// bytes), so presets can tell which model they were made for.
+    pub fn fingerprint(&self) -> String {
+        format!("fnv1a64:{:016x}", fnv1a64(&self.bytes))
+    }
+
+    fn malformed(&self, e: safetensors::SafeTensorError) -> Error {
+        Error::format(format!("model file '{}' is not a valid safetensors file: {e:?}", self.path.display()))
+    }
+}
+
+/// FNV-1a, 64 bit: simple, stable across platforms and Rust versions.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+impl<'a> Weights<'a> {
+    /// Removes tensor `name`, which must have exactly `shape`, and returns
+    /// it as float32 on the engine's device.
+    pub fn take(&mut self, name: &str, shape: &[i64]) -> Result<Tensor> {
+        let view = self.views.remove(name).ok_or_else(|| {
+            Error::format(format!("model file '{}': tensor {name} is missing", self.path.display()))
+        })?;
+        let found: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        if found != shape {
+            return Err(Error::format(format!(
+                "model file '{}': tensor {name} has shape {}, expected {}",
+                self.path.display(),
+                fmt_shape(&found),
+                fmt_shape(shape)
+            )));
+        }
+        let kind = match view.dtype() {
+            Dtype::F32 => Kind::Float,
+            Dtype::F16 => Kind::Half,
+            Dtype::BF16 => Kind::BFloat16,
+            Dtype::F64 => Kind::Double,
+            other => {
+                return Err(Error::format(format!(
+                    "model file '{}': tensor {name} has dtype {other:?}; expected a floating-point type",
+                    self.path.display()
+                )))
+            }
+        };
+        let tensor = Tensor::f_from_data_size(view.data(), shape, kind)?;
+        let tensor = tensor.f_to_kind(Kind::Float)?.f_to_device(self.device)?;
+        ensure_finite(&tensor).map_err(|_| {
+            Error::format(format!("model file '{}': tensor {name} contains NaN or Inf", self.path.display()))
+        })?;
+        Ok(tensor)
+    }
+
+    /// Like [`Self::take`] for a tensor that older exports may omit.
+    pub fn take_optional(&mut self, name: &str, shape: &[i64]) -> Result<Option<Tensor>> {
+        if self.views.contains_key(name) {
+            self.take(name, shape).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The device taken tensors are placed on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Fails if any tensor was not taken: the file does not match its config.
+    pub fn finish(self) -> Result<()> {
+        match self.views.keys().next() {
+            None => Ok(()),
+            Some(first) => Err(Error::format(format!(
+                "model file '{}': unexpected tensor {first} ({} extra in all); the file does not match its config",
+                self.path.display(),
+                self.views.len()
+            ))),
+        }
+    }
+}
+
+/// Fails unless every element of `t` is finite.
+pub fn ensure_finite(t: &Tensor) -> Result<()> {
+    let all_finite = t.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0;
+    if all_finite {
+        Ok(())
+    } else {
+        Err(Error::invalid("contains NaN or Inf"))
+    }
+}
+
+/// `[a,b,c]`, the way the error messages print shapes.
+pub fn fmt_shape(shape: &[i64]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", dims.join(","))
+}

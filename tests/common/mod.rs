@@ -1,0 +1,31 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use tch::Tensor;
+
+/// ../shared/fixtures/stylegan2/<name>, or None (with a loud message) when
+/// the shared folder is absent.
+pub fn fixture(name: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/stylegan2").join(name);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("!!!!! SKIPPED: fixture folder {} is absent; StyleGAN2 parity is NOT checked !!!!!", dir.display());
+        None
+    }
+}
+
+/// The reference tensors of a fixture, by name.
+pub fn reference(dir: &PathBuf) -> std::collections::HashMap<String, Tensor> {
+    Tensor::read_safetensors(dir.join("reference.safetensors")).expect("reference.safetensors loads").into_iter().collect()
+}
+
+/// max |a - b| / max |b|, the fixtures' error measure.
+pub fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size(), "shapes differ");
+    let a = a.to_device(tch::Device::Cpu).to_kind(tch::Kind::Double);
+    let b = b.to_device(tch::Device::Cpu).to_kind(tch::Kind::Double);
+    let diff = (&a - &b).abs().max().double_value(&[]);
+    diff / b.abs().max().double_value(&[])
+}
