@@ -6,4 +6,369 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Version of the C ABI described by this header; bumped whenever an
+// existing function, struct or constant changes meaning.
+#define EO_ABI_VERSION 1
+
+// Outcome of every call.
+typedef enum eo_status {
+  // Success.
+  EO_OK = 0,
+  // A null pointer, a length mismatch, NaN or Inf in an input, an option out of range.
+  EO_ERR_INVALID_ARGUMENT = 1,
+  // An unknown or released handle, a handle of another kind, or of another model.
+  EO_ERR_INVALID_HANDLE = 2,
+  // A file could not be read or written.
+  EO_ERR_IO = 3,
+  // A malformed or unsupported file.
+  EO_ERR_FORMAT = 4,
+  // Valid input made for something else, e.g. a preset saved for another model.
+  EO_ERR_INCOMPATIBLE = 5,
+  // The requested device is unavailable or failed.
+  EO_ERR_DEVICE = 6,
+  // Memory ran out (host or device).
+  EO_ERR_OUT_OF_MEMORY = 7,
+  // The progress callback asked to stop; state is as before the call.
+  EO_ERR_CANCELLED = 8,
+  // A bug in editone (a caught panic), reported with its message.
+  EO_ERR_INTERNAL = 9,
+} eo_status;
+
+// A latent (an image as a point in a model's latent space).
+typedef struct eo_latent {
+  // Opaque id.
+  uint64_t id;
+} eo_latent;
+
+// An example edit that can be optimised and applied to other latents.
+typedef struct eo_edit {
+  // Opaque id.
+  uint64_t id;
+} eo_edit;
+
+// Which loss eo_edit_optimize minimises (EO_OBJECTIVE_*).
+typedef uint32_t eo_objective;
+
+// Where d* starts (EO_INIT_*).
+typedef uint32_t eo_init_mode;
+
+// Options of eo_edit_optimize; fill with eo_optimize_options_init.
+typedef struct eo_optimize_options {
+  // sizeof(eo_optimize_options), set by the init function.
+  uint32_t struct_size;
+  // AdamW steps at most (default 1000).
+  uint32_t iterations;
+  // AdamW learning rate (default 1e-3).
+  float learning_rate;
+  // Weight of the hyperplane term (default 0.02).
+  float lambda;
+  // EO_OBJECTIVE_PAPER (default) or EO_OBJECTIVE_BATCH.
+  eo_objective objective;
+  // Latents per step for the batch objective, the example included (default 16).
+  uint32_t batch_size;
+  // Editable W+ rows: 0 (default) keeps the edit's rows (all unless set
+  // before), k > 0 the first k rows; d* stays exactly zero elsewhere.
+  uint32_t edit_rows;
+  // EO_INIT_AUTO (default), EO_INIT_ZERO or EO_INIT_NAIVE.
+  eo_init_mode init;
+  // Stop after this many steps without a better loss; 0 never stops early (default 100).
+  uint32_t patience;
+  // Seed of the batch objective's latents and strengths (default 0).
+  uint64_t seed;
+} eo_optimize_options;
+
+// Progress of a long call: stage name, steps done, steps in all. Return
+// non-zero to cancel; the call then returns EO_ERR_CANCELLED and leaves
+// every handle as it was.
+typedef int32_t (*eo_progress_fn)(void *user, const char *stage, uint64_t done, uint64_t total);
+
+// What the last eo_edit_optimize did. Set struct_size before calling
+// eo_edit_report.
+typedef struct eo_optimize_report {
+  // sizeof(eo_optimize_report), set by the caller.
+  uint32_t struct_size;
+  // 1 when d* has been optimised, 0 while the edit uses the naive direction.
+  uint32_t optimized;
+  // Steps taken.
+  uint32_t iterations;
+  // 1 when it stopped because the loss stopped improving.
+  uint32_t stopped_early;
+  // Loss at the first step.
+  double initial_loss;
+  // Best loss; d* is the direction that reached it.
+  double best_loss;
+} eo_optimize_report;
+
+// A comparison baseline for eo_edit_apply_baseline (EO_BASELINE_*).
+typedef uint32_t eo_baseline;
+
+// A loaded model. Id 0 is never valid; ids are never reused.
+typedef struct eo_model {
+  // Opaque id.
+  uint64_t id;
+} eo_model;
+
+// Engine settings; fill with eo_engine_options_init before changing fields.
+typedef struct eo_engine_options {
+  // sizeof(eo_engine_options), set by eo_engine_options_init.
+  uint32_t struct_size;
+  // CPU threads for tensor math; 0 keeps the library default.
+  uint32_t cpu_threads;
+  // "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N";
+  // NULL means "auto".
+  const char *device;
+} eo_engine_options;
+
+// Shape facts about a model. Set struct_size to sizeof(eo_model_info)
+// before calling eo_model_info.
+typedef struct eo_model_info {
+  // sizeof(eo_model_info), set by the caller.
+  uint32_t struct_size;
+  // Output width and height in pixels.
+  uint32_t resolution;
+  // Output channels (3 for RGB).
+  uint32_t channels;
+  // Size of the input noise z.
+  uint32_t z_dim;
+  // Size of a class label vector (0 when unconditional).
+  uint32_t c_dim;
+  // Size of one W row.
+  uint32_t w_dim;
+  // Rows of a W+ latent; a latent has num_ws * w_dim floats.
+  uint32_t num_ws;
+  // "stylegan2" or "dcgan", NUL-terminated.
+  char architecture[16];
+} eo_model_info;
+
+// A pixel layout (one of the EO_PIXEL_* constants).
+typedef uint32_t eo_pixel_format;
+
+// A host-owned image buffer: `height` rows of `stride` bytes. Rendering
+// into a view of another size than the model's resamples (Lanczos).
+typedef struct eo_image_view {
+  // First byte of the first row.
+  uint8_t *data;
+  // Pixels per row.
+  uint32_t width;
+  // Rows.
+  uint32_t height;
+  // Bytes from one row to the next (at least width * bytes per pixel).
+  uint32_t stride;
+  // One of EO_PIXEL_*.
+  eo_pixel_format format;
+} eo_image_view;
+
+// The paper: ||G(w0 + dw) - G(w0 + d*)||_2 + lambda |(w0 + d*) . d*| on the example.
+#define EO_OBJECTIVE_PAPER 0
+
+// The authors' demo code: MSE over batch_size seeded latents with random strengths.
+#define EO_OBJECTIVE_BATCH 1
+
+// Zeros for the paper objective, the naive direction for the batch one.
+#define EO_INIT_AUTO 0
+
+// Zeros.
+#define EO_INIT_ZERO 1
+
+// The naive direction dw = w0' - w0.
+#define EO_INIT_NAIVE 2
+
+// w_i + dw: the example's offset added to every image.
+#define EO_BASELINE_NAIVE 0
+
+// w_i + d*: the optimised direction without per-image strength.
+#define EO_BASELINE_UNSCALED 1
+
+// 4 bytes per pixel: R, G, B, A (A = 255).
+#define EO_PIXEL_RGBA8 0
+
+// 3 bytes per pixel: R, G, B.
+#define EO_PIXEL_RGB8 1
+
+// 1 byte per pixel: luma.
+#define EO_PIXEL_GRAY8 2
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+// The message of the last failed call on this thread, or "" if none has
+// failed. Valid until the next failing call on the same thread.
+const char *eo_last_error(void);
+
+// EO_ABI_VERSION of the loaded library; compare with the header's.
+uint32_t eo_abi_version(void);
+
+// The library version, e.g. "0.1.0" (static storage).
+const char *eo_version(void);
+
+// A short static name for a status, e.g. "EO_ERR_IO"; "EO_UNKNOWN" for
+// values that are not a status.
+const char *eo_status_name(int32_t status);
+
+// An edit from the example and its edited state (two latents of one model).
+enum eo_status eo_edit_from_latents(struct eo_latent example,
+                                    struct eo_latent edited,
+                                    struct eo_edit *out);
+
+// An edit that moves the example by `strength` along `dir` (len w_dim or
+// num_ws * w_dim floats).
+enum eo_status eo_edit_from_direction(struct eo_latent example,
+                                      const float *dir,
+                                      size_t len,
+                                      float strength,
+                                      struct eo_edit *out);
+
+// Continues editing the example: its final state becomes `edited`. Only
+// the final state transfers; d* returns to the naive direction until
+// optimised again.
+enum eo_status eo_edit_push_latent(struct eo_edit e, struct eo_latent edited);
+
+// Continues editing the example: moves its final state by `strength`
+// along `dir` (w_dim or num_ws * w_dim floats).
+enum eo_status eo_edit_push_direction(struct eo_edit e,
+                                      const float *dir,
+                                      size_t len,
+                                      float strength);
+
+// Fills `opts` with the paper's defaults.
+enum eo_status eo_optimize_options_init(struct eo_optimize_options *opts);
+
+// Computes the globally consistent direction d* (progress stage
+// "optimize", one step per iteration). On error or cancellation the edit
+// is unchanged. NULL opts = defaults.
+enum eo_status eo_edit_optimize(struct eo_edit e,
+                                const struct eo_optimize_options *opts,
+                                eo_progress_fn progress,
+                                void *user);
+
+// Reports what the last optimisation did (out.struct_size set by the caller).
+enum eo_status eo_edit_report(struct eo_edit e, struct eo_optimize_report *out);
+
+// Sets the example's own strength a; every image's alpha moves by the
+// same amount (no optimisation runs).
+enum eo_status eo_edit_set_strength(struct eo_edit e, float a);
+
+// The example's own strength a.
+enum eo_status eo_edit_strength(struct eo_edit e, float *a);
+
+// The unit transfer direction n (num_ws * w_dim floats), like eo_latent_read.
+enum eo_status eo_edit_direction(struct eo_edit e, float *buf, size_t len, size_t *needed);
+
+// The strength alpha_i = (w0' - w_i) . n this edit gives `target`.
+enum eo_status eo_edit_alpha(struct eo_edit e, struct eo_latent target, float *alpha);
+
+// The edited latent w_i + alpha_i n of `target`, as a new handle.
+enum eo_status eo_edit_apply(struct eo_edit e, struct eo_latent target, struct eo_latent *edited);
+
+// Applies the edit to n latents: edited[i] receives a new handle and
+// alphas[i] (alphas may be NULL) the strength used. All or nothing: on
+// error no handle is created.
+enum eo_status eo_edit_apply_batch(struct eo_edit e,
+                                   const struct eo_latent *targets,
+                                   size_t n,
+                                   struct eo_latent *edited,
+                                   float *alphas);
+
+// A comparison baseline applied to `target` (EO_BASELINE_NAIVE: w_i + dw;
+// EO_BASELINE_UNSCALED: w_i + d*), as a new handle.
+enum eo_status eo_edit_apply_baseline(struct eo_edit e,
+                                      struct eo_latent target,
+                                      eo_baseline baseline,
+                                      struct eo_latent *edited);
+
+// Saves the edit as a JSON preset (direction, hyperplane offset, mask,
+// options, model fingerprint).
+enum eo_status eo_edit_save(struct eo_edit e, const char *path);
+
+// Loads a preset for model m. A preset made for another model gives
+// EO_ERR_INCOMPATIBLE; a malformed one EO_ERR_FORMAT.
+enum eo_status eo_edit_load(struct eo_model m, const char *path, struct eo_edit *out);
+
+// Releases an edit.
+enum eo_status eo_edit_release(struct eo_edit e);
+
+// Fills `opts` with the defaults (device "auto", library thread count).
+enum eo_status eo_engine_options_init(struct eo_engine_options *opts);
+
+// Sets up the one engine of this process. Idempotent; a later call may
+// change cpu_threads but not the device. Every other call initialises
+// with defaults if the host did not call this first. NULL opts = defaults.
+enum eo_status eo_init(const struct eo_engine_options *opts);
+
+// Writes the engine's device ("cpu", "cuda:0") as a NUL-terminated string
+// into `buf` of `len` bytes; `needed` (may be NULL) receives the size
+// including the NUL. With buf NULL only `needed` is set. A buffer that is
+// too small gets EO_ERR_INVALID_ARGUMENT.
+enum eo_status eo_device_name(char *buf, size_t len, size_t *needed);
+
+// The number of CPU threads the engine's tensor math uses.
+enum eo_status eo_cpu_threads(uint32_t *out);
+
+// The latent of `seed` as the official generate.py draws it (numpy
+// legacy RandomState, seeds 0..2^32-1), mapped with truncation psi
+// (1 = none). For unconditional models.
+enum eo_status eo_latent_from_seed(struct eo_model m,
+                                   uint64_t seed,
+                                   float truncation_psi,
+                                   struct eo_latent *out);
+
+// Like eo_latent_from_seed for a conditional model, with class index
+// `class_index` as the one-hot label.
+enum eo_status eo_latent_from_seed_class(struct eo_model m,
+                                         uint64_t seed,
+                                         uint32_t class_index,
+                                         float truncation_psi,
+                                         struct eo_latent *out);
+
+// A latent from raw floats: len is w_dim (W, repeated to every row) or
+// num_ws * w_dim (W+). NaN or Inf is refused.
+enum eo_status eo_latent_from_w(struct eo_model m,
+                                const float *w,
+                                size_t len,
+                                struct eo_latent *out);
+
+// Copies the W+ latent (num_ws * w_dim floats, row-major) into buf of len
+// floats; `needed` (may be NULL) receives the count. With buf NULL only
+// `needed` is set.
+enum eo_status eo_latent_read(struct eo_latent l, float *buf, size_t len, size_t *needed);
+
+// Releases a latent.
+enum eo_status eo_latent_release(struct eo_latent l);
+
+// Loads a model file (.safetensors with its config in the metadata) or
+// folder (config.json + weights.safetensors). Never executes code from
+// the file.
+enum eo_status eo_model_load(const char *path, struct eo_model *out);
+
+// Fills `out` (whose struct_size the caller set) with the model's shape.
+enum eo_status eo_model_info(struct eo_model m, struct eo_model_info *out);
+
+// Releases a model. Latents and edits made with it stay usable.
+enum eo_status eo_model_release(struct eo_model m);
+
+// Renders a latent into a host image view (noise 'const').
+enum eo_status eo_render(struct eo_latent l, struct eo_image_view *dst);
+
+// The raw generator output, channels x height x width float32, nominally
+// in [-1, 1]; len must be exactly that many floats.
+enum eo_status eo_render_f32(struct eo_latent l, float *buf, size_t len);
+
+// Renders n latents of one model into n views, in device batches, with
+// progress ("render", images done, n). On cancellation the views rendered
+// so far hold their images.
+enum eo_status eo_render_batch(const struct eo_latent *ls,
+                               size_t n,
+                               struct eo_image_view *dsts,
+                               eo_progress_fn progress,
+                               void *user);
+
+// Renders a latent to a PNG or JPEG file (by extension); size 0 keeps the
+// model's resolution, otherwise the image is resampled to size x size.
+enum eo_status eo_render_to_file(struct eo_latent l, const char *path, uint32_t size);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
 #endif  /* EDITONE_H */

@@ -1,9 +1,13 @@
-//! The one engine per process: which device tensors live on and how many
-//! CPU threads libtorch may use. Everything else asks it for the device.
+//! The one engine per process: which device tensors live on, how many CPU
+//! threads libtorch may use, and the tables of live handles.
 
+use crate::edit::Edit;
 use crate::error::{Error, ErrorKind, Result};
+use crate::model::Model;
 use once_cell::sync::OnceCell;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tch::Device;
 
 /// How the host wants the engine set up.
@@ -22,11 +26,12 @@ impl Default for EngineOptions {
 }
 
 /// The process-wide engine.
-#[derive(Debug)]
 pub struct Engine {
     device: Device,
     requested: String,
     threads: Mutex<u32>,
+    /// The objects the C API hands out by id.
+    pub handles: Handles,
 }
 
 static ENGINE: OnceCell<Engine> = OnceCell::new();
@@ -58,7 +63,7 @@ impl Engine {
 
     fn create(options: &EngineOptions) -> Result<Engine> {
         let device = Engine::parse_device(&options.device)?;
-        let engine = Engine { device, requested: options.device.clone(), threads: Mutex::new(0) };
+        let engine = Engine { device, requested: options.device.clone(), threads: Mutex::new(0), handles: Handles::default() };
         engine.set_cpu_threads(options.cpu_threads);
         Ok(engine)
     }
@@ -113,5 +118,111 @@ impl Engine {
     /// The intra-op thread count libtorch uses now.
     pub fn cpu_threads(&self) -> u32 {
         tch::get_num_threads().max(1) as u32
+    }
+}
+
+/// Live objects of one kind, by id. Ids come from one process-wide counter
+/// shared by every table, so they are never reused and an id of another
+/// kind is never mistaken for this one.
+pub struct HandleTable<T> {
+    items: Mutex<HashMap<u64, Arc<T>>>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl<T> Default for HandleTable<T> {
+    fn default() -> Self {
+        HandleTable { items: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl<T> HandleTable<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<T>>> {
+        // A panic while holding this lock cannot leave the map half-updated
+        // (each operation is one insert or remove), so poisoning is ignored.
+        self.items.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores `item` under a fresh id.
+    pub fn insert(&self, item: T) -> u64 {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(id, Arc::new(item));
+        id
+    }
+
+    /// The live object with `id`; it stays valid for the caller even if
+    /// another thread releases the handle meanwhile.
+    pub fn get(&self, id: u64) -> Option<Arc<T>> {
+        self.lock().get(&id).cloned()
+    }
+
+    /// Releases `id`; false when it was not live.
+    pub fn remove(&self, id: u64) -> bool {
+        self.lock().remove(&id).is_some()
+    }
+}
+
+/// A point in a model's latent space: one flattened W+ latent.
+pub struct Latent {
+    /// The handle id of the model it belongs to.
+    pub model_id: u64,
+    /// That model, kept alive as long as the latent is.
+    pub model: Arc<Model>,
+    /// num_ws * w_dim floats.
+    pub w: Vec<f32>,
+}
+
+/// An edit and the model it was made with; the mutex serialises calls on
+/// one edit handle.
+pub struct EditEntry {
+    /// The handle id of the model.
+    pub model_id: u64,
+    /// That model.
+    pub model: Arc<Model>,
+    /// The edit's state.
+    pub edit: Mutex<Edit>,
+}
+
+/// The handle tables the C API hands ids out of.
+#[derive(Default)]
+pub struct Handles {
+    /// Loaded models.
+    pub models: HandleTable<Model>,
+    /// Latents.
+    pub latents: HandleTable<Latent>,
+    /// Edits.
+    pub edits: HandleTable<EditEntry>,
+}
+
+impl Handles {
+    /// A model by id, or an error saying what the id is instead.
+    pub fn model(&self, id: u64) -> Result<Arc<Model>> {
+        self.models.get(id).ok_or_else(|| self.wrong_handle(id, "model"))
+    }
+
+    /// A latent by id.
+    pub fn latent(&self, id: u64) -> Result<Arc<Latent>> {
+        self.latents.get(id).ok_or_else(|| self.wrong_handle(id, "latent"))
+    }
+
+    /// An edit by id.
+    pub fn edit(&self, id: u64) -> Result<Arc<EditEntry>> {
+        self.edits.get(id).ok_or_else(|| self.wrong_handle(id, "edit"))
+    }
+
+    /// The error for an id that is not a live `expected`.
+    pub fn wrong_handle(&self, id: u64, expected: &str) -> Error {
+        let actual = if id == 0 {
+            "id 0, which is never valid".to_string()
+        } else if self.models.get(id).is_some() {
+            format!("handle {id} is a model")
+        } else if self.latents.get(id).is_some() {
+            format!("handle {id} is a latent")
+        } else if self.edits.get(id).is_some() {
+            format!("handle {id} is an edit")
+        } else {
+            format!("handle {id} was released or never created")
+        };
+        Error::new(ErrorKind::InvalidHandle, format!("expected a live {expected} handle: {actual}"))
     }
 }

@@ -4,12 +4,20 @@
 //! Module map:
 //! - [`engine`]: the process-wide device and thread settings.
 //! - [`model`]: the generator trait, native StyleGAN2, model files.
+//! - [`edit`]: the paper's method: example edits, d*, transfer, presets.
+//! - [`progress`]: progress callbacks and cancellation.
 //! - [`seed`]: latent seeds identical to the official scripts' numpy draws.
+//! - [`render`]: generator output to pixels and image files.
+//! - [`ffi`]: the C API (include/editone.h); translation and checks only.
 //! - [`error`]: the error type every layer returns.
 
+pub mod edit;
 pub mod engine;
 pub mod error;
+pub mod ffi;
 pub mod model;
+pub mod progress;
+pub mod render;
 pub mod seed;
 
 pub use engine::{Engine, EngineOptions};

@@ -196,6 +196,43 @@ impl Model {
         guard(|| self.generator.synthesize(&ws, noise, true))
     }
 
+    /// The flattened W+ latent of `seed` as the official generate.py makes
+    /// it: z from numpy's legacy RandomState, then the mapping network with
+    /// truncation `psi`; `class` picks the one-hot label of a conditional model.
+    pub fn latent_from_seed(&self, seed: u64, class: Option<usize>, psi: f32) -> Result<Vec<f32>> {
+        let info = self.info();
+        let z = crate::seed::z_from_seed(seed, info.z_dim)?;
+        let z = Tensor::from_slice(&z).reshape([1, info.z_dim as i64]);
+        let c = match (class, info.c_dim) {
+            (None, 0) => None,
+            (Some(k), dim) if k < dim => Some(Tensor::zeros([1, dim as i64], tch::kind::FLOAT_CPU).index_fill(
+                1,
+                &Tensor::from_slice(&[k as i64]),
+                1.0,
+            )),
+            (Some(k), 0) => return Err(Error::invalid(format!("class {k} given, but this model is unconditional"))),
+            (Some(k), dim) => return Err(Error::invalid(format!("class {k} is out of range: the model has {dim} classes"))),
+            (None, dim) => {
+                return Err(Error::invalid(format!("this model is conditional ({dim} classes): give a class index")))
+            }
+        };
+        let ws = tch::no_grad(|| self.map(&z, c.as_ref(), Truncation { psi: psi as f64, cutoff: None }))?;
+        Ok(Vec::<f32>::try_from(ws.flatten(0, -1).to_device(tch::Device::Cpu))?)
+    }
+
+    /// Renders flattened W+ latents (each num_ws * w_dim floats) without
+    /// autograd, noise 'const': [N, C, H, W] on the CPU.
+    pub fn render(&self, latents: &[&[f32]]) -> Result<Tensor> {
+        let info = self.info();
+        let flat: Vec<f32> = latents.iter().flat_map(|w| w.iter().copied()).collect();
+        if latents.is_empty() || flat.len() != latents.len() * info.num_ws * info.w_dim {
+            return Err(Error::invalid("render needs one or more latents of num_ws * w_dim floats"));
+        }
+        let ws = Tensor::from_slice(&flat).reshape([latents.len() as i64, info.num_ws as i64, info.w_dim as i64]);
+        let img = tch::no_grad(|| self.synthesize(&ws, NoiseMode::Const))?;
+        Ok(img.to_device(tch::Device::Cpu))
+    }
+
     /// Broadcasts W [N, w_dim] to W+ and checks the shape of a W+ input.
     pub fn to_wplus(&self, ws: &Tensor) -> Result<Tensor> {
         let info = self.info();

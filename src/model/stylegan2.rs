@@ -3,6 +3,10 @@
 //! reference path computes it (spec/stylegan2.md section 1) so that outputs
 //! agree to float rounding.
 
+// `x = x * y` rather than `x *= y`: tch's compound operators run in place,
+// which would overwrite tensors that autograd still needs.
+#![allow(clippy::assign_op_pattern)]
+
 use super::weights::{WeightFile, Weights};
 use super::{Feature, Generator, ModelInfo, NoiseMode, Truncation};
 use crate::error::{Error, Result};
@@ -420,7 +424,7 @@ impl StyleGan2 {
         };
         let hidden = m.layer_features.unwrap_or(cfg.w_dim);
         let mut widths = vec![cfg.z_dim + embed_features];
-        widths.extend(std::iter::repeat(hidden).take(m.num_layers - 1));
+        widths.extend(std::iter::repeat_n(hidden, m.num_layers - 1));
         widths.push(cfg.w_dim);
         let layers = (0..m.num_layers)
             .map(|i| Dense::load(w, &format!("mapping.fc{i}"), widths[i], widths[i + 1], m.lr_multiplier, true))

@@ -17,7 +17,7 @@ pub fn fixture(name: &str) -> Option<PathBuf> {
 }
 
 /// The reference tensors of a fixture, by name.
-pub fn reference(dir: &PathBuf) -> std::collections::HashMap<String, Tensor> {
+pub fn reference(dir: &std::path::Path) -> std::collections::HashMap<String, Tensor> {
     Tensor::read_safetensors(dir.join("reference.safetensors")).expect("reference.safetensors loads").into_iter().collect()
 }
 

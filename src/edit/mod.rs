@@ -1,0 +1,285 @@
+//! An example edit and its transfer to other images (spec/method.md).
+//!
+//! An [`Edit`] holds the example's latent w0, its final edited state w0',
+//! the rows it may touch, and the unit direction n it transfers along:
+//! the naive direction until [`optimize`] has computed d*. Latents are
+//! flattened W+ (num_ws * w_dim floats).
+
+pub mod method;
+pub mod optimize;
+pub mod preset;
+
+use crate::error::{Error, Result};
+use method::RowMask;
+pub use optimize::{Init, Objective, OptimizeOptions, OptimizeReport};
+
+/// The shape of a model's W+ latent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LatentShape {
+    /// Rows.
+    pub num_ws: usize,
+    /// Row length.
+    pub w_dim: usize,
+}
+
+impl LatentShape {
+    /// Floats in one flattened W+ latent.
+    pub fn len(&self) -> usize {
+        self.num_ws * self.w_dim
+    }
+
+    /// Always false: a model has at least one row of at least one float.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Accepts a W (one row, repeated to every row) or a W+ vector.
+    pub fn to_wplus(&self, v: &[f32], what: &str) -> Result<Vec<f32>> {
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(Error::invalid(format!("{what} contains NaN or Inf")));
+        }
+        if v.len() == self.len() {
+            Ok(v.to_vec())
+        } else if v.len() == self.w_dim {
+            Ok(v.repeat(self.num_ws))
+        } else {
+            Err(Error::invalid(format!(
+                "{what} has {} floats; expected {} (W) or {} (W+ = {} x {})",
+                v.len(),
+                self.w_dim,
+                self.len(),
+                self.num_ws,
+                self.w_dim
+            )))
+        }
+    }
+}
+
+/// An example edit, ready to transfer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Edit {
+    shape: LatentShape,
+    example: Vec<f32>,
+    edited: Vec<f32>,
+    mask: RowMask,
+    /// d*, or the naive direction dw before optimisation.
+    direction: Vec<f32>,
+    /// n = direction / |direction|.
+    unit: Vec<f32>,
+    strength: f64,
+    optimized: Option<(OptimizeOptions, OptimizeReport)>,
+}
+
+impl Edit {
+    /// An edit from the example w0 and its edited state w0' (both W+).
+    pub fn from_latents(shape: LatentShape, example: &[f32], edited: &[f32]) -> Result<Edit> {
+        let example = shape.to_wplus(example, "example latent")?;
+        let edited = shape.to_wplus(edited, "edited latent")?;
+        Edit::naive(shape, example, edited, RowMask::all(shape.num_ws, shape.w_dim))
+    }
+
+    /// An edit that moves the example by `strength` along `direction`
+    /// (W or W+): w0' = w0 + s d.
+    pub fn from_direction(shape: LatentShape, example: &[f32], direction: &[f32], strength: f32) -> Result<Edit> {
+        let example = shape.to_wplus(example, "example latent")?;
+        let edited = Edit::moved(shape, &example, direction, strength)?;
+        Edit::naive(shape, example, edited, RowMask::all(shape.num_ws, shape.w_dim))
+    }
+
+    fn moved(shape: LatentShape, from: &[f32], direction: &[f32], strength: f32) -> Result<Vec<f32>> {
+        if !strength.is_finite() {
+            return Err(Error::invalid("strength must be finite"));
+        }
+        let d = shape.to_wplus(direction, "direction")?;
+        Ok(from.iter().zip(&d).map(|(w, d)| w + strength * d).collect())
+    }
+
+    fn naive(shape: LatentShape, example: Vec<f32>, edited: Vec<f32>, mask: RowMask) -> Result<Edit> {
+        let direction = method::naive_direction(&example, &edited, &mask);
+        let unit = method::unit_direction(&direction).ok_or_else(|| {
+            Error::invalid("the edit changes nothing: the edited latent equals the example on the editable rows")
+        })?;
+        let strength = method::dot(&direction, &unit);
+        Ok(Edit { shape, example, edited, mask, direction, unit, strength, optimized: None })
+    }
+
+    /// A further edit of the example's current final state to `edited`;
+    /// only the final state transfers, so d* is reset to the naive direction.
+    pub fn push_latent(&mut self, edited: &[f32]) -> Result<()> {
+        let edited = self.shape.to_wplus(edited, "edited latent")?;
+        *self = Edit::naive(self.shape, self.example.clone(), edited, self.mask.clone())?;
+        Ok(())
+    }
+
+    /// A further move of the final state along `direction` by `strength`.
+    pub fn push_direction(&mut self, direction: &[f32], strength: f32) -> Result<()> {
+        let edited = Edit::moved(self.shape, &self.edited, direction, strength)?;
+        self.push_latent(&edited)
+    }
+
+    /// Restricts the edit to `mask`; the final state outside it reverts to
+    /// the example's own rows, and d* is reset to the naive direction.
+    pub fn set_mask(&mut self, mask: RowMask) -> Result<()> {
+        if mask.rows().len() != self.shape.num_ws {
+            return Err(Error::invalid("edit mask has the wrong number of rows"));
+        }
+        *self = Edit::naive(self.shape, self.example.clone(), self.edited.clone(), mask)?;
+        Ok(())
+    }
+
+    /// Installs an optimised direction d* (zero outside the mask).
+    pub fn set_optimized(&mut self, d_star: Vec<f32>, options: OptimizeOptions, report: OptimizeReport) -> Result<()> {
+        let unit = method::unit_direction(&d_star)
+            .ok_or_else(|| Error::invalid("optimisation produced a zero direction; try more iterations or the naive init"))?;
+        self.strength = method::dot(&method::naive_direction(&self.example, &self.edited, &self.mask), &unit);
+        self.direction = d_star;
+        self.unit = unit;
+        self.optimized = Some((options, report));
+        Ok(())
+    }
+
+    /// The latent shape.
+    pub fn shape(&self) -> LatentShape {
+        self.shape
+    }
+
+    /// w0.
+    pub fn example(&self) -> &[f32] {
+        &self.example
+    }
+
+    /// w0', the example's final state as the user made it.
+    pub fn edited(&self) -> &[f32] {
+        &self.edited
+    }
+
+    /// The editable rows.
+    pub fn mask(&self) -> &RowMask {
+        &self.mask
+    }
+
+    /// d* (or dw before optimisation), unnormalised.
+    pub fn direction(&self) -> &[f32] {
+        &self.direction
+    }
+
+    /// n, the unit transfer direction.
+    pub fn unit_direction(&self) -> &[f32] {
+        &self.unit
+    }
+
+    /// The naive direction dw (the baseline "w_i + dw").
+    pub fn naive_direction(&self) -> Vec<f32> {
+        method::naive_direction(&self.example, &self.edited, &self.mask)
+    }
+
+    /// Options and outcome of the optimisation, if it has run.
+    pub fn optimized(&self) -> Option<&(OptimizeOptions, OptimizeReport)> {
+        self.optimized.as_ref()
+    }
+
+    /// The example's own strength a (alpha_0 of the example).
+    pub fn strength(&self) -> f64 {
+        self.strength
+    }
+
+    /// Sets a; every image's alpha moves by the same amount.
+    pub fn set_strength(&mut self, strength: f64) -> Result<()> {
+        if !strength.is_finite() {
+            return Err(Error::invalid("strength must be finite"));
+        }
+        self.strength = strength;
+        Ok(())
+    }
+
+    /// The hyperplane offset t every edited latent ends on.
+    pub fn offset(&self) -> f64 {
+        method::interactive_offset(&self.example, &self.unit, self.strength)
+    }
+
+    /// alpha_i for a W+ latent.
+    pub fn alpha(&self, w: &[f32]) -> Result<f64> {
+        self.check_len(w)?;
+        Ok(method::alpha(self.offset(), &self.unit, w))
+    }
+
+    /// The edited latent w_i + alpha_i n, and alpha_i.
+    pub fn apply(&self, w: &[f32]) -> Result<(Vec<f32>, f64)> {
+        let alpha = self.alpha(w)?;
+        Ok((method::transfer(w, alpha, &self.unit), alpha))
+    }
+
+    /// Baseline: the same offset dw for every image.
+    pub fn apply_naive(&self, w: &[f32]) -> Result<Vec<f32>> {
+        self.check_len(w)?;
+        Ok(w.iter().zip(self.naive_direction()).map(|(x, d)| x + d).collect())
+    }
+
+    /// Baseline: d* without per-image strength.
+    pub fn apply_unscaled(&self, w: &[f32]) -> Result<Vec<f32>> {
+        self.check_len(w)?;
+        Ok(w.iter().zip(&self.direction).map(|(x, d)| x + d).collect())
+    }
+
+    fn check_len(&self, w: &[f32]) -> Result<()> {
+        if w.len() != self.shape.len() {
+            return Err(Error::invalid(format!("latent has {} floats; this edit needs {}", w.len(), self.shape.len())));
+        }
+        Ok(())
+    }
+
+    /// Rebuilds an edit from saved parts (presets); checks every invariant.
+    pub(crate) fn from_parts(
+        shape: LatentShape,
+        example: Vec<f32>,
+        edited: Vec<f32>,
+        mask: RowMask,
+        direction: Vec<f32>,
+        strength: f64,
+        optimized: Option<(OptimizeOptions, OptimizeReport)>,
+    ) -> Result<Edit> {
+        let mut edit = Edit::naive(shape, example, edited, mask)?;
+        let d_len_ok = direction.len() == shape.len() && direction.iter().all(|x| x.is_finite());
+        let outside_mask_zero = {
+            let mut masked = direction.clone();
+            edit.mask.zero_outside(&mut masked);
+            masked == direction
+        };
+        if !d_len_ok || !outside_mask_zero {
+            return Err(Error::format("direction has the wrong length, non-finite values, or values outside the mask"));
+        }
+        edit.unit = method::unit_direction(&direction).ok_or_else(|| Error::format("direction is zero"))?;
+        edit.direction = direction;
+        edit.optimized = optimized;
+        edit.set_strength(strength).map_err(|e| Error::format(e.message))?;
+        Ok(edit)
+    }
+}
+
+/// Projections w_i . n of many latents, computed once, so that moving the
+/// example's strength updates every alpha with one subtraction each.
+pub struct AlphaTable {
+    projections: Vec<f64>,
+}
+
+impl AlphaTable {
+    /// Projects `latents` (each flattened W+) onto the edit's direction.
+    pub fn new<'a>(edit: &Edit, latents: impl IntoIterator<Item = &'a [f32]>) -> Result<AlphaTable> {
+        let projections = latents
+            .into_iter()
+            .map(|w| {
+                edit.check_len(w)?;
+                Ok(method::dot(w, &edit.unit))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(AlphaTable { projections })
+    }
+
+    /// Writes alpha_i = t - w_i . n for the edit's current strength.
+    pub fn alphas(&self, edit: &Edit, out: &mut [f32]) {
+        let offset = edit.offset();
+        for (a, p) in out.iter_mut().zip(&self.projections) {
+            *a = (offset - p) as f32;
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Presets: an edit saved as JSON so it can be applied to new images in a
+//! later session. Floats are stored as the float64 value of each float32,
+//! which round-trips bit for bit.
+
+use super::method::{self, RowMask};
+use super::{Edit, LatentShape, OptimizeOptions, OptimizeReport};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::Model;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+const FORMAT: &str = "editone-preset";
+const VERSION: u32 = 1;
+/// Presets are small (three latents); anything far larger is not one.
+const MAX_BYTES: u64 = 64 << 20;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresetFile {
+    format: String,
+    version: u32,
+    model: ModelStamp,
+    example: Vec<f64>,
+    edited: Vec<f64>,
+    mask: Vec<bool>,
+    direction: Vec<f64>,
+    offset: f64,
+    strength: f64,
+    optimized: Option<Optimized>,
+}
+
+#[derive(Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct ModelStamp {
+    fingerprint: String,
+    architecture: String,
+    num_ws: usize,
+    w_dim: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Optimized {
+    options: OptimizeOptions,
+    report: OptimizeReport,
+}
+
+fn stamp(model: &Model) -> ModelStamp {
+    let info = model.info();
+    ModelStamp {
+        fingerprint: model.fingerprint().to_string(),
+        architecture: info.architecture.clone(),
+        num_ws: info.num_ws,
+        w_dim: info.w_dim,
+    }
+}
+
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// Narrows stored floats back to float32, refusing any that are not exactly
+/// a float32 (a hand-edited or corrupted file).
+fn narrow(v: &[f64], what: &str, len: usize) -> Result<Vec<f32>> {
+    if v.len() != len {
+        return Err(Error::format(format!("preset field '{what}' has {} values, expected {len}", v.len())));
+    }
+    v.iter()
+        .map(|&x| {
+            let y = x as f32;
+            if y.is_finite() && y as f64 == x {
+                Ok(y)
+            } else {
+                Err(Error::format(format!("preset field '{what}' holds {x}, which is not a finite float32")))
+            }
+        })
+        .collect()
+}
+
+/// Writes `edit`, made with `model`, to `path`.
+pub fn save(edit: &Edit, model: &Model, path: &Path) -> Result<()> {
+    let file = PresetFile {
+        format: FORMAT.into(),
+        version: VERSION,
+        model: stamp(model),
+        example: widen(edit.example()),
+        edited: widen(edit.edited()),
+        mask: edit.mask().rows().to_vec(),
+        direction: widen(edit.direction()),
+        offset: edit.offset(),
+        strength: edit.strength(),
+        optimized: edit.optimized().map(|(options, report)| Optimized { options: options.clone(), report: report.clone() }),
+    };
+    let text = serde_json::to_string_pretty(&file).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+    std::fs::write(path, text).map_err(|e| Error::new(ErrorKind::Io, format!("preset '{}': {e}", path.display())))
+}
+
+/// Reads a preset for `model`. A preset made for another model is
+/// [`ErrorKind::Incompatible`]; anything malformed is [`ErrorKind::Format`].
+pub fn load(model: &Model, path: &Path) -> Result<Edit> {
+    let in_file = |e: Error| e.context(format!("preset '{}'", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| Error::new(ErrorKind::Io, format!("preset '{}': {e}", path.display())))?;
+    if meta.len() > MAX_BYTES {
+        return Err(in_file(Error::format(format!("{} bytes is too large for a preset", meta.len()))));
+    }
+    let text = std::fs::read(path).map_err(|e| Error::new(ErrorKind::Io, format!("preset '{}': {e}", path.display())))?;
+    let file: PresetFile =
+        serde_json::from_slice(&text).map_err(|e| in_file(Error::format(format!("not a valid preset: {e}"))))?;
+    if file.format != FORMAT || file.version != VERSION {
+        return Err(in_file(Error::format(format!(
+            "format '{}' version {} is not '{FORMAT}' version {VERSION}",
+            file.format, file.version
+        ))));
+    }
+    let ours = stamp(model);
+    if file.model != ours {
+        return Err(in_file(Error::new(
+            ErrorKind::Incompatible,
+            format!(
+                "made for model {} ({}, {}x{}), not this one {} ({}, {}x{})",
+                file.model.fingerprint,
+                file.model.architecture,
+                file.model.num_ws,
+                file.model.w_dim,
+                ours.fingerprint,
+                ours.architecture,
+                ours.num_ws,
+                ours.w_dim
+            ),
+        )));
+    }
+    build(&file, LatentShape { num_ws: ours.num_ws, w_dim: ours.w_dim }).map_err(in_file)
+}
+
+fn build(file: &PresetFile, shape: LatentShape) -> Result<Edit> {
+    let example = narrow(&file.example, "example", shape.len())?;
+    let edited = narrow(&file.edited, "edited", shape.len())?;
+    let direction = narrow(&file.direction, "direction", shape.len())?;
+    if file.mask.len() != shape.num_ws {
+        return Err(Error::format(format!("mask has {} rows, expected {}", file.mask.len(), shape.num_ws)));
+    }
+    let mask = RowMask::from_rows(file.mask.clone(), shape.w_dim).ok_or_else(|| Error::format("mask selects no row"))?;
+    let optimized = file.optimized.as_ref().map(|o| (o.options.clone(), o.report.clone()));
+    let edit = Edit::from_parts(shape, example, edited, mask, direction, file.strength, optimized)
+        .map_err(|e| Error::format(e.message))?;
+    let offset = method::interactive_offset(edit.example(), edit.unit_direction(), edit.strength());
+    if !file.offset.is_finite() || (offset - file.offset).abs() > 1e-9 * (1.0 + offset.abs()) {
+        return Err(Error::format(format!("offset {} disagrees with the direction and strength ({offset})", file.offset)));
+    }
+    Ok(edit)
+}

@@ -1,0 +1,421 @@
+//! Edit entry points: build an edit, optimise d*, set the example's
+//! strength, apply to other latents, save and load presets.
+
+use super::latent::{new_latent, shape_of};
+use super::{
+    call, eo_edit, eo_latent, eo_model, eo_progress_fn, eo_status, handles, read_options, require_out, slice_arg,
+    slice_out, str_arg, with_progress, write_out, write_sized,
+};
+use crate::edit::{preset, AlphaTable, Edit, Init, Objective, OptimizeOptions};
+use crate::engine::{EditEntry, Latent};
+use crate::error::{Error, ErrorKind, Result};
+use std::ffi::{c_char, c_void};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Which loss eo_edit_optimize minimises (EO_OBJECTIVE_*).
+pub type eo_objective = u32;
+/// The paper: ||G(w0 + dw) - G(w0 + d*)||_2 + lambda |(w0 + d*) . d*| on the example.
+pub const EO_OBJECTIVE_PAPER: eo_objective = 0;
+/// The authors' demo code: MSE over batch_size seeded latents with random strengths.
+pub const EO_OBJECTIVE_BATCH: eo_objective = 1;
+
+/// Where d* starts (EO_INIT_*).
+pub type eo_init_mode = u32;
+/// Zeros for the paper objective, the naive direction for the batch one.
+pub const EO_INIT_AUTO: eo_init_mode = 0;
+/// Zeros.
+pub const EO_INIT_ZERO: eo_init_mode = 1;
+/// The naive direction dw = w0' - w0.
+pub const EO_INIT_NAIVE: eo_init_mode = 2;
+
+/// A comparison baseline for eo_edit_apply_baseline (EO_BASELINE_*).
+pub type eo_baseline = u32;
+/// w_i + dw: the example's offset added to every image.
+pub const EO_BASELINE_NAIVE: eo_baseline = 0;
+/// w_i + d*: the optimised direction without per-image strength.
+pub const EO_BASELINE_UNSCALED: eo_baseline = 1;
+
+/// Options of eo_edit_optimize; fill with eo_optimize_options_init.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct eo_optimize_options {
+    /// sizeof(eo_optimize_options), set by the init function.
+    pub struct_size: u32,
+    /// AdamW steps at most (default 1000).
+    pub iterations: u32,
+    /// AdamW learning rate (default 1e-3).
+    pub learning_rate: f32,
+    /// Weight of the hyperplane term (default 0.02).
+    pub lambda: f32,
+    /// EO_OBJECTIVE_PAPER (default) or EO_OBJECTIVE_BATCH.
+    pub objective: eo_objective,
+    /// Latents per step for the batch objective, the example included (default 16).
+    pub batch_size: u32,
+    /// Editable W+ rows: 0 (default) keeps the edit's rows (all unless set
+    /// before), k > 0 the first k rows; d* stays exactly zero elsewhere.
+    pub edit_rows: u32,
+    /// EO_INIT_AUTO (default), EO_INIT_ZERO or EO_INIT_NAIVE.
+    pub init: eo_init_mode,
+    /// Stop after this many steps without a better loss; 0 never stops early (default 100).
+    pub patience: u32,
+    /// Seed of the batch objective's latents and strengths (default 0).
+    pub seed: u64,
+}
+
+impl Default for eo_optimize_options {
+    fn default() -> Self {
+        let d = OptimizeOptions::default();
+        eo_optimize_options {
+            struct_size: std::mem::size_of::<Self>() as u32,
+            iterations: d.iterations,
+            learning_rate: d.learning_rate as f32,
+            lambda: d.lambda as f32,
+            objective: EO_OBJECTIVE_PAPER,
+            batch_size: d.batch_size,
+            edit_rows: d.edit_rows,
+            init: EO_INIT_AUTO,
+            patience: d.patience,
+            seed: d.seed,
+        }
+    }
+}
+
+impl eo_optimize_options {
+    fn to_options(self) -> Result<OptimizeOptions> {
+        let objective = match self.objective {
+            EO_OBJECTIVE_PAPER => Objective::Paper,
+            EO_OBJECTIVE_BATCH => Objective::Batch,
+            other => return Err(Error::invalid(format!("opts.objective {other} is not an EO_OBJECTIVE_* value"))),
+        };
+        let init = match self.init {
+            EO_INIT_AUTO => Init::Auto,
+            EO_INIT_ZERO => Init::Zero,
+            EO_INIT_NAIVE => Init::Naive,
+            other => return Err(Error::invalid(format!("opts.init {other} is not an EO_INIT_* value"))),
+        };
+        Ok(OptimizeOptions {
+            iterations: self.iterations,
+            learning_rate: self.learning_rate as f64,
+            lambda: self.lambda as f64,
+            objective,
+            batch_size: self.batch_size,
+            edit_rows: self.edit_rows,
+            init,
+            seed: self.seed,
+            patience: self.patience,
+        })
+    }
+}
+
+/// What the last eo_edit_optimize did. Set struct_size before calling
+/// eo_edit_report.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct eo_optimize_report {
+    /// sizeof(eo_optimize_report), set by the caller.
+    pub struct_size: u32,
+    /// 1 when d* has been optimised, 0 while the edit uses the naive direction.
+    pub optimized: u32,
+    /// Steps taken.
+    pub iterations: u32,
+    /// 1 when it stopped because the loss stopped improving.
+    pub stopped_early: u32,
+    /// Loss at the first step.
+    pub initial_loss: f64,
+    /// Best loss; d* is the direction that reached it.
+    pub best_loss: f64,
+}
+
+fn lock(entry: &EditEntry) -> MutexGuard<'_, Edit> {
+    // Edit methods replace the state only after they succeed, so a panic
+    // mid-call leaves a consistent edit behind the poisoned lock.
+    entry.edit.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The latent, checked to belong to the edit's model.
+fn latent_for(entry: &EditEntry, l: eo_latent, what: &str) -> Result<Arc<Latent>> {
+    let latent = handles()?.latent(l.id)?;
+    if latent.model_id != entry.model_id {
+        return Err(Error::new(
+            ErrorKind::InvalidHandle,
+            format!("{what} (latent {}) belongs to model {}, the edit to model {}", l.id, latent.model_id, entry.model_id),
+        ));
+    }
+    Ok(latent)
+}
+
+fn register(model_id: u64, model: Arc<crate::model::Model>, edit: Edit, out: *mut eo_edit) -> Result<()> {
+    let id = handles()?.edits.insert(EditEntry { model_id, model, edit: Mutex::new(edit) });
+    // SAFETY: callers checked `out` first.
+    unsafe { write_out(out, "out", eo_edit { id }) }
+}
+
+/// An edit from the example and its edited state (two latents of one model).
+#[no_mangle]
+pub unsafe extern "C" fn eo_edit_from_latents(example: eo_latent, edited: eo_latent, out: *mut eo_edit) -> eo_status {
+    call(|| {
+        require_out(out, "out")?;
+        let h = handles()?;
+        let (a, b) = (h.latent(example.id)?, h.latent(edited.id)?);
+        if a.model_id != b.model_id {
+            return Err(Error::new(ErrorKind::InvalidHandle, "example and edited latents belong to different models"));
+        }
+        let edit = Edit::from_latents(shape_of(&a.model), &a.w, &b.w)?;
+        register(a.model_id, a.model.clone(), edit, out)
+    })
+}
+
+/// An edit that moves the example by `strength` along `dir` (len w_dim or
+/// num_ws * w_dim floats).
+#[no_mangle]
+pub unsafe extern "C" fn eo_edit_from_direction(
+    example: eo_latent,
+    dir: *const f32,
+    len: usize,
+    strength: f32,
+    out: *mut eo_edit,
+) -> eo_status {
+    call(|| {
+        require_out(out, "out")?;
+        let a = handles()?.latent(example.id)?;
+        let edit = Edit::from_direction(shape_of(&a.model), &a.w, slice_arg(dir, len, "dir")?, strength)?;
+        register(a.model_id, a.model.clone(), edit, out)
+    })
+}
+
+/// Continues editing the example: its final state becomes `edited`. Only
+/// the final state transfers; d* returns to the naive direction until
+/// optimised again.
+#[no_mangle]
+pub extern "C" fn eo_edit_push_latent(e: eo_edit, edited: eo_latent) -> eo_status {
+    call(|| {
+        let entry = handles()?.edit(e.id)?;
+        let latent = latent_for(&entry, edited, "edited")?;
+        let result = lock(&entry).push_latent(&latent.w);
+        result
+    })
+}
+
+/// Continues editing the example: moves its final state by `strength`
+/// along `dir` (w_dim or num_ws * w_dim floats).
+#[no_mangle]
+pub unsafe extern "C" fn eo_edit_push_direction(e: eo_edit, dir: *const f32, len: usize, strength: f32) -> eo_status {
+    call(|| {
+        let entry = handles()?.edit(e.id)?;
+        let dir = slice_arg(dir, len, "dir")?;
+        let result = lock(&entry).push_direction(dir, strength);
+        result
+    })
+}
+
+/// Fills `opts` with the paper's defaults.
+#[no_mangle]
+pub unsafe extern "C" fn eo_optimize_options_init(opts: *mut eo_optimize_options) -> eo_status {
+    call(|| write_out(opts, "opts", eo_optimize_options::default()))
+}
+
+/// Computes the globally consistent direction d* (progress stage
+/// "optimize", one step per iteration). On error or cancellation the edit
+/// is unchanged. NULL opts = defaults.
+#[no_mangle]
+pub unsafe extern "C" fn eo_edit_optimize(
+    e: eo_edit,
+    opts: *const eo_optimize_options,
+    progress: eo_progress_fn,
+    user: *mut c_void,
+) -> eo_status {
+    call(|| {
+        let options = read_options(opts, eo_optimize_options::default(), "opts")?.to_options()?;
+        let entry = handles()?.edit(e.id)?;
+        let mut edit = lock(&entry);
+        with_progress(progress, user, |p| edit.optimize(&entry.model, &options, p)).map(|_| ())
+    })
+}
+
+/// Reports what the last optimisation did (out.struct_size set by the caller).
+#[no_mangle]
+pub unsafe extern "C" fn eo_edit_report(e: eo_edit, out: *mut eo_optimize_report) -> eo_status {
+    call(|| {
+        require_out(out, "out")?;
+        let entry = handles()?.edit(e.id)?;
+        let edit = lock(&entry);
+        let mut report = eo_optimize_report {
+            struct_size: std::mem::size_of::<eo_optimize_report>() as u32,
+            optimized: 0,
+            iterations: 0,
+            stopped_early: 0,
+            initial_loss: f64::NAN,
+            best_loss: f64::NAN,
+        };
+        if let Some((_, r)) = edit.optimized() {
+            report.optimized = 1;
+            report.iterations = r.iterations;
+            report.stopped_early = r.stopped_early as u32;
+            report.initial_loss = r.initial_loss;
+            report.best_loss = r.best_loss;
+        }
+        write_sized(out, report, "out")
+    })
+}
+
+/// Sets the example's own strength a; every image's alpha moves by the
+/// same amount (no optimisation runs).
+#[no_mangle]
+pub extern "C" fn eo_edit_set_strength(e: eo_edit, a: f32) -> eo_status {
+    call(|| {
+        let entry = handles()?.edit(e.id)?;
+        let result = lock(&entry).set_strength(a as f64);
+        result
+    })
+}
+
+/// The example's own strength a.
+#[no_mangle]
+pub unsafe extern "C" fn eo_edit_strength(e: eo_edit, a: *mut f32) -> eo_status {
+    call(|| {
+        require_out(a, "a")?;
+        let entry = handles()?.edit(e.id)?;
+        let strength = lock(&entry).strength();
+        write_out(a, "a", strength as f32)
+    })
+}
+
+/// The unit transfer direction n (num_ws * w_dim floats), like eo_latent_read.
+#[no_mangle]
+pub unsafe extern "C" fn eo_edit_direction(e: eo_edit, buf: *mut f32, len: usize, needed: *mut usize) -> eo_status {
+    call(|| {
+        let entry = handles()?.edit(e.id)?;
+        let edit = lock(&entry);
+        let n = edit.unit_direction();
+        if !needed.is_null() {
+            needed.write(n.len());
+        }
+        if buf.is_null() && !needed.is_null() {
+            return Ok(());
+        }
+        if len != n.len() {
+            return Err(Error::invalid(format!("len is {len}; the direction has {} floats", n.len())));
+        }
+        slice_out(buf, len, "buf")?.copy_from_slice(n);
+        Ok(())
+    })
+}
+
+/// The strength alpha_i = (w0' - w_i) . n this edit gives `target`.
+#[no_mangle]
+pub unsafe extern "C" fn eo_edit_alpha(e: eo_edit, target: eo_latent, alpha: *mut f32) -> eo_status {
+    call(|| {
+        require_out(alpha, "alpha")?;
+        let entry = handles()?.edit(e.id)?;
+        let latent = latent_for(&entry, target, "target")?;
+        let value = lock(&entry).alpha(&latent.w)?;
+        write_out(alpha, "alpha", value as f32)
+    })
+}
+
+/// The edited latent w_i + alpha_i n of `target`, as a new handle.
+#[no_mangle]
+pub unsafe extern "C" fn eo_edit_apply(e: eo_edit, target: eo_latent, edited: *mut eo_latent) -> eo_status {
+    call(|| {
+        require_out(edited, "edited")?;
+        let entry = handles()?.edit(e.id)?;
+        let latent = latent_for(&entry, target, "target")?;
+        let (w, _) = lock(&entry).apply(&latent.w)?;
+        write_out(edited, "edited", new_latent(entry.model_id, entry.model.clone(), w)?)
+    })
+}
+
+/// Applies the edit to n latents: edited[i] receives a new handle and
+/// alphas[i] (alphas may be NULL) the strength used. All or nothing: on
+/// error no handle is created.
+#[no_mangle]
+pub unsafe extern "C" fn eo_edit_apply_batch(
+    e: eo_edit,
+    targets: *const eo_latent,
+    n: usize,
+    edited: *mut eo_latent,
+    alphas: *mut f32,
+) -> eo_status {
+    call(|| {
+        let targets = slice_arg(targets, n, "targets")?;
+        let out = slice_out(edited, n, "edited")?;
+        let alphas_out = if alphas.is_null() { None } else { Some(slice_out(alphas, n, "alphas")?) };
+        let entry = handles()?.edit(e.id)?;
+        let latents = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| latent_for(&entry, *t, &format!("targets[{i}]")))
+            .collect::<Result<Vec<_>>>()?;
+        let edit = lock(&entry).clone();
+        let results = latents.iter().map(|l| edit.apply(&l.w)).collect::<Result<Vec<_>>>()?;
+        if let Some(alphas_out) = alphas_out {
+            let table = AlphaTable::new(&edit, latents.iter().map(|l| l.w.as_slice()))?;
+            table.alphas(&edit, alphas_out);
+        }
+        for (slot, (w, _)) in out.iter_mut().zip(results) {
+            *slot = new_latent(entry.model_id, entry.model.clone(), w)?;
+        }
+        Ok(())
+    })
+}
+
+/// A comparison baseline applied to `target` (EO_BASELINE_NAIVE: w_i + dw;
+/// EO_BASELINE_UNSCALED: w_i + d*), as a new handle.
+#[no_mangle]
+pub unsafe extern "C" fn eo_edit_apply_baseline(
+    e: eo_edit,
+    target: eo_latent,
+    baseline: eo_baseline,
+    edited: *mut eo_latent,
+) -> eo_status {
+    call(|| {
+        require_out(edited, "edited")?;
+        let entry = handles()?.edit(e.id)?;
+        let latent = latent_for(&entry, target, "target")?;
+        let w = match baseline {
+            EO_BASELINE_NAIVE => lock(&entry).apply_naive(&latent.w)?,
+            EO_BASELINE_UNSCALED => lock(&entry).apply_unscaled(&latent.w)?,
+            other => return Err(Error::invalid(format!("baseline {other} is not an EO_BASELINE_* value"))),
+        };
+        write_out(edited, "edited", new_latent(entry.model_id, entry.model.clone(), w)?)
+    })
+}
+
+/// Saves the edit as a JSON preset (direction, hyperplane offset, mask,
+/// options, model fingerprint).
+#[no_mangle]
+pub unsafe extern "C" fn eo_edit_save(e: eo_edit, path: *const c_char) -> eo_status {
+    call(|| {
+        let path = str_arg(path, "path")?;
+        let entry = handles()?.edit(e.id)?;
+        let edit = lock(&entry).clone();
+        preset::save(&edit, &entry.model, Path::new(path))
+    })
+}
+
+/// Loads a preset for model m. A preset made for another model gives
+/// EO_ERR_INCOMPATIBLE; a malformed one EO_ERR_FORMAT.
+#[no_mangle]
+pub unsafe extern "C" fn eo_edit_load(m: eo_model, path: *const c_char, out: *mut eo_edit) -> eo_status {
+    call(|| {
+        require_out(out, "out")?;
+        let path = str_arg(path, "path")?;
+        let model = handles()?.model(m.id)?;
+        let edit = preset::load(&model, Path::new(path))?;
+        register(m.id, model, edit, out)
+    })
+}
+
+/// Releases an edit.
+#[no_mangle]
+pub extern "C" fn eo_edit_release(e: eo_edit) -> eo_status {
+    call(|| {
+        let h = handles()?;
+        if h.edits.remove(e.id) {
+            Ok(())
+        } else {
+            Err(h.wrong_handle(e.id, "edit"))
+        }
+    })
+}

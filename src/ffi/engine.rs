@@ -1,0 +1,63 @@
+//! Engine entry points.
+
+use super::{call, read_options, str_arg, write_out, eo_status};
+use crate::engine::{Engine, EngineOptions};
+use crate::error::Error;
+use std::ffi::c_char;
+
+/// Engine settings; fill with eo_engine_options_init before changing fields.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct eo_engine_options {
+    /// sizeof(eo_engine_options), set by eo_engine_options_init.
+    pub struct_size: u32,
+    /// CPU threads for tensor math; 0 keeps the library default.
+    pub cpu_threads: u32,
+    /// "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N";
+    /// NULL means "auto".
+    pub device: *const c_char,
+}
+
+impl Default for eo_engine_options {
+    fn default() -> Self {
+        eo_engine_options { struct_size: std::mem::size_of::<Self>() as u32, cpu_threads: 0, device: std::ptr::null() }
+    }
+}
+
+/// Fills `opts` with the defaults (device "auto", library thread count).
+#[no_mangle]
+pub unsafe extern "C" fn eo_engine_options_init(opts: *mut eo_engine_options) -> eo_status {
+    call(|| write_out(opts, "opts", eo_engine_options::default()))
+}
+
+/// Sets up the one engine of this process. Idempotent; a later call may
+/// change cpu_threads but not the device. Every other call initialises
+/// with defaults if the host did not call this first. NULL opts = defaults.
+#[no_mangle]
+pub unsafe extern "C" fn eo_init(opts: *const eo_engine_options) -> eo_status {
+    call(|| {
+        let raw = read_options(opts, eo_engine_options::default(), "opts")?;
+        let device = if raw.device.is_null() { "auto".to_string() } else { str_arg(raw.device, "opts.device")?.to_string() };
+        if raw.cpu_threads > 4096 {
+            return Err(Error::invalid(format!("opts.cpu_threads {} is out of range", raw.cpu_threads)));
+        }
+        Engine::init(&EngineOptions { device, cpu_threads: raw.cpu_threads }).map(|_| ())
+    })
+}
+
+/// Writes the engine's device ("cpu", "cuda:0") as a NUL-terminated string
+/// into `buf` of `len` bytes; `needed` (may be NULL) receives the size
+/// including the NUL. With buf NULL only `needed` is set. A buffer that is
+/// too small gets EO_ERR_INVALID_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn eo_device_name(buf: *mut c_char, len: usize, needed: *mut usize) -> eo_status {
+    call(|| {
+        super::write_string(&Engine::get()?.device_name(), buf, len, needed)
+    })
+}
+
+/// The number of CPU threads the engine's tensor math uses.
+#[no_mangle]
+pub unsafe extern "C" fn eo_cpu_threads(out: *mut u32) -> eo_status {
+    call(|| write_out(out, "out", Engine::get()?.cpu_threads()))
+}

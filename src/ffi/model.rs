@@ -1,0 +1,80 @@
+//! Model entry points.
+
+use super::{call, eo_model, eo_status, handles, require_out, str_arg, write_out, write_sized};
+use crate::model::Model;
+use std::ffi::c_char;
+use std::path::Path;
+
+/// Shape facts about a model. Set struct_size to sizeof(eo_model_info)
+/// before calling eo_model_info.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct eo_model_info {
+    /// sizeof(eo_model_info), set by the caller.
+    pub struct_size: u32,
+    /// Output width and height in pixels.
+    pub resolution: u32,
+    /// Output channels (3 for RGB).
+    pub channels: u32,
+    /// Size of the input noise z.
+    pub z_dim: u32,
+    /// Size of a class label vector (0 when unconditional).
+    pub c_dim: u32,
+    /// Size of one W row.
+    pub w_dim: u32,
+    /// Rows of a W+ latent; a latent has num_ws * w_dim floats.
+    pub num_ws: u32,
+    /// "stylegan2" or "dcgan", NUL-terminated.
+    pub architecture: [c_char; 16],
+}
+
+/// Loads a model file (.safetensors with its config in the metadata) or
+/// folder (config.json + weights.safetensors). Never executes code from
+/// the file.
+#[no_mangle]
+pub unsafe extern "C" fn eo_model_load(path: *const c_char, out: *mut eo_model) -> eo_status {
+    call(|| {
+        require_out(out, "out")?;
+        let path = str_arg(path, "path")?;
+        let model = Model::load(Path::new(path))?;
+        let id = handles()?.models.insert(model);
+        write_out(out, "out", eo_model { id })
+    })
+}
+
+/// Fills `out` (whose struct_size the caller set) with the model's shape.
+#[no_mangle]
+pub unsafe extern "C" fn eo_model_info(m: eo_model, out: *mut eo_model_info) -> eo_status {
+    call(|| {
+        let model = handles()?.model(m.id)?;
+        let info = model.info();
+        let mut architecture = [0 as c_char; 16];
+        for (dst, src) in architecture.iter_mut().zip(info.architecture.bytes().take(15)) {
+            *dst = src as c_char;
+        }
+        let value = eo_model_info {
+            struct_size: std::mem::size_of::<eo_model_info>() as u32,
+            resolution: info.resolution as u32,
+            channels: info.channels as u32,
+            z_dim: info.z_dim as u32,
+            c_dim: info.c_dim as u32,
+            w_dim: info.w_dim as u32,
+            num_ws: info.num_ws as u32,
+            architecture,
+        };
+        write_sized(out, value, "out")
+    })
+}
+
+/// Releases a model. Latents and edits made with it stay usable.
+#[no_mangle]
+pub extern "C" fn eo_model_release(m: eo_model) -> eo_status {
+    call(|| {
+        let h = handles()?;
+        if h.models.remove(m.id) {
+            Ok(())
+        } else {
+            Err(h.wrong_handle(m.id, "model"))
+        }
+    })
+}

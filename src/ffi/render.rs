@@ -1,0 +1,171 @@
+//! Rendering entry points.
+
+use super::{call, eo_latent, eo_progress_fn, eo_status, handles, slice_arg, slice_out, str_arg, with_progress};
+use crate::engine::Latent;
+use crate::error::{Error, Result};
+use crate::progress::report;
+use crate::render::{self, PixelFormat};
+use std::ffi::{c_char, c_void};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A pixel layout (one of the EO_PIXEL_* constants).
+pub type eo_pixel_format = u32;
+/// 4 bytes per pixel: R, G, B, A (A = 255).
+pub const EO_PIXEL_RGBA8: eo_pixel_format = 0;
+/// 3 bytes per pixel: R, G, B.
+pub const EO_PIXEL_RGB8: eo_pixel_format = 1;
+/// 1 byte per pixel: luma.
+pub const EO_PIXEL_GRAY8: eo_pixel_format = 2;
+
+/// Most images per device batch when rendering many latents.
+const RENDER_CHUNK: usize = 8;
+/// Largest width or height a host view may have.
+const MAX_SIDE: u32 = 16384;
+
+/// A host-owned image buffer: `height` rows of `stride` bytes. Rendering
+/// into a view of another size than the model's resamples (Lanczos).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct eo_image_view {
+    /// First byte of the first row.
+    pub data: *mut u8,
+    /// Pixels per row.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+    /// Bytes from one row to the next (at least width * bytes per pixel).
+    pub stride: u32,
+    /// One of EO_PIXEL_*.
+    pub format: eo_pixel_format,
+}
+
+fn pixel_format(f: eo_pixel_format) -> Result<PixelFormat> {
+    match f {
+        EO_PIXEL_RGBA8 => Ok(PixelFormat::Rgba8),
+        EO_PIXEL_RGB8 => Ok(PixelFormat::Rgb8),
+        EO_PIXEL_GRAY8 => Ok(PixelFormat::Gray8),
+        other => Err(Error::invalid(format!("pixel format {other} is not one of EO_PIXEL_RGBA8/RGB8/GRAY8"))),
+    }
+}
+
+/// A checked view: its format and its bytes as a slice.
+unsafe fn view_arg<'a>(view: &eo_image_view, what: &str) -> Result<(PixelFormat, &'a mut [u8])> {
+    let format = pixel_format(view.format)?;
+    if view.width == 0 || view.height == 0 || view.width > MAX_SIDE || view.height > MAX_SIDE {
+        return Err(Error::invalid(format!("{what} is {}x{}; sides must be 1..={MAX_SIDE}", view.width, view.height)));
+    }
+    let row = view.width as usize * format.bytes_per_pixel();
+    if (view.stride as usize) < row {
+        return Err(Error::invalid(format!("{what}.stride {} is less than a row ({row} bytes)", view.stride)));
+    }
+    let len = view.stride as usize * (view.height as usize - 1) + row;
+    Ok((format, slice_out(view.data, len, &format!("{what}.data"))?))
+}
+
+fn latents_of_one_model(ls: &[eo_latent]) -> Result<Vec<Arc<Latent>>> {
+    let h = handles()?;
+    let latents = ls.iter().map(|l| h.latent(l.id)).collect::<Result<Vec<_>>>()?;
+    if latents.iter().any(|l| l.model_id != latents[0].model_id) {
+        return Err(Error::invalid("the latents belong to different models; render each model's latents separately"));
+    }
+    Ok(latents)
+}
+
+/// Renders latents in device batches, handing each image to `sink`.
+fn render_each(
+    latents: &[Arc<Latent>],
+    mut progress: Option<crate::progress::Progress<'_>>,
+    mut sink: impl FnMut(usize, &tch::Tensor) -> Result<()>,
+) -> Result<()> {
+    let model = &latents[0].model;
+    for (c, chunk) in latents.chunks(RENDER_CHUNK).enumerate() {
+        let ws: Vec<&[f32]> = chunk.iter().map(|l| l.w.as_slice()).collect();
+        let images = model.render(&ws)?;
+        for i in 0..chunk.len() {
+            sink(c * RENDER_CHUNK + i, &images.get(i as i64))?;
+        }
+        report(&mut progress, "render", (c * RENDER_CHUNK + chunk.len()) as u64, latents.len() as u64)?;
+    }
+    Ok(())
+}
+
+fn into_view(img: &tch::Tensor, view: &eo_image_view, what: &str) -> Result<()> {
+    // SAFETY: the host promised `view` describes memory it owns.
+    let (format, bytes) = unsafe { view_arg(view, what)? };
+    let image = render::resize(render::to_image(img)?, view.width, view.height);
+    render::write_pixels(&image, format, bytes, view.stride as usize)
+}
+
+/// Renders a latent into a host image view (noise 'const').
+#[no_mangle]
+pub unsafe extern "C" fn eo_render(l: eo_latent, dst: *mut eo_image_view) -> eo_status {
+    call(|| {
+        let view = *slice_arg(dst as *const eo_image_view, 1, "dst")?.first().expect("one view");
+        view_arg(&view, "dst")?;
+        let latents = latents_of_one_model(&[l])?;
+        render_each(&latents, None, |_, img| into_view(img, &view, "dst"))
+    })
+}
+
+/// The raw generator output, channels x height x width float32, nominally
+/// in [-1, 1]; len must be exactly that many floats.
+#[no_mangle]
+pub unsafe extern "C" fn eo_render_f32(l: eo_latent, buf: *mut f32, len: usize) -> eo_status {
+    call(|| {
+        let latents = latents_of_one_model(&[l])?;
+        let info = latents[0].model.info();
+        let expected = info.channels * info.resolution * info.resolution;
+        if len != expected {
+            return Err(Error::invalid(format!(
+                "len is {len}; the output has {expected} floats ({} x {} x {})",
+                info.channels, info.resolution, info.resolution
+            )));
+        }
+        let out = slice_out(buf, len, "buf")?;
+        render_each(&latents, None, |_, img| {
+            out.copy_from_slice(&Vec::<f32>::try_from(img.flatten(0, -1))?);
+            Ok(())
+        })
+    })
+}
+
+/// Renders n latents of one model into n views, in device batches, with
+/// progress ("render", images done, n). On cancellation the views rendered
+/// so far hold their images.
+#[no_mangle]
+pub unsafe extern "C" fn eo_render_batch(
+    ls: *const eo_latent,
+    n: usize,
+    dsts: *mut eo_image_view,
+    progress: eo_progress_fn,
+    user: *mut c_void,
+) -> eo_status {
+    call(|| {
+        let ls = slice_arg(ls, n, "ls")?;
+        let views = slice_arg(dsts as *const eo_image_view, n, "dsts")?;
+        for (i, v) in views.iter().enumerate() {
+            view_arg(v, &format!("dsts[{i}]"))?;
+        }
+        let latents = latents_of_one_model(ls)?;
+        with_progress(progress, user, |p| render_each(&latents, p, |i, img| into_view(img, &views[i], "dst")))
+    })
+}
+
+/// Renders a latent to a PNG or JPEG file (by extension); size 0 keeps the
+/// model's resolution, otherwise the image is resampled to size x size.
+#[no_mangle]
+pub unsafe extern "C" fn eo_render_to_file(l: eo_latent, path: *const c_char, size: u32) -> eo_status {
+    call(|| {
+        let path = Path::new(str_arg(path, "path")?);
+        if size > MAX_SIDE {
+            return Err(Error::invalid(format!("size {size} is larger than {MAX_SIDE}")));
+        }
+        let latents = latents_of_one_model(&[l])?;
+        render_each(&latents, None, |_, img| {
+            let image = render::to_image(img)?;
+            let image = if size == 0 { image } else { render::resize(image, size, size) };
+            render::save(&image, path)
+        })
+    })
+}

@@ -1,0 +1,90 @@
+//! From generator output to pixels: the official float-to-uint8 rule,
+//! resampling to the host's size, pixel formats, and image files.
+
+use crate::error::{Error, ErrorKind, Result};
+use image::imageops::FilterType;
+use image::{DynamicImage, GrayImage, RgbImage};
+use std::path::Path;
+use tch::{Kind, Tensor};
+
+/// Layouts a host can ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PixelFormat {
+    /// 4 bytes per pixel, alpha 255.
+    Rgba8,
+    /// 3 bytes per pixel.
+    Rgb8,
+    /// 1 byte per pixel (luma).
+    Gray8,
+}
+
+impl PixelFormat {
+    /// Bytes per pixel.
+    pub fn bytes_per_pixel(self) -> usize {
+        match self {
+            PixelFormat::Rgba8 => 4,
+            PixelFormat::Rgb8 => 3,
+            PixelFormat::Gray8 => 1,
+        }
+    }
+}
+
+/// One generator output [C, H, W] in [-1, 1] to an image, converted as the
+/// official generate.py does: clamp(x * 127.5 + 128, 0, 255), truncated.
+pub fn to_image(img: &Tensor) -> Result<DynamicImage> {
+    let (c, h, w) = img.size3().map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+    let bytes = (img.to_kind(Kind::Float) * 127.5 + 128.0).clamp(0.0, 255.0).to_kind(Kind::Uint8);
+    let hwc = bytes.permute([1, 2, 0]).contiguous().to_device(tch::Device::Cpu);
+    let data = Vec::<u8>::try_from(hwc.flatten(0, -1))?;
+    let (w, h) = (w as u32, h as u32);
+    let image = match c {
+        3 => RgbImage::from_raw(w, h, data).map(DynamicImage::ImageRgb8),
+        1 => GrayImage::from_raw(w, h, data).map(DynamicImage::ImageLuma8),
+        _ => None,
+    };
+    image.ok_or_else(|| Error::invalid(format!("cannot turn a {c}-channel output into an image")))
+}
+
+/// Resamples to width x height with a Lanczos filter when the size differs.
+pub fn resize(image: DynamicImage, width: u32, height: u32) -> DynamicImage {
+    if image.width() == width && image.height() == height {
+        image
+    } else {
+        image.resize_exact(width, height, FilterType::Lanczos3)
+    }
+}
+
+/// Copies an image into a host buffer of `height` rows of `stride` bytes.
+pub fn write_pixels(image: &DynamicImage, format: PixelFormat, dst: &mut [u8], stride: usize) -> Result<()> {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let packed: Vec<u8> = match format {
+        PixelFormat::Rgba8 => image.to_rgba8().into_raw(),
+        PixelFormat::Rgb8 => image.to_rgb8().into_raw(),
+        PixelFormat::Gray8 => image.to_luma8().into_raw(),
+    };
+    let row = w * format.bytes_per_pixel();
+    if stride < row || dst.len() < stride * (h - 1) + row {
+        return Err(Error::invalid("image buffer is too small for its width, height and stride"));
+    }
+    for (y, src) in packed.chunks_exact(row).enumerate() {
+        dst[y * stride..y * stride + row].copy_from_slice(src);
+    }
+    Ok(())
+}
+
+/// Saves as PNG or JPEG, chosen by the file extension.
+pub fn save(image: &DynamicImage, path: &Path) -> Result<()> {
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let format = match ext.as_deref() {
+        Some("png") => image::ImageFormat::Png,
+        Some("jpg") | Some("jpeg") => image::ImageFormat::Jpeg,
+        _ => return Err(Error::invalid(format!("'{}': use a .png, .jpg or .jpeg file name", path.display()))),
+    };
+    let image = match (format, image) {
+        (image::ImageFormat::Jpeg, DynamicImage::ImageRgba8(_)) => DynamicImage::ImageRgb8(image.to_rgb8()),
+        _ => image.clone(),
+    };
+    image
+        .save_with_format(path, format)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot write '{}': {e}", path.display())))
+}
