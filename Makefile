@@ -10,6 +10,7 @@ CARGO ?= cargo
 CARGO_FLAGS := --release --locked
 LIB := target/release/libeditone.so
 TEST_PREFIX := build/test-prefix
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 .PHONY: all setup build test install demo bench header clean
 
@@ -35,7 +36,7 @@ install: build
 	install -d $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/lib/pkgconfig
 	install -m 0755 $(LIB) $(PREFIX)/lib/libeditone.so
 	install -m 0644 include/editone.h $(PREFIX)/include/editone.h
-	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@LIBTORCH_LIB@|$(abspath $(VENV)/libtorch/lib)|' \
+	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@VERSION@|$(VERSION)|' \
 	    tools/editone.pc.in > $(PREFIX)/lib/pkgconfig/editone.pc
 
 bench: setup

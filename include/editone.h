@@ -119,10 +119,11 @@ typedef struct eo_engine_options {
   const char *device;
 } eo_engine_options;
 
-// Shape facts about a model. Set struct_size to sizeof(eo_model_info)
-// before calling eo_model_info.
-typedef struct eo_model_info {
-  // sizeof(eo_model_info), set by the caller.
+// Shape facts about a model. Set struct_size to sizeof(eo_model_desc)
+// before calling eo_model_info. (Named _desc because C gives a struct
+// typedef and a function one namespace.)
+typedef struct eo_model_desc {
+  // sizeof(eo_model_desc), set by the caller.
   uint32_t struct_size;
   // Output width and height in pixels.
   uint32_t resolution;
@@ -138,7 +139,7 @@ typedef struct eo_model_info {
   uint32_t num_ws;
   // "stylegan2" or "dcgan", NUL-terminated.
   char architecture[16];
-} eo_model_info;
+} eo_model_desc;
 
 // A pixel layout (one of the EO_PIXEL_* constants).
 typedef uint32_t eo_pixel_format;
@@ -342,7 +343,7 @@ enum eo_status eo_latent_release(struct eo_latent l);
 enum eo_status eo_model_load(const char *path, struct eo_model *out);
 
 // Fills `out` (whose struct_size the caller set) with the model's shape.
-enum eo_status eo_model_info(struct eo_model m, struct eo_model_info *out);
+enum eo_status eo_model_info(struct eo_model m, struct eo_model_desc *out);
 
 // Releases a model. Latents and edits made with it stay usable.
 enum eo_status eo_model_release(struct eo_model m);

@@ -194,6 +194,11 @@ fn presets_for_other_models_or_malformed_are_refused() {
     assert_eq!(preset::load(&other, &path).unwrap_err().kind, ErrorKind::Incompatible);
 
     let good = fs::read_to_string(&path).unwrap();
+    let with = |key: &str, value: serde_json::Value| {
+        let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
+        v[key] = value;
+        v.to_string()
+    };
     let cases: Vec<(&str, String)> = vec![
         ("empty", String::new()),
         ("not json", "{{{".into()),
@@ -202,7 +207,11 @@ fn presets_for_other_models_or_malformed_are_refused() {
         ("wrong format", good.replacen("editone-preset", "other", 1)),
         ("unknown field", good.replacen("{", "{\"extra\": 1,", 1)),
         ("huge number", good.replacen("\"strength\": ", "\"strength\": 1e400, \"x\": ", 1)),
-        ("offset mismatch", good.replacen("\"offset\": ", "\"offset\": 12345.0, \"o\": ", 1)),
+        ("offset mismatch", with("offset", serde_json::json!(12345.0))),
+        ("short direction", with("direction", serde_json::json!([1.0, 2.0]))),
+        ("not a float32", with("strength", serde_json::json!("x"))),
+        ("zero direction", with("direction", serde_json::json!(vec![0.0; 640]))),
+        ("short mask", with("mask", serde_json::json!([true]))),
         ("mask none", good.replace("true", "false")),
     ];
     for (name, text) in cases {

@@ -5,12 +5,13 @@ use crate::model::Model;
 use std::ffi::c_char;
 use std::path::Path;
 
-/// Shape facts about a model. Set struct_size to sizeof(eo_model_info)
-/// before calling eo_model_info.
+/// Shape facts about a model. Set struct_size to sizeof(eo_model_desc)
+/// before calling eo_model_info. (Named _desc because C gives a struct
+/// typedef and a function one namespace.)
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct eo_model_info {
-    /// sizeof(eo_model_info), set by the caller.
+pub struct eo_model_desc {
+    /// sizeof(eo_model_desc), set by the caller.
     pub struct_size: u32,
     /// Output width and height in pixels.
     pub resolution: u32,
@@ -44,7 +45,7 @@ pub unsafe extern "C" fn eo_model_load(path: *const c_char, out: *mut eo_model) 
 
 /// Fills `out` (whose struct_size the caller set) with the model's shape.
 #[no_mangle]
-pub unsafe extern "C" fn eo_model_info(m: eo_model, out: *mut eo_model_info) -> eo_status {
+pub unsafe extern "C" fn eo_model_info(m: eo_model, out: *mut eo_model_desc) -> eo_status {
     call(|| {
         let model = handles()?.model(m.id)?;
         let info = model.info();
@@ -52,8 +53,8 @@ pub unsafe extern "C" fn eo_model_info(m: eo_model, out: *mut eo_model_info) -> 
         for (dst, src) in architecture.iter_mut().zip(info.architecture.bytes().take(15)) {
             *dst = src as c_char;
         }
-        let value = eo_model_info {
-            struct_size: std::mem::size_of::<eo_model_info>() as u32,
+        let value = eo_model_desc {
+            struct_size: std::mem::size_of::<eo_model_desc>() as u32,
             resolution: info.resolution as u32,
             channels: info.channels as u32,
             z_dim: info.z_dim as u32,
