@@ -12,7 +12,7 @@ LIB := target/release/libeditone.so
 TEST_PREFIX := build/test-prefix
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-.PHONY: all setup build test install demo bench header clean
+.PHONY: all setup build test rust-tests c-tests header-check install demo bench clean
 
 all: build
 
@@ -29,8 +29,31 @@ $(SETUP_STAMP): tools/requirements.txt
 build: setup
 	$(CARGO) build $(CARGO_FLAGS)
 
-test: setup
+FIXTURES := $(abspath ../shared/fixtures/stylegan2)
+TEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wno-missing-field-initializers -Werror -g -fsanitize=address,undefined -fno-omit-frame-pointer
+TEST_PKG = PKG_CONFIG_PATH=$(TEST_PREFIX)/lib/pkgconfig pkg-config
+# AddressSanitizer with LeakSanitizer, no suppressions.
+TEST_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+# Rust tests, then C tests against an installed copy, then the header check.
+test: rust-tests c-tests header-check
+
+rust-tests: setup
 	$(CARGO) test $(CARGO_FLAGS)
+
+c-tests: setup
+	$(MAKE) --no-print-directory install PREFIX=$(TEST_PREFIX)
+	@if [ ! -d "$(FIXTURES)" ]; then echo "!!!!! SKIPPED: $(FIXTURES) is absent; the C API tests need the fixture models !!!!!"; exit 0; fi; \
+	set -e; \
+	cc $(TEST_CFLAGS) tests/c/test_api.c $$($(TEST_PKG) --cflags --libs editone) -lpthread -lm -o build/test_api; \
+	$(TEST_ENV) build/test_api "$(FIXTURES)"
+
+# build.rs regenerates include/editone.h; a difference from the committed
+# file means the commit forgot the regenerated header.
+header-check: build
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  git diff --exit-code --stat -- include/editone.h || { echo "include/editone.h differs from the generated header: commit it"; exit 1; }; \
+	fi
 
 install: build
 	install -d $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/lib/pkgconfig

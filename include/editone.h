@@ -207,6 +207,10 @@ const char *eo_version(void);
 // values that are not a status.
 const char *eo_status_name(int32_t status);
 
+// Counts the live handles of each kind (any out-pointer may be NULL), so
+// a host can check that it released everything it created.
+enum eo_status eo_live_handles(size_t *models, size_t *latents, size_t *edits);
+
 // An edit from the example and its edited state (two latents of one model).
 enum eo_status eo_edit_from_latents(struct eo_latent example,
                                     struct eo_latent edited,

@@ -156,6 +156,16 @@ impl<T> HandleTable<T> {
         self.lock().get(&id).cloned()
     }
 
+    /// How many objects are live.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when no object is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Releases `id`; false when it was not live.
     pub fn remove(&self, id: u64) -> bool {
         self.lock().remove(&id).is_some()

@@ -160,6 +160,21 @@ pub extern "C" fn eo_status_name(status: i32) -> *const c_char {
     name.as_ptr() as *const c_char
 }
 
+/// Counts the live handles of each kind (any out-pointer may be NULL), so
+/// a host can check that it released everything it created.
+#[no_mangle]
+pub unsafe extern "C" fn eo_live_handles(models: *mut usize, latents: *mut usize, edits: *mut usize) -> eo_status {
+    call(|| {
+        let h = handles()?;
+        for (out, count) in [(models, h.models.len()), (latents, h.latents.len()), (edits, h.edits.len())] {
+            if !out.is_null() {
+                out.write(count);
+            }
+        }
+        Ok(())
+    })
+}
+
 fn handles() -> Result<&'static crate::engine::Handles> {
     Ok(&Engine::get()?.handles)
 }

@@ -1,0 +1,496 @@
+/* C API tests: the full flow and bad input, compiled against the installed
+ * header and library and run under AddressSanitizer by `make test`.
+ * Usage: test_api FIXTURES_DIR (the folder holding tiny64/ and cond128/). */
+#include <editone.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                  \
+  do {                                                                    \
+    if (cond) {                                                           \
+      passed++;                                                           \
+    } else {                                                              \
+      failed++;                                                           \
+      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                \
+      fprintf(stderr, __VA_ARGS__);                                       \
+      fputc('\n', stderr);                                                \
+    }                                                                     \
+  } while (0)
+
+/* A call must return `expected`; a failure must come with a message. */
+#define EXPECT(call, expected)                                            \
+  do {                                                                    \
+    eo_status s_ = (call);                                                \
+    CHECK(s_ == (expected), "%s -> %s (%s), expected %s", #call,         \
+          eo_status_name(s_), eo_last_error(), eo_status_name(expected)); \
+    if (s_ != EO_OK && s_ == (expected))                                  \
+      CHECK(strlen(eo_last_error()) > 8, "%s: no useful message: '%s'",  \
+            #call, eo_last_error());                                     \
+  } while (0)
+
+#define OK(call) EXPECT(call, EO_OK)
+#define BAD_ARG(call) EXPECT(call, EO_ERR_INVALID_ARGUMENT)
+#define BAD_HANDLE(call) EXPECT(call, EO_ERR_INVALID_HANDLE)
+
+static char tiny_path[4096], cond_path[4096];
+
+static size_t latent_len(eo_model m) {
+  eo_model_desc d = {sizeof d};
+  if (eo_model_info(m, &d) != EO_OK) return 0;
+  return (size_t)d.num_ws * d.w_dim;
+}
+
+static double dot(const float *a, const float *b, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+  return s;
+}
+
+static float *read_latent(eo_latent l, size_t n) {
+  float *w = malloc(n * sizeof *w);
+  if (w && eo_latent_read(l, w, n, NULL) != EO_OK) {
+    free(w);
+    return NULL;
+  }
+  return w;
+}
+
+static int count_steps(void *user, const char *stage, uint64_t done, uint64_t total) {
+  int *steps = user;
+  (void)done;
+  (void)total;
+  if (strcmp(stage, "optimize") == 0 || strcmp(stage, "render") == 0) (*steps)++;
+  return 0;
+}
+
+static int cancel_at_three(void *user, const char *stage, uint64_t done, uint64_t total) {
+  (void)stage;
+  (void)total;
+  *(uint64_t *)user = done;
+  return done >= 3;
+}
+
+/* An edit from seed 1 toward seed 2, optimised briefly. */
+static eo_edit make_edit(eo_model m, eo_latent *example) {
+  eo_latent target;
+  eo_edit e = {0};
+  OK(eo_latent_from_seed(m, 1, 1.0f, example));
+  OK(eo_latent_from_seed(m, 2, 1.0f, &target));
+  OK(eo_edit_from_latents(*example, target, &e));
+  eo_optimize_options opts;
+  OK(eo_optimize_options_init(&opts));
+  opts.iterations = 15;
+  opts.learning_rate = 0.01f;
+  int steps = 0;
+  OK(eo_edit_optimize(e, &opts, count_steps, &steps));
+  CHECK(steps == 15, "optimize reported %d steps, expected 15", steps);
+  OK(eo_latent_release(target));
+  return e;
+}
+
+static void test_full_flow(void) {
+  eo_model m;
+  OK(eo_model_load(tiny_path, &m));
+  eo_model_desc d = {sizeof d};
+  OK(eo_model_info(m, &d));
+  CHECK(d.resolution == 64 && d.num_ws == 10 && d.w_dim == 64 && d.channels == 3, "tiny64 info");
+  CHECK(strcmp(d.architecture, "stylegan2") == 0, "architecture '%s'", d.architecture);
+  size_t n = latent_len(m);
+
+  eo_latent example;
+  eo_edit e = make_edit(m, &example);
+  eo_optimize_report r = {sizeof r};
+  OK(eo_edit_report(e, &r));
+  CHECK(r.optimized == 1 && r.iterations == 15 && r.best_loss < r.initial_loss,
+        "report: optimized %u iterations %u loss %g -> %g", r.optimized, r.iterations, r.initial_loss, r.best_loss);
+
+  enum { N = 6 };
+  eo_latent targets[N], edited[N];
+  float alphas[N], alphas2[N];
+  for (int i = 0; i < N; i++) OK(eo_latent_from_seed(m, 10 + i, 0.7f, &targets[i]));
+  OK(eo_edit_apply_batch(e, targets, N, edited, alphas));
+
+  /* Every edited latent lies on the example's hyperplane. */
+  float *dir = malloc(n * sizeof *dir);
+  size_t needed = 0;
+  OK(eo_edit_direction(e, NULL, 0, &needed));
+  CHECK(needed == n, "direction needs %zu floats", needed);
+  OK(eo_edit_direction(e, dir, n, NULL));
+  eo_latent example_edited;
+  OK(eo_edit_apply(e, example, &example_edited));
+  float *w0e = read_latent(example_edited, n);
+  double plane = dot(w0e, dir, n);
+  for (int i = 0; i < N; i++) {
+    float *w = read_latent(edited[i], n);
+    double p = dot(w, dir, n);
+    CHECK(fabs(p - plane) <= 1e-5 * fmax(1.0, fabs(plane)), "latent %d off the hyperplane: %g vs %g", i, p, plane);
+    float a;
+    OK(eo_edit_alpha(e, targets[i], &a));
+    CHECK(a == alphas[i], "alpha %d: %g vs batch %g", i, a, alphas[i]);
+    free(w);
+  }
+
+  /* The example's strength moves every alpha by the same amount. */
+  float s;
+  OK(eo_edit_strength(e, &s));
+  OK(eo_edit_set_strength(e, s + 0.5f));
+  eo_latent edited2[N];
+  OK(eo_edit_apply_batch(e, targets, N, edited2, alphas2));
+  for (int i = 0; i < N; i++) {
+    CHECK(fabsf(alphas2[i] - alphas[i] - 0.5f) < 1e-4f, "alpha %d moved by %g", i, alphas2[i] - alphas[i]);
+    OK(eo_latent_release(edited2[i]));
+  }
+
+  /* Rendering: native RGB, resampled RGBA, gray, raw floats, a file. */
+  uint8_t *rgb = malloc(64 * 64 * 3), *rgba = malloc(32 * 40 * 4), *gray = malloc(100 * 100);
+  eo_image_view views[3] = {
+      {rgb, 64, 64, 64 * 3, EO_PIXEL_RGB8},
+      {rgba, 32, 32, 40 * 4, EO_PIXEL_RGBA8},
+      {gray, 100, 100, 100, EO_PIXEL_GRAY8},
+  };
+  int steps = 0;
+  OK(eo_render_batch(edited, 3, views, count_steps, &steps));
+  CHECK(steps == 1, "render reported %d progress calls for one chunk", steps);
+  CHECK(rgba[3] == 255 && rgba[31 * 160 + 31 * 4 + 3] == 255, "RGBA alpha is opaque");
+  OK(eo_render(edited[0], &views[0]));
+  float *img = malloc(3 * 64 * 64 * sizeof *img);
+  OK(eo_render_f32(edited[0], img, 3 * 64 * 64));
+  int in_range = 1;
+  for (int i = 0; i < 3 * 64 * 64; i++) in_range &= isfinite(img[i]) && fabsf(img[i]) < 10.0f;
+  CHECK(in_range, "raw output finite and near [-1, 1]");
+  /* The official uint8 rule: clamp(x * 127.5 + 128, 0, 255), truncated. */
+  float v = img[0] * 127.5f + 128.0f;
+  int expected = v < 0 ? 0 : v > 255 ? 255 : (int)v;
+  CHECK(abs(rgb[0] - expected) <= 1, "first red byte %d vs %d", rgb[0], expected);
+  OK(eo_render_to_file(edited[0], "build/test_api_render.png", 96));
+  EXPECT(eo_render_to_file(edited[0], "build/test_api_render.bmp", 0), EO_ERR_INVALID_ARGUMENT);
+  EXPECT(eo_render_to_file(edited[0], "/nonexistent-dir/x.png", 0), EO_ERR_IO);
+
+  free(rgb), free(rgba), free(gray), free(img), free(dir), free(w0e);
+  for (int i = 0; i < N; i++) {
+    OK(eo_latent_release(targets[i]));
+    OK(eo_latent_release(edited[i]));
+  }
+  OK(eo_latent_release(example_edited));
+  OK(eo_latent_release(example));
+  OK(eo_edit_release(e));
+  OK(eo_model_release(m));
+}
+
+static void test_null_pointers(void) {
+  eo_model m;
+  eo_latent l, l2;
+  eo_edit e;
+  float f[64] = {0};
+  OK(eo_model_load(tiny_path, &m));
+  OK(eo_latent_from_seed(m, 3, 1.0f, &l));
+  OK(eo_latent_from_seed(m, 4, 1.0f, &l2));
+  OK(eo_edit_from_latents(l, l2, &e));
+  eo_image_view null_data = {NULL, 8, 8, 24, EO_PIXEL_RGB8};
+  eo_latent ls[1] = {l};
+
+  BAD_ARG(eo_engine_options_init(NULL));
+  BAD_ARG(eo_device_name(NULL, 0, NULL));
+  BAD_ARG(eo_cpu_threads(NULL));
+  BAD_ARG(eo_model_load(NULL, &m));
+  BAD_ARG(eo_model_load(tiny_path, NULL));
+  BAD_ARG(eo_model_info(m, NULL));
+  BAD_ARG(eo_latent_from_seed(m, 1, 1.0f, NULL));
+  BAD_ARG(eo_latent_from_seed_class(m, 1, 0, 1.0f, NULL));
+  BAD_ARG(eo_latent_from_w(m, NULL, 64, &l2));
+  BAD_ARG(eo_latent_from_w(m, f, 64, NULL));
+  BAD_ARG(eo_latent_read(l, NULL, 0, NULL));
+  BAD_ARG(eo_render(l, NULL));
+  BAD_ARG(eo_render(l, &null_data));
+  BAD_ARG(eo_render_f32(l, NULL, 3 * 64 * 64));
+  BAD_ARG(eo_render_batch(NULL, 1, &null_data, NULL, NULL));
+  BAD_ARG(eo_render_batch(ls, 1, NULL, NULL, NULL));
+  BAD_ARG(eo_render_to_file(l, NULL, 0));
+  BAD_ARG(eo_edit_from_latents(l, l, NULL));
+  BAD_ARG(eo_edit_from_direction(l, NULL, 64, 1.0f, &e));
+  BAD_ARG(eo_edit_from_direction(l, f, 64, 1.0f, NULL));
+  BAD_ARG(eo_edit_push_direction(e, NULL, 64, 1.0f));
+  BAD_ARG(eo_optimize_options_init(NULL));
+  BAD_ARG(eo_edit_report(e, NULL));
+  BAD_ARG(eo_edit_strength(e, NULL));
+  BAD_ARG(eo_edit_direction(e, NULL, 0, NULL));
+  BAD_ARG(eo_edit_alpha(e, l, NULL));
+  BAD_ARG(eo_edit_apply(e, l, NULL));
+  BAD_ARG(eo_edit_apply_batch(e, NULL, 1, &l2, NULL));
+  BAD_ARG(eo_edit_apply_batch(e, ls, 1, NULL, NULL));
+  BAD_ARG(eo_edit_apply_baseline(e, l, EO_BASELINE_NAIVE, NULL));
+  BAD_ARG(eo_edit_save(e, NULL));
+  BAD_ARG(eo_edit_load(m, NULL, &e));
+  BAD_ARG(eo_edit_load(m, "x.json", NULL));
+  OK(eo_live_handles(NULL, NULL, NULL));
+
+  OK(eo_edit_release(e));
+  OK(eo_latent_release(l));
+  OK(eo_latent_release(l2));
+  OK(eo_model_release(m));
+}
+
+static void test_lengths_and_values(void) {
+  eo_model m;
+  eo_latent l, out;
+  eo_edit e;
+  OK(eo_model_load(tiny_path, &m));
+  size_t n = latent_len(m);
+  float *w = calloc(n + 1, sizeof *w);
+  for (size_t i = 0; i < n; i++) w[i] = (float)(i % 7) / 7.0f;
+  OK(eo_latent_from_w(m, w, 64, &l)); /* W: one row, repeated */
+  OK(eo_latent_release(l));
+  OK(eo_latent_from_w(m, w, n, &l)); /* W+ */
+  BAD_ARG(eo_latent_from_w(m, w, 0, &out));
+  BAD_ARG(eo_latent_from_w(m, w, 63, &out));
+  BAD_ARG(eo_latent_from_w(m, w, n + 1, &out));
+  w[5] = NAN;
+  BAD_ARG(eo_latent_from_w(m, w, n, &out));
+  w[5] = INFINITY;
+  BAD_ARG(eo_latent_from_w(m, w, n, &out));
+  w[5] = 0.5f;
+  BAD_ARG(eo_latent_from_seed(m, 1, NAN, &out));
+  BAD_ARG(eo_latent_from_seed(m, 1ull << 32, 1.0f, &out));
+  BAD_ARG(eo_latent_from_seed_class(m, 1, 0, 1.0f, &out)); /* unconditional */
+
+  size_t needed = 0;
+  OK(eo_latent_read(l, NULL, 0, &needed));
+  CHECK(needed == n, "latent needs %zu floats, expected %zu", needed, n);
+  BAD_ARG(eo_latent_read(l, w, n - 1, NULL));
+  BAD_ARG(eo_render_f32(l, w, n));
+
+  BAD_ARG(eo_edit_from_direction(l, w, 0, 1.0f, &e));
+  BAD_ARG(eo_edit_from_direction(l, w, 65, 1.0f, &e));
+  BAD_ARG(eo_edit_from_direction(l, w, 64, NAN, &e));
+  BAD_ARG(eo_edit_from_latents(l, l, &e)); /* an edit that changes nothing */
+  OK(eo_edit_from_direction(l, w, 64, 2.0f, &e));
+  BAD_ARG(eo_edit_set_strength(e, INFINITY));
+  BAD_ARG(eo_edit_push_direction(e, w, 3, 1.0f));
+  eo_latent ls[1] = {l};
+  BAD_ARG(eo_edit_apply_batch(e, ls, 0, &out, NULL));
+  BAD_ARG(eo_edit_apply_baseline(e, l, 7, &out));
+
+  eo_optimize_options opts;
+  OK(eo_optimize_options_init(&opts));
+  opts.iterations = 0;
+  BAD_ARG(eo_edit_optimize(e, &opts, NULL, NULL));
+  OK(eo_optimize_options_init(&opts));
+  opts.objective = 42;
+  BAD_ARG(eo_edit_optimize(e, &opts, NULL, NULL));
+  OK(eo_optimize_options_init(&opts));
+  opts.learning_rate = NAN;
+  BAD_ARG(eo_edit_optimize(e, &opts, NULL, NULL));
+  opts.struct_size = 0;
+  BAD_ARG(eo_edit_optimize(e, &opts, NULL, NULL));
+  eo_model_desc d = {0};
+  BAD_ARG(eo_model_info(m, &d));
+
+  uint8_t px[16 * 16 * 4];
+  eo_image_view bad_format = {px, 16, 16, 64, 9};
+  eo_image_view bad_stride = {px, 16, 16, 10, EO_PIXEL_RGBA8};
+  eo_image_view zero_width = {px, 0, 16, 64, EO_PIXEL_RGBA8};
+  eo_image_view huge = {px, 100000, 16, 400000, EO_PIXEL_RGBA8};
+  BAD_ARG(eo_render(l, &bad_format));
+  BAD_ARG(eo_render(l, &bad_stride));
+  BAD_ARG(eo_render(l, &zero_width));
+  BAD_ARG(eo_render(l, &huge));
+
+  char small[2];
+  BAD_ARG(eo_device_name(small, sizeof small, &needed));
+  CHECK(needed >= 4, "device name needs %zu bytes", needed);
+  eo_engine_options eo;
+  OK(eo_engine_options_init(&eo));
+  eo.device = "quantum";
+  BAD_ARG(eo_init(&eo));
+  eo.device = "cuda:7";
+  EXPECT(eo_init(&eo), EO_ERR_DEVICE);
+  eo.device = "cpu";
+  eo.cpu_threads = 2;
+  OK(eo_init(&eo));
+
+  free(w);
+  OK(eo_edit_release(e));
+  OK(eo_latent_release(l));
+  OK(eo_model_release(m));
+}
+
+static void test_handles(void) {
+  eo_model m, cond;
+  eo_latent l, other, out;
+  eo_edit e;
+  float a;
+  OK(eo_model_load(tiny_path, &m));
+  OK(eo_model_load(cond_path, &cond));
+  OK(eo_latent_from_seed(m, 5, 1.0f, &l));
+  BAD_ARG(eo_latent_from_seed(cond, 5, 1.0f, &other)); /* conditional: needs a class */
+  BAD_ARG(eo_latent_from_seed_class(cond, 5, 3, 1.0f, &other));
+  OK(eo_latent_from_seed_class(cond, 5, 1, 1.0f, &other));
+  eo_latent example;
+  e = make_edit(m, &example);
+
+  eo_latent zero = {0}, forged = {123456789};
+  eo_latent as_latent = {m.id};
+  eo_model latent_as_model = {l.id};
+  eo_edit model_as_edit = {m.id};
+  BAD_HANDLE(eo_render_f32(zero, NULL, 0));
+  BAD_HANDLE(eo_latent_release(forged));
+  BAD_HANDLE(eo_latent_release(as_latent));
+  BAD_HANDLE(eo_model_release(latent_as_model));
+  BAD_HANDLE(eo_edit_release(model_as_edit));
+  BAD_HANDLE(eo_edit_alpha(model_as_edit, l, &a));
+  /* A latent of another model. */
+  BAD_HANDLE(eo_edit_alpha(e, other, &a));
+  BAD_HANDLE(eo_edit_apply(e, other, &out));
+  eo_latent mixed[2] = {l, other};
+  eo_latent outs[2] = {{0}, {0}};
+  BAD_HANDLE(eo_edit_apply_batch(e, mixed, 2, outs, NULL));
+  CHECK(outs[0].id == 0, "no handle is created when a batch fails");
+  BAD_HANDLE(eo_edit_from_latents(l, other, &e));
+  eo_image_view v[2];
+  uint8_t px[2][64 * 64 * 3];
+  for (int i = 0; i < 2; i++) v[i] = (eo_image_view){px[i], 64, 64, 192, EO_PIXEL_RGB8};
+  BAD_ARG(eo_render_batch(mixed, 2, v, NULL, NULL));
+
+  /* Released handles stay invalid; ids are never reused. */
+  OK(eo_latent_release(l));
+  BAD_HANDLE(eo_latent_release(l));
+  BAD_HANDLE(eo_edit_alpha(e, l, &a));
+  eo_latent fresh;
+  OK(eo_latent_from_seed(m, 5, 1.0f, &fresh));
+  CHECK(fresh.id != l.id, "ids are not reused");
+  /* Releasing the model keeps its latents and edits usable. */
+  OK(eo_model_release(m));
+  BAD_HANDLE(eo_model_release(m));
+  OK(eo_edit_alpha(e, fresh, &a));
+  BAD_HANDLE(eo_latent_from_seed(m, 1, 1.0f, &out));
+
+  OK(eo_latent_release(fresh));
+  OK(eo_latent_release(other));
+  OK(eo_latent_release(example));
+  OK(eo_edit_release(e));
+  BAD_HANDLE(eo_edit_release(e));
+  OK(eo_model_release(cond));
+}
+
+static void test_cancel_and_presets(void) {
+  eo_model m, cond;
+  eo_latent example;
+  OK(eo_model_load(tiny_path, &m));
+  OK(eo_model_load(cond_path, &cond));
+  eo_edit e = make_edit(m, &example);
+  size_t n = latent_len(m);
+  float *before = malloc(n * sizeof *before), *after = malloc(n * sizeof *after);
+  OK(eo_edit_direction(e, before, n, NULL));
+  eo_optimize_options opts;
+  OK(eo_optimize_options_init(&opts));
+  opts.iterations = 50;
+  opts.patience = 0;
+  uint64_t last = 0;
+  EXPECT(eo_edit_optimize(e, &opts, cancel_at_three, &last), EO_ERR_CANCELLED);
+  CHECK(last == 3, "cancelled at step %llu", (unsigned long long)last);
+  OK(eo_edit_direction(e, after, n, NULL));
+  CHECK(memcmp(before, after, n * sizeof *before) == 0, "cancellation leaves the edit as it was");
+  eo_optimize_report r = {sizeof r};
+  OK(eo_edit_report(e, &r));
+  CHECK(r.iterations == 15, "report still describes the earlier run (%u)", r.iterations);
+
+  const char *path = "build/test_api_preset.json";
+  OK(eo_edit_save(e, path));
+  eo_edit loaded, wrong;
+  OK(eo_edit_load(m, path, &loaded));
+  OK(eo_edit_direction(loaded, after, n, NULL));
+  CHECK(memcmp(before, after, n * sizeof *before) == 0, "preset round trip keeps the direction bit for bit");
+  EXPECT(eo_edit_load(cond, path, &wrong), EO_ERR_INCOMPATIBLE);
+  FILE *f = fopen(path, "w");
+  if (f) fputs("{\"format\": \"editone-preset\", \"version\": 1, \"mo", f), fclose(f);
+  EXPECT(eo_edit_load(m, path, &wrong), EO_ERR_FORMAT);
+  EXPECT(eo_edit_load(m, "build/does-not-exist.json", &wrong), EO_ERR_IO);
+  EXPECT(eo_edit_save(e, "/nonexistent-dir/p.json"), EO_ERR_IO);
+
+  free(before), free(after);
+  OK(eo_edit_release(loaded));
+  OK(eo_edit_release(e));
+  OK(eo_latent_release(example));
+  OK(eo_model_release(m));
+  OK(eo_model_release(cond));
+}
+
+enum { THREADS = 4, TARGETS = 8, ROUNDS = 20 };
+
+struct shared {
+  eo_edit edit;
+  eo_latent targets[TARGETS];
+  float expected[TARGETS];
+  int mismatches, failures;
+};
+
+static void *apply_many(void *arg) {
+  struct shared *s = arg;
+  for (int round = 0; round < ROUNDS; round++) {
+    eo_latent out[TARGETS];
+    float alphas[TARGETS];
+    if (eo_edit_apply_batch(s->edit, s->targets, TARGETS, out, alphas) != EO_OK) {
+      __atomic_add_fetch(&s->failures, 1, __ATOMIC_SEQ_CST);
+      continue;
+    }
+    for (int i = 0; i < TARGETS; i++) {
+      if (alphas[i] != s->expected[i]) __atomic_add_fetch(&s->mismatches, 1, __ATOMIC_SEQ_CST);
+      if (eo_latent_release(out[i]) != EO_OK) __atomic_add_fetch(&s->failures, 1, __ATOMIC_SEQ_CST);
+    }
+  }
+  return NULL;
+}
+
+static void test_concurrent_apply(void) {
+  eo_model m;
+  eo_latent example;
+  OK(eo_model_load(tiny_path, &m));
+  struct shared s = {0};
+  s.edit = make_edit(m, &example);
+  for (int i = 0; i < TARGETS; i++) OK(eo_latent_from_seed(m, 100 + i, 1.0f, &s.targets[i]));
+  eo_latent out[TARGETS];
+  OK(eo_edit_apply_batch(s.edit, s.targets, TARGETS, out, s.expected));
+  for (int i = 0; i < TARGETS; i++) OK(eo_latent_release(out[i]));
+  pthread_t threads[THREADS];
+  for (int t = 0; t < THREADS; t++) pthread_create(&threads[t], NULL, apply_many, &s);
+  for (int t = 0; t < THREADS; t++) pthread_join(threads[t], NULL);
+  CHECK(s.failures == 0 && s.mismatches == 0, "4 threads: %d failures, %d mismatched alphas", s.failures, s.mismatches);
+  for (int i = 0; i < TARGETS; i++) OK(eo_latent_release(s.targets[i]));
+  OK(eo_latent_release(example));
+  OK(eo_edit_release(s.edit));
+  OK(eo_model_release(m));
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
+    return 2;
+  }
+  snprintf(tiny_path, sizeof tiny_path, "%s/tiny64", argv[1]);
+  snprintf(cond_path, sizeof cond_path, "%s/cond128", argv[1]);
+  CHECK(eo_abi_version() == EO_ABI_VERSION, "ABI %u, header %u", eo_abi_version(), EO_ABI_VERSION);
+  eo_engine_options opts;
+  OK(eo_engine_options_init(&opts));
+  opts.device = "cpu";
+  OK(eo_init(&opts));
+
+  test_full_flow();
+  test_null_pointers();
+  test_lengths_and_values();
+  test_handles();
+  test_cancel_and_presets();
+  test_concurrent_apply();
+
+  size_t models = 9, latents = 9, edits = 9;
+  OK(eo_live_handles(&models, &latents, &edits));
+  CHECK(models == 0 && latents == 0 && edits == 0, "live handles at exit: %zu models, %zu latents, %zu edits",
+        models, latents, edits);
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed != 0;
+}
