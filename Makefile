@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 SETUP_STAMP := $(VENV)/.editone-setup
+DEFAULT_MODEL := .cache/models/digiface-dcgan.safetensors
+DEFAULT_REFERENCE := .cache/models/digiface-dcgan.reference.safetensors
 PREFIX ?= /usr/local
 CARGO ?= cargo
 CARGO_FLAGS := --release --locked
@@ -18,13 +20,19 @@ all: build
 
 # A project-local virtual environment with the pinned torch wheel; libtorch
 # is its torch/ folder, linked as .venv/libtorch for build.rs and tch.
-setup: $(SETUP_STAMP)
+setup: $(SETUP_STAMP) $(DEFAULT_MODEL)
 
 $(SETUP_STAMP): tools/requirements.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tools/requirements.txt
 	ln -sfn "$$($(VENV)/bin/python -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("torch").origin))')" $(VENV)/libtorch
 	touch $@
+
+# The default model: the DCGAN face generator inside the PyPI wheel
+# gan-face-generate 1.1.1 (MIT), converted once and verified by checksum.
+$(DEFAULT_MODEL): tools/convert_default_model.py $(SETUP_STAMP)
+	$(VENV)/bin/python -m pip download --quiet --disable-pip-version-check --no-deps gan-face-generate==1.1.1 -d .cache/wheels
+	$(VENV)/bin/python tools/convert_default_model.py .cache/wheels/gan_face_generate-1.1.1-py3-none-any.whl $@ $(DEFAULT_REFERENCE)
 
 build: setup
 	$(CARGO) build $(CARGO_FLAGS)
@@ -63,7 +71,7 @@ install: build
 	    tools/editone.pc.in > $(PREFIX)/lib/pkgconfig/editone.pc
 
 bench: setup
-	$(CARGO) run $(CARGO_FLAGS) --example bench
+	$(CARGO) run $(CARGO_FLAGS) --quiet --example bench
 
 clean:
 	$(CARGO) clean

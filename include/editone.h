@@ -346,8 +346,27 @@ enum eo_status eo_latent_release(struct eo_latent l);
 // the file.
 enum eo_status eo_model_load(const char *path, struct eo_model *out);
 
+// Loads the default model (a DCGAN face generator, 64x64, installed by the
+// project's setup). If it is missing the message says how to install it.
+enum eo_status eo_model_load_default(struct eo_model *out);
+
 // Fills `out` (whose struct_size the caller set) with the model's shape.
 enum eo_status eo_model_info(struct eo_model m, struct eo_model_desc *out);
+
+// The top-k unsupervised semantic directions (SeFa), strongest first, as
+// k unit vectors of w_dim floats in `out` (len = k * w_dim). Use one with
+// eo_edit_from_direction. Deterministic for a given model.
+enum eo_status eo_model_directions(struct eo_model m, uint32_t k, float *out, size_t len);
+
+// Like eo_model_directions, from the layers fed by W+ rows
+// first_row .. first_row + row_count only (StyleGAN2: low rows steer pose
+// and shape, high rows colour and texture).
+enum eo_status eo_model_directions_rows(struct eo_model m,
+                                        uint32_t first_row,
+                                        uint32_t row_count,
+                                        uint32_t k,
+                                        float *out,
+                                        size_t len);
 
 // Releases a model. Latents and edits made with it stay usable.
 enum eo_status eo_model_release(struct eo_model m);

@@ -8,6 +8,7 @@
 pub mod method;
 pub mod optimize;
 pub mod preset;
+pub mod sefa;
 
 use crate::error::{Error, Result};
 use method::RowMask;

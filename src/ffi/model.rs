@@ -43,6 +43,18 @@ pub unsafe extern "C" fn eo_model_load(path: *const c_char, out: *mut eo_model) 
     })
 }
 
+/// Loads the default model (a DCGAN face generator, 64x64, installed by the
+/// project's setup). If it is missing the message says how to install it.
+#[no_mangle]
+pub unsafe extern "C" fn eo_model_load_default(out: *mut eo_model) -> eo_status {
+    call(|| {
+        require_out(out, "out")?;
+        let model = Model::load_default()?;
+        let id = handles()?.models.insert(model);
+        write_out(out, "out", eo_model { id })
+    })
+}
+
 /// Fills `out` (whose struct_size the caller set) with the model's shape.
 #[no_mangle]
 pub unsafe extern "C" fn eo_model_info(m: eo_model, out: *mut eo_model_desc) -> eo_status {
@@ -65,6 +77,45 @@ pub unsafe extern "C" fn eo_model_info(m: eo_model, out: *mut eo_model_desc) -> 
         };
         write_sized(out, value, "out")
     })
+}
+
+fn directions(m: eo_model, rows: Option<std::ops::Range<usize>>, k: u32, out: *mut f32, len: usize) -> crate::Result<()> {
+    let model = handles()?.model(m.id)?;
+    let w_dim = model.info().w_dim;
+    if (k as usize).checked_mul(w_dim) != Some(len) {
+        return Err(crate::Error::invalid(format!("len is {len}; k = {k} directions need k * w_dim = {} floats", k as usize * w_dim)));
+    }
+    // SAFETY: the host promised `out` holds `len` floats.
+    let out = unsafe { super::slice_out(out, len, "out")? };
+    let found = crate::edit::sefa::directions(&model, k as usize, rows)?;
+    for (chunk, d) in out.chunks_mut(w_dim).zip(found) {
+        chunk.copy_from_slice(&d.vector);
+    }
+    Ok(())
+}
+
+/// The top-k unsupervised semantic directions (SeFa), strongest first, as
+/// k unit vectors of w_dim floats in `out` (len = k * w_dim). Use one with
+/// eo_edit_from_direction. Deterministic for a given model.
+#[no_mangle]
+pub extern "C" fn eo_model_directions(m: eo_model, k: u32, out: *mut f32, len: usize) -> eo_status {
+    call(|| directions(m, None, k, out, len))
+}
+
+/// Like eo_model_directions, from the layers fed by W+ rows
+/// first_row .. first_row + row_count only (StyleGAN2: low rows steer pose
+/// and shape, high rows colour and texture).
+#[no_mangle]
+pub extern "C" fn eo_model_directions_rows(
+    m: eo_model,
+    first_row: u32,
+    row_count: u32,
+    k: u32,
+    out: *mut f32,
+    len: usize,
+) -> eo_status {
+    let rows = first_row as usize..first_row as usize + row_count as usize;
+    call(|| directions(m, Some(rows), k, out, len))
 }
 
 /// Releases a model. Latents and edits made with it stay usable.

@@ -6,15 +6,29 @@
 //! architecture ("stylegan2" when absent). Tensor names follow the NVlabs
 //! `G_ema.state_dict()`.
 
+pub mod dcgan;
 pub mod stylegan2;
 pub mod weights;
 
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 use weights::WeightFile;
+
+/// The fingerprint of the converted default model (pinned by
+/// tools/convert_default_model.py), so a damaged cache is caught at load.
+pub const DEFAULT_MODEL_FINGERPRINT: &str = "fnv1a64:0f6b1817126ef89d";
+
+/// Where the default model is: $EDITONE_DEFAULT_MODEL, else the cache that
+/// `make setup` fills in the source folder this library was built from.
+pub fn default_model_path() -> PathBuf {
+    match std::env::var_os("EDITONE_DEFAULT_MODEL") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.cache/models/digiface-dcgan.safetensors")),
+    }
+}
 
 /// Shape facts a host needs about a model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +89,10 @@ pub trait Generator: Send + Sync {
     fn synthesize(&self, ws: &Tensor, noise: NoiseMode, features: bool) -> (Tensor, Vec<Feature>);
     /// The average W the mapping network tracks (truncation centre), [w_dim].
     fn w_avg(&self) -> Tensor;
+    /// SeFa's A: the weights that first act on the latent, stacked as
+    /// [outputs, w_dim], for the layers fed by W+ rows `rows`
+    /// (spec/method.md section 7).
+    fn latent_weights(&self, rows: std::ops::Range<usize>) -> Tensor;
 }
 
 /// An intermediate feature map, named after the block it leaves.
@@ -128,14 +146,41 @@ impl Model {
         let arch = config.get("model").and_then(|m| m.as_str()).unwrap_or("stylegan2").to_string();
         let generator: Box<dyn Generator> = match arch.as_str() {
             "stylegan2" => Box::new(stylegan2::StyleGan2::load(&config, &config_path, &file, device)?),
+            "dcgan" => Box::new(dcgan::Dcgan::load(&config, &config_path, &file, device)?),
             other => {
                 return Err(Error::format(format!(
-                    "model '{}': unknown architecture '{other}' (supported: stylegan2)",
+                    "model '{}': unknown architecture '{other}' (supported: stylegan2, dcgan)",
                     path.display()
                 )))
             }
         };
         Ok(Model { generator, fingerprint: file.fingerprint(), source: path.display().to_string() })
+    }
+
+    /// The default model: the DCGAN face generator from gan-face-generate
+    /// 1.1.1, converted by `make setup`.
+    pub fn load_default() -> Result<Model> {
+        Model::load_default_from(&default_model_path())
+    }
+
+    /// Loads the default model from `path`, checking its fingerprint.
+    pub fn load_default_from(path: &Path) -> Result<Model> {
+        let install = "run `make setup` in the editone source folder, or set EDITONE_DEFAULT_MODEL to the file";
+        if !path.is_file() {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!("the default model is not installed at '{}': {install}", path.display()),
+            ));
+        }
+        let model = Model::load(path).map_err(|e| e.context(format!("default model ({install})")))?;
+        if model.fingerprint() != DEFAULT_MODEL_FINGERPRINT {
+            return Err(Error::format(format!(
+                "the default model '{}' is corrupt (checksum {} instead of {DEFAULT_MODEL_FINGERPRINT}): delete it and {install}",
+                path.display(),
+                model.fingerprint()
+            )));
+        }
+        Ok(model)
     }
 
     /// Shape facts.
@@ -156,6 +201,20 @@ impl Model {
     /// The average W, [w_dim].
     pub fn w_avg(&self) -> Result<Tensor> {
         guard(|| self.generator.w_avg())
+    }
+
+    /// SeFa's A for W+ rows `rows` (all rows when None); see
+    /// [`Generator::latent_weights`].
+    pub fn latent_weights(&self, rows: Option<std::ops::Range<usize>>) -> Result<Tensor> {
+        let num_ws = self.info().num_ws;
+        let rows = rows.unwrap_or(0..num_ws);
+        if rows.is_empty() || rows.end > num_ws {
+            return Err(Error::invalid(format!(
+                "layer rows {}..{} are not a non-empty range within 0..{num_ws}",
+                rows.start, rows.end
+            )));
+        }
+        guard(|| self.generator.latent_weights(rows))
     }
 
     /// Maps z [N, z_dim] (any float kind) and optional one-hot labels

@@ -489,4 +489,19 @@ impl Generator for StyleGan2 {
     fn w_avg(&self) -> Tensor {
         self.w_avg.shallow_clone()
     }
+
+    /// The style affines [C_in, w_dim] of the layers that consume W+ rows
+    /// `rows`: the first conv fed by each row (b4.conv1 for row 0, then
+    /// conv0/conv1 in turn), and the last ToRGB for the last row.
+    fn latent_weights(&self, rows: std::ops::Range<usize>) -> Tensor {
+        let mut per_row: Vec<&Tensor> = Vec::new();
+        for block in &self.blocks {
+            if let Some(conv0) = &block.conv0 {
+                per_row.push(&conv0.affine.weight);
+            }
+            per_row.push(&block.conv1.affine.weight);
+        }
+        per_row.push(&self.blocks.last().expect("at least one block").torgb.affine.weight);
+        Tensor::cat(&per_row[rows], 0)
+    }
 }

@@ -1,0 +1,92 @@
+//! Benchmarks (never asserted): rendering throughput of the native
+//! generator, d* optimisation time, alpha recomputation and transfer.
+//! Run with `make bench`; numbers go to the README's performance section.
+
+use editone::edit::{AlphaTable, Edit, LatentShape, OptimizeOptions};
+use editone::{Engine, EngineOptions, Model};
+use std::path::PathBuf;
+use std::time::Instant;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/stylegan2")
+}
+
+/// Median seconds of `runs` calls after one warm-up call.
+fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
+    f();
+    let mut samples: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[runs / 2]
+}
+
+fn render_throughput(name: &str, model: &Model) {
+    for batch in [1usize, 8] {
+        let latents: Vec<Vec<f32>> = (0..batch as u64)
+            .map(|s| model.latent_from_seed(s, (model.info().c_dim > 0).then_some(0), 1.0).unwrap())
+            .collect();
+        let refs: Vec<&[f32]> = latents.iter().map(|w| w.as_slice()).collect();
+        let secs = time(7, || model.render(&refs).unwrap());
+        println!("render {name:8} batch {batch:2}: {:8.1} images/s ({:.2} ms per batch)", batch as f64 / secs, secs * 1e3);
+    }
+}
+
+fn main() {
+    let engine = Engine::init(&EngineOptions::default()).unwrap();
+    println!("device {} with {} CPU threads", engine.device_name(), engine.cpu_threads());
+    let dir = fixtures();
+    if !dir.is_dir() {
+        eprintln!("bench needs the fixture models in {}", dir.display());
+        std::process::exit(2);
+    }
+    let tiny = Model::load(&dir.join("tiny64")).unwrap();
+    let cond = Model::load(&dir.join("cond128")).unwrap();
+    render_throughput("tiny64", &tiny);
+    render_throughput("cond128", &cond);
+
+    let shape = LatentShape { num_ws: tiny.info().num_ws, w_dim: tiny.info().w_dim };
+    let w0 = tiny.latent_from_seed(1, None, 1.0).unwrap();
+    let w1 = tiny.latent_from_seed(2, None, 1.0).unwrap();
+    let mut edit = Edit::from_latents(shape, &w0, &w1).unwrap();
+    let opts = OptimizeOptions { patience: 0, ..OptimizeOptions::default() };
+    let t = Instant::now();
+    let report = edit.optimize(&tiny, &opts, None).unwrap();
+    println!(
+        "optimize tiny64: {} paper iterations in {:.2} s (loss {:.4} -> {:.4})",
+        report.iterations,
+        t.elapsed().as_secs_f64(),
+        report.initial_loss,
+        report.best_loss
+    );
+
+    let count = 100_000;
+    let latents: Vec<Vec<f32>> = (0..count).map(|i| w1.iter().map(|x| x + (i % 97) as f32 * 1e-3).collect()).collect();
+    let t = Instant::now();
+    let table = AlphaTable::new(&edit, latents.iter().map(|w| w.as_slice())).unwrap();
+    let project = t.elapsed().as_secs_f64();
+    let mut alphas = vec![0f32; count];
+    let mut a = edit.strength();
+    let update = time(21, || {
+        a += 0.01;
+        edit.set_strength(a).unwrap();
+        table.alphas(&edit, &mut alphas);
+    });
+    println!(
+        "alphas for {count} latents: first projection {:.1} ms, each strength change {:.3} ms",
+        project * 1e3,
+        update * 1e3
+    );
+
+    let targets: Vec<Vec<f32>> = (10..42).map(|s| tiny.latent_from_seed(s, None, 1.0).unwrap()).collect();
+    let secs = time(5, || {
+        let edited: Vec<Vec<f32>> = targets.iter().map(|w| edit.apply(w).unwrap().0).collect();
+        let refs: Vec<&[f32]> = edited.iter().map(|w| w.as_slice()).collect();
+        refs.chunks(8).map(|c| tiny.render(c).unwrap().size()[0]).sum::<i64>()
+    });
+    println!("apply + render tiny64, 32 latents: {:.1} images/s", 32.0 / secs);
+}
