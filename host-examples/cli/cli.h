@@ -1,0 +1,170 @@
+/*
+ * Shared declarations of the editone command-line host (see editone.c).
+ *
+ *   util.c     messages, strict option and number parsing, seed lists,
+ *              raw float32 files, JSON output, progress and Ctrl-C
+ *   targets.c  engine, model, the images a command works on (--seeds or
+ *              --latents-f32), rendering them to files
+ *   editone.c  main, info, render;  edit.c, apply.c, bench.c,
+ *              directions.c  the commands
+ */
+#ifndef EDITONE_CLI_H
+#define EDITONE_CLI_H
+
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* sigaction, clock_gettime, isatty, stat, mkdir */
+#endif
+
+#include <editone.h>
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit codes (documented in every --help). */
+enum {
+    EC_OK = 0,        /* success */
+    EC_ERROR = 1,     /* a library error or a bad input file */
+    EC_USAGE = 2,     /* a bad or missing option */
+    EC_CANCELLED = 3, /* Ctrl-C during a long operation */
+    EC_HELP = -1      /* internal: --help was given */
+};
+
+/* Most images (seeds or raw latents) one command handles. */
+#define MAX_TARGETS 1000000u
+/* Largest output side the library accepts. */
+#define MAX_SIDE 16384u
+/* Largest float option value; keeps every parsed value a finite float. */
+#define MAX_FLOAT 1e30
+
+/* Options */
+
+/* One "--name VALUE" (value != NULL) or "--name" flag (flag != NULL). */
+typedef struct {
+    const char *name;
+    const char **value;
+    int *flag;
+} option;
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * A progress line on stderr: redrawn with \r when stderr is a terminal,
+ * otherwise one line per 10% so that logs stay short.
+ */
+typedef struct {
+    const char *label;
+    double start;
+    double last_draw;
+    int tty;
+    int drawn;
+    int last_tenth;
+} progress;
+
+/* The global options, given before the command. */
+typedef struct {
+    const char *device; /* NULL = "auto" */
+    uint32_t threads;   /* 0 = library default */
+} engine_args;
+
+/* The option text of the images a command works on. */
+typedef struct {
+    const char *seeds, *latents, *count, *psi, *class_index;
+} target_text;
+
+/* The images, parsed. */
+typedef struct {
+    uint64_t *seeds;          /* n seeds, or NULL for raw latents */
+    size_t n;
+    const char *latents_path; /* raw W+ latents, or NULL for seeds */
+    float psi;
+    int has_class;
+    uint32_t class_index;
+} target_spec;
+
+/* Set by SIGINT; long operations stop when they see it. */
+extern volatile sig_atomic_t g_interrupted;
+
+/* The "Exit status: ..." paragraph of every --help. */
+extern const char EXIT_STATUS_HELP[];
+
+/* printf-style checking of the message functions where the compiler has it. */
+#if defined(__GNUC__)
+#define PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define PRINTF_LIKE(fmt, args)
+#endif
+
+/* util.c: messages; each returns the exit code to use. */
+int usage_error(const char *cmd, const char *fmt, ...) PRINTF_LIKE(2, 3);
+int fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
+int lib_error(eo_status status, const char *doing_fmt, ...) PRINTF_LIKE(2, 3);
+int out_of_memory(void);
+int cancelled(const char *doing);
+int show_help(const char *usage);
+void *xcalloc(size_t n, size_t size);
+
+/* util.c: options and numbers (usage errors are reported). */
+int parse_options(const char *cmd, int argc, char **argv, const option *opts, size_t n, int *rest);
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int opt_u64(const char *cmd, const char *name, const char *text, uint64_t min, uint64_t max, uint64_t *out);
+int opt_u32(const char *cmd, const char *name, const char *text, uint32_t min, uint32_t max, uint32_t *out);
+int opt_float(const char *cmd, const char *name, const char *text, double min, double max, float *out);
+int parse_choice(const char *cmd, const char *name, const char *text, const char *const *choices,
+                 size_t n, uint32_t *out);
+int parse_seed_list(const char *cmd, const char *opt, const char *text, uint64_t **out, size_t *count);
+
+/* util.c: files (errors are reported). */
+int file_size(const char *path, uint64_t *size);
+int read_f32_file(const char *path, size_t n, float **out);
+int write_f32(FILE *f, const float *v, size_t n);
+FILE *open_output(const char *path);
+int close_output(FILE *f, const char *path, int ok);
+char *path_join(const char *dir, const char *name);
+int make_dirs(const char *dir);
+void json_string(FILE *f, const char *s);
+void json_number(FILE *f, double v);
+
+/* util.c: Ctrl-C, time and progress. */
+void install_sigint_handler(void);
+double now_s(void);
+void progress_start(progress *p, const char *label);
+void progress_show(progress *p, uint64_t done, uint64_t total);
+void progress_finish(progress *p);
+int32_t on_progress(void *user, const char *stage, uint64_t done, uint64_t total);
+int32_t on_progress_quiet(void *user, const char *stage, uint64_t done, uint64_t total);
+
+/* targets.c: engine, model and handles. */
+int start_engine(const engine_args *g);
+int device_name(char **out);
+int open_model(const char *cmd, const char *path, eo_model *m, eo_model_desc *desc);
+void release_model(eo_model *m);
+void release_edit(eo_edit *e);
+void release_latent(eo_latent *l);
+void free_latents(eo_latent *ls, size_t n);
+size_t latent_floats(const eo_model_desc *d);
+
+/* targets.c: latents and the images a command works on. */
+int check_class(const char *cmd, const eo_model_desc *d, int has_class, uint32_t k);
+int latent_from_seed(eo_model m, const eo_model_desc *d, uint64_t seed, uint32_t k, float psi,
+                     eo_latent *out);
+int read_latent(eo_latent l, const eo_model_desc *d, float **out);
+int parse_targets(const char *cmd, const target_text *tx, target_spec *t);
+void free_targets(target_spec *t);
+int make_targets(const char *cmd, eo_model m, const eo_model_desc *d, const target_spec *t, eo_latent **out);
+
+/* targets.c: outputs. */
+int render_one_file(eo_latent l, const char *dir, const char *name, uint32_t size);
+int render_files(const eo_latent *ls, const target_spec *t, const char *dir, const char *ext, uint32_t size);
+int render_f32_file(const eo_latent *ls, size_t n, const eo_model_desc *d, const char *path);
+int write_latents_file(const eo_latent *ls, size_t n, const eo_model_desc *d, const char *path);
+int parse_format(const char *cmd, const char *text, const char **ext);
+
+/* The commands (argv holds the arguments after the command's name). */
+int cmd_edit(const engine_args *g, int argc, char **argv);
+int cmd_apply(const engine_args *g, int argc, char **argv);
+int cmd_bench(const engine_args *g, int argc, char **argv);
+int cmd_directions(const engine_args *g, int argc, char **argv);
+
+#endif /* EDITONE_CLI_H */

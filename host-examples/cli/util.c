@@ -1,0 +1,562 @@
+/*
+ * editone CLI helpers: messages and exit codes, strict option and number
+ * parsing, seed lists, raw little-endian float32 files, JSON output, the
+ * progress line and Ctrl-C.
+ */
+#include "cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* Exit codes, limits, messages                                        */
+/* ------------------------------------------------------------------ */
+
+const char EXIT_STATUS_HELP[] =
+    "\n"
+    "Exit status: 0 success; 1 an error while working (a library error, printed\n"
+    "as 'editone: <task>: <EO_ERR_...>: <details>', or a bad input file);\n"
+    "2 a usage error (bad or missing option); 3 cancelled (Ctrl-C).\n";
+
+/* Reports a usage error of command `cmd` (NULL for the global options). */
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "editone%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'editone%s%s --help'.\n", cmd ? " " : "", cmd ? cmd : "");
+    return EC_USAGE;
+}
+
+/* Reports an error that is not the library's (a file, memory). */
+int fail(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("editone: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return EC_ERROR;
+}
+
+/*
+ * Reports a failed library call as "editone: <doing>: <status>: <details>"
+ * and returns the exit code for it (EC_CANCELLED or EC_ERROR).
+ */
+int lib_error(eo_status status, const char *doing_fmt, ...)
+{
+    const char *detail = eo_last_error(); /* before any other call */
+    va_list ap;
+    fputs("editone: ", stderr);
+    va_start(ap, doing_fmt);
+    vfprintf(stderr, doing_fmt, ap);
+    va_end(ap);
+    fprintf(stderr, ": %s", eo_status_name((int32_t)status));
+    if (detail && *detail)
+        fprintf(stderr, ": %s", detail);
+    fputc('\n', stderr);
+    return status == EO_ERR_CANCELLED ? EC_CANCELLED : EC_ERROR;
+}
+
+int out_of_memory(void)
+{
+    return fail("out of memory");
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+    return calloc(n ? n : 1, size ? size : 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Strict number parsing                                               */
+/* ------------------------------------------------------------------ */
+
+/* A decimal integer in [min, max]: digits only, no sign, no spaces. */
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    if (!s || !isdigit((unsigned char)s[0]))
+        return 0;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return 0;
+    *out = (uint64_t)v;
+    return 1;
+}
+
+/* A finite decimal number in [min, max]. */
+static int parse_double(const char *s, double min, double max, double *out)
+{
+    char *end;
+    double v;
+    if (!s || !*s || isspace((unsigned char)s[0]))
+        return 0;
+    errno = 0;
+    v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v) || v < min || v > max)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* Option helpers: parse `text` of option `name`, or report a usage error. */
+int opt_u64(const char *cmd, const char *name, const char *text, uint64_t min, uint64_t max,
+            uint64_t *out)
+{
+    if (parse_u64(text, min, max, out))
+        return EC_OK;
+    return usage_error(cmd, "%s: '%s' is not a whole number in %" PRIu64 "..%" PRIu64, name, text, min,
+                       max);
+}
+
+int opt_u32(const char *cmd, const char *name, const char *text, uint32_t min, uint32_t max,
+            uint32_t *out)
+{
+    uint64_t v;
+    int rc = opt_u64(cmd, name, text, min, max, &v);
+    if (rc == EC_OK)
+        *out = (uint32_t)v;
+    return rc;
+}
+
+int opt_float(const char *cmd, const char *name, const char *text, double min, double max,
+              float *out)
+{
+    double v;
+    if (parse_double(text, min, max, &v)) {
+        *out = (float)v;
+        return EC_OK;
+    }
+    if (min <= -MAX_FLOAT && max >= MAX_FLOAT)
+        return usage_error(cmd, "%s: '%s' is not a finite number", name, text);
+    return usage_error(cmd, "%s: '%s' is not a number in %g..%g", name, text, min, max);
+}
+
+/* ------------------------------------------------------------------ */
+/* Option parsing                                                      */
+/* ------------------------------------------------------------------ */
+
+static const option *find_option(const option *opts, size_t n, const char *arg, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(opts[i].name) == len && strncmp(opts[i].name, arg, len) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+/*
+ * Parses argv[0..argc) as "--name VALUE", "--name=VALUE" or "--flag".
+ * Returns EC_OK, EC_HELP for --help/-h, or EC_USAGE. With `rest` set,
+ * stops at the first argument that is not an option and stores its index
+ * there (argc when there is none); otherwise such an argument is an error.
+ */
+int parse_options(const char *cmd, int argc, char **argv, const option *opts, size_t n,
+                  int *rest)
+{
+    int i;
+    for (i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+            return EC_HELP;
+        if (arg[0] != '-' || arg[1] == '\0') {
+            if (rest)
+                break;
+            return usage_error(cmd, "unexpected argument '%s'", arg);
+        }
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+            return usage_error(cmd, "unknown option '%s'", arg);
+        const char *eq = strchr(arg, '=');
+        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const option *o = find_option(opts, n, arg, len);
+        if (!o)
+            return usage_error(cmd, "unknown option '%.*s'", (int)(len > 200 ? 200 : len), arg);
+        if (!o->value) {
+            if (eq)
+                return usage_error(cmd, "option %s takes no value", o->name);
+            *o->flag = 1;
+            continue;
+        }
+        if (*o->value)
+            return usage_error(cmd, "option %s given twice", o->name);
+        if (eq) {
+            *o->value = eq + 1;
+        } else if (i + 1 < argc) {
+            *o->value = argv[++i];
+        } else {
+            return usage_error(cmd, "option %s needs a value", o->name);
+        }
+    }
+    if (rest)
+        *rest = i;
+    return EC_OK;
+}
+
+int show_help(const char *usage)
+{
+    fputs(usage, stdout);
+    fputs(EXIT_STATUS_HELP, stdout);
+    return EC_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Seed lists                                                          */
+/* ------------------------------------------------------------------ */
+
+static int push_seed(uint64_t **seeds, size_t *n, size_t *cap, uint64_t seed)
+{
+    if (*n == *cap) {
+        size_t new_cap = *cap ? *cap * 2 : 16;
+        uint64_t *grown = realloc(*seeds, new_cap * sizeof **seeds);
+        if (!grown)
+            return 0;
+        *seeds = grown;
+        *cap = new_cap;
+    }
+    (*seeds)[(*n)++] = seed;
+    return 1;
+}
+
+/* One number of a seed list at *p (advanced past it). */
+static int seed_at(const char **p, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    if (!isdigit((unsigned char)**p))
+        return 0;
+    errno = 0;
+    v = strtoull(*p, &end, 10);
+    if (errno != 0 || v > UINT32_MAX)
+        return 0;
+    *p = end;
+    *out = (uint64_t)v;
+    return 1;
+}
+
+/* Parses a seed list such as "1,2,5-8" (seeds 0..2^32-1) into a new array. */
+int parse_seed_list(const char *cmd, const char *opt, const char *text, uint64_t **out,
+                    size_t *count)
+{
+    uint64_t *seeds = NULL;
+    size_t n = 0, cap = 0;
+    const char *p = text;
+    for (;;) {
+        uint64_t lo, hi;
+        if (!seed_at(&p, &lo))
+            goto bad;
+        hi = lo;
+        if (*p == '-') {
+            p++;
+            if (!seed_at(&p, &hi) || hi < lo)
+                goto bad;
+        }
+        if (hi - lo >= MAX_TARGETS - n) {
+            free(seeds);
+            return usage_error(cmd, "%s: more than %u seeds", opt, MAX_TARGETS);
+        }
+        for (uint64_t s = lo; s <= hi; s++)
+            if (!push_seed(&seeds, &n, &cap, s)) {
+                free(seeds);
+                return out_of_memory();
+            }
+        if (*p == '\0')
+            break;
+        if (*p++ != ',')
+            goto bad;
+    }
+    *out = seeds;
+    *count = n;
+    return EC_OK;
+bad:
+    free(seeds);
+    return usage_error(cmd, "%s: '%s' is not a seed list like 1,2,5-8 (seeds 0..4294967295)", opt, text);
+}
+
+/* ------------------------------------------------------------------ */
+/* Files                                                               */
+/* ------------------------------------------------------------------ */
+
+int file_size(const char *path, uint64_t *size)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return fail("reading '%s': %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return fail("reading '%s': not a regular file", path);
+    *size = (uint64_t)st.st_size;
+    return EC_OK;
+}
+
+static float f32_from_le(const unsigned char *b)
+{
+    uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static void f32_to_le(float f, unsigned char *b)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    b[0] = (unsigned char)u;
+    b[1] = (unsigned char)(u >> 8);
+    b[2] = (unsigned char)(u >> 16);
+    b[3] = (unsigned char)(u >> 24);
+}
+
+/* Reads exactly n little-endian float32 values (the whole file) into a new array. */
+int read_f32_file(const char *path, size_t n, float **out)
+{
+    unsigned char chunk[4096];
+    float *v = malloc((n ? n : 1) * sizeof *v);
+    FILE *f;
+    size_t done = 0;
+    if (!v)
+        return out_of_memory();
+    f = fopen(path, "rb");
+    if (!f) {
+        free(v);
+        return fail("reading '%s': %s", path, strerror(errno));
+    }
+    while (done < n) {
+        size_t want = n - done < sizeof chunk / 4 ? n - done : sizeof chunk / 4;
+        if (fread(chunk, 4, want, f) != want)
+            break;
+        for (size_t i = 0; i < want; i++)
+            v[done + i] = f32_from_le(chunk + 4 * i);
+        done += want;
+    }
+    if (done < n || fgetc(f) != EOF) {
+        int err = ferror(f);
+        fclose(f);
+        free(v);
+        return fail("reading '%s': %s", path, err ? "read error" : "the file changed while reading");
+    }
+    fclose(f);
+    *out = v;
+    return EC_OK;
+}
+
+int write_f32(FILE *f, const float *v, size_t n)
+{
+    unsigned char chunk[4096];
+    while (n > 0) {
+        size_t k = n < sizeof chunk / 4 ? n : sizeof chunk / 4;
+        for (size_t i = 0; i < k; i++)
+            f32_to_le(v[i], chunk + 4 * i);
+        if (fwrite(chunk, 4, k, f) != k)
+            return 0;
+        v += k;
+        n -= k;
+    }
+    return 1;
+}
+
+/* Closes f; on an earlier or a closing failure removes the file. */
+int close_output(FILE *f, const char *path, int ok)
+{
+    if (fclose(f) != 0 && ok) {
+        ok = 0;
+        fail("writing '%s': %s", path, strerror(errno));
+    } else if (!ok) {
+        fail("writing '%s': %s", path, strerror(errno));
+    }
+    if (!ok)
+        remove(path);
+    return ok ? EC_OK : EC_ERROR;
+}
+
+FILE *open_output(const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        fail("writing '%s': %s", path, strerror(errno));
+    return f;
+}
+
+/* A new string "dir/name". */
+char *path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p)
+        return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
+/* mkdir -p */
+int make_dirs(const char *dir)
+{
+    struct stat st;
+    char *path = malloc(strlen(dir) + 1);
+    if (!path)
+        return out_of_memory();
+    strcpy(path, dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+            int rc = fail("creating directory '%s': %s", path, strerror(errno));
+            free(path);
+            return rc;
+        }
+        *p = '/';
+    }
+    free(path);
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return fail("creating directory '%s': %s", dir, strerror(errno));
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return fail("creating directory '%s': not a directory", dir);
+    return EC_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON output                                                         */
+/* ------------------------------------------------------------------ */
+
+void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+void json_number(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.9g", v);
+    else
+        fputs("null", f);
+}
+
+/* ------------------------------------------------------------------ */
+/* Ctrl-C and progress                                                 */
+/* ------------------------------------------------------------------ */
+
+volatile sig_atomic_t g_interrupted = 0;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    g_interrupted = 1;
+}
+
+/* The first Ctrl-C asks long operations to stop; a second one kills. */
+void install_sigint_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, NULL);
+}
+
+int cancelled(const char *doing)
+{
+    fprintf(stderr, "editone: %s: cancelled\n", doing);
+    return EC_CANCELLED;
+}
+
+double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void progress_start(progress *p, const char *label)
+{
+    p->label = label;
+    p->start = now_s();
+    p->last_draw = 0.0;
+    p->tty = isatty(STDERR_FILENO);
+    p->drawn = 0;
+    p->last_tenth = 0;
+}
+
+void progress_show(progress *p, uint64_t done, uint64_t total)
+{
+    double t = now_s();
+    unsigned pct = total ? (unsigned)(done * 100 / total) : 100;
+    int width = snprintf(NULL, 0, "%" PRIu64, total);
+    if (p->tty) {
+        if (done < total && p->drawn && t - p->last_draw < 0.05)
+            return;
+        fprintf(stderr, "\r%s %*" PRIu64 "/%" PRIu64 " %3u%% %7.1fs", p->label, width, done, total, pct,
+                t - p->start);
+        p->last_draw = t;
+        p->drawn = 1;
+    } else {
+        int tenth = total ? (int)(done * 10 / total) : 10;
+        if (tenth <= p->last_tenth)
+            return;
+        p->last_tenth = tenth;
+        fprintf(stderr, "%s %*" PRIu64 "/%" PRIu64 " %3u%% %7.1fs\n", p->label, width, done, total, pct,
+                t - p->start);
+    }
+    fflush(stderr);
+}
+
+void progress_finish(progress *p)
+{
+    if (p->tty && p->drawn)
+        fputc('\n', stderr);
+    p->drawn = 0;
+}
+
+/* eo_progress_fn: draws the line; a non-zero return (after Ctrl-C) cancels. */
+int32_t on_progress(void *user, const char *stage, uint64_t done, uint64_t total)
+{
+    (void)stage;
+    progress_show(user, done, total);
+    return g_interrupted ? 1 : 0;
+}
+
+/* eo_progress_fn that only cancels (for timed runs). */
+int32_t on_progress_quiet(void *user, const char *stage, uint64_t done, uint64_t total)
+{
+    (void)user;
+    (void)stage;
+    (void)done;
+    (void)total;
+    return g_interrupted ? 1 : 0;
+}
+
+/* One of `choices` by name; *out receives its index. */
+int parse_choice(const char *cmd, const char *name, const char *text, const char *const *choices,
+                 size_t n, uint32_t *out)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(text, choices[i]) == 0) {
+            *out = (uint32_t)i;
+            return EC_OK;
+        }
+    return usage_error(cmd, "%s: '%s' is not one of the choices (see --help)", name, text);
+}

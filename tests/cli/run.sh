@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# End-to-end tests of the `editone` command-line host (host-examples/cli).
+#
+# Usage, from the repository root:  tests/cli/run.sh PATH_TO_EDITONE
+#
+# Checks the exit codes scripts rely on, raw-output parity with the official
+# StyleGAN2 code on the shared fixtures, the edit -> preset -> apply flow,
+# preset errors, and that bench runs. Needs bash and python3 (standard
+# library only). Without ../shared (beside the repository) the fixture parts
+# are skipped, loudly. Ends with a line "N passed, M failed"; exits non-zero
+# if any failed.
+set -euo pipefail
+
+if [ $# -ne 1 ]; then
+    echo "usage: $0 PATH_TO_EDITONE" >&2
+    exit 2
+fi
+EDITONE=$1
+case $EDITONE in /*) ;; *) EDITONE=$PWD/$EDITONE ;; esac
+if [ ! -x "$EDITONE" ]; then
+    echo "$0: '$EDITONE' is not an executable" >&2
+    exit 2
+fi
+
+SHARED=$(cd "$(dirname "$0")/../../.." && pwd)/shared
+FIXTURES=$SHARED/fixtures/stylegan2
+TINY=$FIXTURES/tiny64
+COND=$FIXTURES/cond128
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+PASSED=0
+FAILED=0
+
+pass() {
+    PASSED=$((PASSED + 1))
+    echo "ok   $1"
+}
+
+# fail NAME [why] [DIR]: also shows the output of the case in DIR.
+fail() {
+    FAILED=$((FAILED + 1))
+    echo "FAIL $1${2:+: $2}"
+    local f
+    for f in "${3:-$TMP/last}/stdout" "${3:-$TMP/last}/stderr"; do
+        if [ -s "$f" ]; then head -20 "$f" | sed -e 's/^/     | /'; fi
+    done
+    return 0
+}
+
+# start_case DIR NAME WANT_RC [STDERR_TEXT] -- ARGS...: runs editone ARGS
+# with its record in DIR: spec (name, wanted exit code, text that stderr
+# must contain), stdout, stderr, rc.
+start_case() {
+    local dir=$1 name=$2 want=$3 text="" rc=0
+    shift 3
+    if [ "$1" != "--" ]; then
+        text=$1
+        shift
+    fi
+    shift
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    printf '%s\n%s\n%s\n' "$name" "$want" "$text" >"$dir/spec"
+    "$EDITONE" "$@" >"$dir/stdout" 2>"$dir/stderr" || rc=$?
+    echo "$rc" >"$dir/rc"
+}
+
+judge_case() {
+    local dir=$1 name want text rc
+    { read -r name; read -r want; read -r text; } <"$dir/spec"
+    rc=$(cat "$dir/rc")
+    if [ "$rc" -ne "$want" ]; then
+        fail "$name" "exit $rc, expected $want" "$dir"
+    elif [ -n "$text" ] && ! grep -qF -- "$text" "$dir/stderr"; then
+        fail "$name" "stderr does not say '$text'" "$dir"
+    else
+        pass "$name"
+    fi
+}
+
+# expect NAME WANT_RC [STDERR_TEXT] -- ARGS...: editone ARGS exits WANT_RC
+# and, when STDERR_TEXT is given, says it on stderr. Record in $TMP/last.
+expect() {
+    start_case "$TMP/last" "$@"
+    judge_case "$TMP/last"
+}
+
+# spawn: like expect but in the background, for quick cases (most of
+# their time is process start-up, loading libtorch); settle judges them.
+JOBS=()
+spawn() {
+    local dir=$TMP/job${#JOBS[@]}
+    JOBS+=("$dir")
+    start_case "$dir" "$@" &
+}
+settle() {
+    local dir
+    wait
+    for dir in "${JOBS[@]}"; do
+        judge_case "$dir"
+    done
+    JOBS=()
+}
+
+# check NAME CMD...: any command that must succeed (e.g. a python check).
+check() {
+    local name=$1 out
+    shift
+    if out=$("$@" 2>&1); then
+        pass "$name"
+    else
+        fail "$name" "" /nonexistent
+        head -20 <<<"$out" | sed -e 's/^/     | /'
+    fi
+}
+
+# Helpers in python3 (standard library only).
+cat >"$TMP/helper.py" <<'PY'
+import json, struct, sys
+
+def tensor(path, name):
+    """(shape, floats) of a float32 tensor in a safetensors file."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        meta = header[name]
+        assert meta["dtype"] == "F32", meta["dtype"]
+        begin, end = meta["data_offsets"]
+        f.seek(8 + n + begin)
+        data = f.read(end - begin)
+    return meta["shape"], data
+
+def extract(path, name, out):
+    _, data = tensor(path, name)
+    with open(out, "wb") as f:
+        f.write(data)
+
+def compare(out, path, name, tol):
+    shape, ref = tensor(path, name)
+    got = open(out, "rb").read()
+    if len(got) != len(ref):
+        sys.exit(f"{out}: {len(got)} bytes, reference {name} {shape} has {len(ref)}")
+    a = struct.unpack(f"<{len(got) // 4}f", got)
+    b = struct.unpack(f"<{len(ref) // 4}f", ref)
+    err = max(abs(x - y) for x, y in zip(a, b)) / max(abs(y) for y in b)
+    print(f"max|a-b|/max|b| = {err:.3g} over {shape}")
+    if not err <= float(tol):
+        sys.exit(f"relative error {err:.3g} > {tol}")
+
+def png(path, size):
+    data = open(path, "rb").read(24)
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        sys.exit(f"{path} is not a PNG")
+    w, h = struct.unpack(">II", data[16:24])
+    if (w, h) != (int(size), int(size)):
+        sys.exit(f"{path} is {w}x{h}, expected {size}x{size}")
+
+def alphas(path, count, key):
+    items = json.load(open(path))
+    if len(items) != int(count):
+        sys.exit(f"{path}: {len(items)} entries, expected {count}")
+    for item in items:
+        if set(item) != {key, "alpha"} or not isinstance(item["alpha"], float):
+            sys.exit(f"{path}: bad entry {item}")
+
+def shifted(path_a, path_b, summary, strength, tol):
+    """Every alpha moved by the same amount, strength - the preset's."""
+    a = [x["alpha"] for x in json.load(open(path_a))]
+    b = [x["alpha"] for x in json.load(open(path_b))]
+    want = float(strength) - json.load(open(summary))["strength"]
+    for x, y in zip(a, b):
+        if abs((y - x) - want) > float(tol) * max(1.0, abs(want)):
+            sys.exit(f"alpha {x} -> {y}: moved by {y - x}, expected {want}")
+    print(f"every alpha moved by {want:.6g}")
+
+def edit_outputs(summary, preview, size):
+    s = json.load(open(summary))
+    if not (s["optimized"] is True and s["iterations"] > 0 and s["best_loss"] <= s["initial_loss"]):
+        sys.exit(f"unexpected edit summary {s}")
+    png(f"{preview}/example.png", size)
+    png(f"{preview}/edited.png", size)
+
+def size(path, nbytes):
+    got = len(open(path, "rb").read())
+    if got != int(nbytes):
+        sys.exit(f"{path}: {got} bytes, expected {nbytes}")
+
+def truncate(path, out):
+    data = open(path, "rb").read()
+    open(out, "wb").write(data[: len(data) // 2])
+
+globals()[sys.argv[1]](*sys.argv[2:])
+PY
+py() { python3 "$TMP/helper.py" "$@"; }
+
+# --- 1. Usage and exit codes (no fixtures needed) ------------------------
+
+spawn "editone --help" 0 -- --help
+spawn "editone --version" 0 -- --version
+for cmd in info render edit apply bench; do
+    spawn "editone $cmd --help" 0 -- "$cmd" --help
+done
+spawn "unknown option exits 2" 2 "--no-such-option" -- render --no-such-option
+spawn "unknown command exits 2" 2 "frobnicate" -- frobnicate
+spawn "bad number exits 2" 2 "--seeds" -- render --model x --seeds 1-x --out-dir "$TMP/x"
+spawn "no --model exits 2" 2 "no --model given" -- info
+spawn "missing model path exits 1" 1 "$TMP/no-such-model" -- info --model "$TMP/no-such-model"
+settle
+if grep -q "^Exit status: 0 success" "$TMP/job0/stdout"; then
+    pass "--help documents exit codes"
+else
+    fail "--help documents exit codes" "" "$TMP/job0"
+fi
+
+# --- Fixture parts --------------------------------------------------------
+
+if [ ! -d "$FIXTURES" ]; then
+    echo "!!!!! SKIPPED: $FIXTURES is absent; CLI parity, edit/apply and bench are NOT tested !!!!!"
+else
+    # --- 2. Parity with the official code through the CLI ------------------
+    for model in tiny64 cond128; do
+        dir=$FIXTURES/$model
+        check "$model extract ws_psi1" py extract "$dir/reference.safetensors" ws_psi1 "$TMP/$model-ws.f32"
+        expect "$model render --latents-f32 --out-f32" 0 -- \
+            render --model "$dir" --latents-f32 "$TMP/$model-ws.f32" --count 4 --out-f32 "$TMP/$model-img.f32"
+        check "$model parity with img_const (1e-5)" \
+            py compare "$TMP/$model-img.f32" "$dir/reference.safetensors" img_const 1e-5
+    done
+    spawn "wrong --count says what was expected" 1 "expected" -- \
+        render --model "$TINY" --latents-f32 "$TMP/tiny64-ws.f32" --count 3 --out-f32 "$TMP/x.f32"
+    spawn "conditional seeds need --class" 2 "--class" -- \
+        render --model "$COND" --seeds 1 --out-dir "$TMP/x"
+
+    # --- 3. edit -> preset -> apply ----------------------------------------
+    expect "edit seed 1 toward seed 2" 0 -- \
+        edit --model "$TINY" --seed 1 --to-seed 2 --iterations 30 --lr 0.01 \
+        --out "$TMP/preset.json" --preview "$TMP/preview" --json
+    cp "$TMP/last/stdout" "$TMP/edit-summary.json"
+    settle
+    check "edit --json summary and preview images" py edit_outputs "$TMP/edit-summary.json" "$TMP/preview" 64
+
+    py truncate "$TMP/preset.json" "$TMP/truncated.json" 2>/dev/null || : # a failed edit is reported above
+    spawn "apply --strength 2.5" 0 -- \
+        apply --model "$TINY" --preset "$TMP/preset.json" --seeds 3-6 --strength 2.5 \
+        --alphas "$TMP/alphas-2.5.json"
+    spawn "apply raw latents, --baseline naive, --size 32" 0 -- \
+        apply --model "$TINY" --preset "$TMP/preset.json" --latents-f32 "$TMP/tiny64-ws.f32" --count 4 \
+        --baseline naive --out-dir "$TMP/baseline" --size 32
+    spawn "tiny64 preset on cond128 is incompatible" 1 "EO_ERR_INCOMPATIBLE" -- \
+        apply --model "$COND" --preset "$TMP/preset.json" --seeds 1 --class 0 --json
+    spawn "truncated preset is a format error" 1 "EO_ERR_FORMAT" -- \
+        apply --model "$TINY" --preset "$TMP/truncated.json" --seeds 1 --json
+    expect "apply to seeds 3-6" 0 -- \
+        apply --model "$TINY" --preset "$TMP/preset.json" --seeds 3-6 --out-dir "$TMP/applied" \
+        --alphas "$TMP/alphas.json" --json --out-latents-f32 "$TMP/edited.f32"
+    for seed in 0003 0004 0005 0006; do
+        check "seed$seed.png is a 64x64 PNG" py png "$TMP/applied/seed$seed.png" 64
+    done
+    check "alphas JSON has 4 entries" py alphas "$TMP/alphas.json" 4 seed
+    check "apply --json prints the same alphas" cmp "$TMP/alphas.json" "$TMP/last/stdout"
+    check "edited latents file size" py size "$TMP/edited.f32" $((4 * 10 * 64 * 4))
+    settle
+    check "--strength moves every alpha by the same amount" \
+        py shifted "$TMP/alphas.json" "$TMP/alphas-2.5.json" "$TMP/edit-summary.json" 2.5 1e-4
+    check "latent0003.png is a 32x32 PNG" py png "$TMP/baseline/latent0003.png" 32
+
+    # --- 4. bench -------------------------------------------------------------
+    expect "bench --count 200" 0 -- bench --model "$TINY" --count 200 --seconds 0.2
+    if grep -q "images/s" "$TMP/last/stdout"; then
+        pass "bench prints images/s"
+    else
+        fail "bench prints images/s"
+    fi
+fi
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
