@@ -81,8 +81,11 @@ install: build
 demo: setup
 	$(CARGO) run $(CARGO_FLAGS) --quiet --example demo
 
-bench: setup
+# Benchmarks, never asserted: the native generators and the method (Rust),
+# then editone beside plain PyTorch on the default model (one process).
+bench: build
 	$(CARGO) run $(CARGO_FLAGS) --quiet --example bench
+	$(VENV)/bin/python tools/bench_default.py $(LIB)
 
 clean:
 	$(CARGO) clean

@@ -2,7 +2,7 @@
 side by side with a straightforward PyTorch implementation of the same
 network, in one process on the same threads. Nothing is asserted.
 
-    make bench-default    (or: .venv/bin/python tools/bench_default.py LIBEDITONE.so)
+    make bench    (or: .venv/bin/python tools/bench_default.py LIBEDITONE.so)
 
 Reports render throughput at batch 1 and 32, and direction optimisation:
 the paper's 1000 AdamW iterations (lr 1e-3) in PyTorch and in editone, and

@@ -205,9 +205,18 @@ done
 spawn "unknown option exits 2" 2 "--no-such-option" -- render --no-such-option
 spawn "unknown command exits 2" 2 "frobnicate" -- frobnicate
 spawn "bad number exits 2" 2 "--seeds" -- render --model x --seeds 1-x --out-dir "$TMP/x"
-spawn "no --model exits 2" 2 "no --model given" -- info
 spawn "missing model path exits 1" 1 "$TMP/no-such-model" -- info --model "$TMP/no-such-model"
 settle
+expect "no --model uses the default model" 0 -- info
+check "the default model is the DCGAN face model" grep -q "architecture: dcgan" "$TMP/last/stdout"
+expect "directions of the default model" 0 -- directions --count 3 --json
+check "three unit directions" python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d) == 3 and all(abs(sum(x * x for x in v) - 1) < 1e-4 for v in d), d
+" "$TMP/last/stdout"
+expect "edit along a direction, fast preset" 0 -- edit --seed 1 --direction 0 --strength 4 --fast --iterations 20 --out "$TMP/sefa.json"
+expect "apply it with the default model" 0 -- apply --preset "$TMP/sefa.json" --seeds 2-3 --json
 if grep -q "^Exit status: 0 success" "$TMP/job0/stdout"; then
     pass "--help documents exit codes"
 else
