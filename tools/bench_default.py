@@ -93,11 +93,12 @@ class Editone:
         arr = (Handle * n)(*handles)
         self.check(self.lib.eo_render_batch(arr, C.c_size_t(n), views, None, None))
 
-    def optimize(self, example, edited, **fields):
+    def optimize(self, example, edited, fast=False, **fields):
         e = Handle()
         self.check(self.lib.eo_edit_from_latents(example, edited, C.byref(e)))
         opts = Options()
-        self.check(self.lib.eo_optimize_options_init(C.byref(opts)))
+        init = self.lib.eo_optimize_options_init_fast if fast else self.lib.eo_optimize_options_init
+        self.check(init(C.byref(opts)))
         for k, v in fields.items():
             setattr(opts, k, v)
         t = time.perf_counter()
@@ -168,8 +169,8 @@ def main():
             break
     print(f"optimize, lr 0.02: editone reaches {r_fast.best_loss:.4f} (within 1% of the paper's "
           f"{r_paper.best_loss:.4f}) in {steps} its, {t_fast:.2f} s")
-    t_preset, r_preset = eo.optimize(example, edited, iterations=300, learning_rate=0.02, patience=20)
-    print(f"optimize, fast preset (lr 0.02, stops after 20 its without progress): {t_preset:.2f} s, "
+    t_preset, r_preset = eo.optimize(example, edited, fast=True)
+    print(f"optimize, fast preset (eo_optimize_options_init_fast): {t_preset:.2f} s, "
           f"{r_preset.iterations} its, best loss {r_preset.best_loss:.4f}")
     for h in (example, edited):
         eo.lib.eo_latent_release(h)
