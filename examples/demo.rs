@@ -69,13 +69,12 @@ fn frame(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, color: Rgb<u8>) {
 fn faces(model: &Model, latents: &[Vec<f32>]) -> Vec<RgbImage> {
     let refs: Vec<&[f32]> = latents.iter().map(|w| w.as_slice()).collect();
     let mut out = Vec::new();
-    for chunk in refs.chunks(16) {
-        let images = model.render(chunk).expect("render");
-        for i in 0..chunk.len() {
-            let face = render::to_image(&images.get(i as i64)).expect("an RGB image").to_rgb8();
-            out.push(image::imageops::resize(&face, CELL, CELL, FilterType::Lanczos3));
-        }
-    }
+    render::render_in_batches(model, &refs, None, |_, img| {
+        let face = render::to_image(img)?.to_rgb8();
+        out.push(image::imageops::resize(&face, CELL, CELL, FilterType::Lanczos3));
+        Ok(())
+    })
+    .expect("render");
     out
 }
 
@@ -152,6 +151,7 @@ fn main() {
         report.best_loss
     );
 
+    println!("          12 other faces, chosen from seeds 2-121 to span head poses: {seeds:?}");
     let all: Vec<Vec<f32>> = std::iter::once(example.clone()).chain(others.iter().cloned()).collect();
     let (naive, ours, alphas) = step("transfer to 12 faces", || {
         let naive: Vec<Vec<f32>> = all.iter().map(|w| edit.apply_naive(w).unwrap()).collect();

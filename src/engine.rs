@@ -220,6 +220,15 @@ impl Handles {
         self.edits.get(id).ok_or_else(|| self.wrong_handle(id, "edit"))
     }
 
+    /// Releases `id` from `table`, whose objects are called `kind`.
+    pub fn release<T>(&self, table: &HandleTable<T>, id: u64, kind: &str) -> Result<()> {
+        if table.remove(id) {
+            Ok(())
+        } else {
+            Err(self.wrong_handle(id, kind))
+        }
+    }
+
     /// The error for an id that is not a live `expected`.
     pub fn wrong_handle(&self, id: u64, expected: &str) -> Error {
         let actual = if id == 0 {

@@ -73,17 +73,32 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl From<tch::TchError> for Error {
-    fn from(e: tch::TchError) -> Self {
-        let message = e.to_string();
-        // libtorch reports allocation failures as ordinary exceptions; hosts
-        // can recover from those (smaller batch), so they get their own kind.
+impl Error {
+    /// An error from a libtorch failure message: out-of-memory when it says
+    /// so (libtorch reports failed allocations as ordinary exceptions, and
+    /// hosts can recover from those with a smaller batch), else internal.
+    pub fn from_torch(context: &str, message: &str) -> Self {
         let lower = message.to_lowercase();
         let kind = if lower.contains("out of memory") || lower.contains("can't allocate") {
             ErrorKind::OutOfMemory
         } else {
             ErrorKind::Internal
         };
-        Error::new(kind, format!("libtorch: {message}"))
+        Error::new(kind, format!("{context}: {message}"))
     }
+}
+
+impl From<tch::TchError> for Error {
+    fn from(e: tch::TchError) -> Self {
+        Error::from_torch("libtorch", &e.to_string())
+    }
+}
+
+/// The message a panic was raised with.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
 }

@@ -14,7 +14,7 @@
 pub mod edit;
 pub mod engine;
 pub mod error;
-pub mod ffi;
+mod ffi;
 pub mod model;
 pub mod progress;
 pub mod render;

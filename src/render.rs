@@ -2,10 +2,34 @@
 //! resampling to the host's size, pixel formats, and image files.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::model::Model;
+use crate::progress::{report, Progress};
 use image::imageops::FilterType;
 use image::{DynamicImage, GrayImage, RgbImage};
 use std::path::Path;
 use tch::{Kind, Tensor};
+
+/// Most images per device batch when rendering many latents.
+pub(crate) const BATCH: usize = 8;
+
+/// Renders flattened W+ latents of `model` in device batches of [`BATCH`],
+/// handing each output [C, H, W] to `sink` with its index, and reporting
+/// progress ("render", images done, images in all) after each batch.
+pub fn render_in_batches(
+    model: &Model,
+    latents: &[&[f32]],
+    mut progress: Option<Progress<'_>>,
+    mut sink: impl FnMut(usize, &Tensor) -> Result<()>,
+) -> Result<()> {
+    for (b, chunk) in latents.chunks(BATCH).enumerate() {
+        let images = model.render(chunk)?;
+        for i in 0..chunk.len() {
+            sink(b * BATCH + i, &images.get(i as i64))?;
+        }
+        report(&mut progress, "render", (b * BATCH + chunk.len()) as u64, latents.len() as u64)?;
+    }
+    Ok(())
+}
 
 /// Layouts a host can ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

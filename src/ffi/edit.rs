@@ -444,10 +444,6 @@ pub unsafe extern "C" fn eo_edit_load(m: eo_model, path: *const c_char, out: *mu
 pub extern "C" fn eo_edit_release(e: eo_edit) -> eo_status {
     call(|| {
         let h = handles()?;
-        if h.edits.remove(e.id) {
-            Ok(())
-        } else {
-            Err(h.wrong_handle(e.id, "edit"))
-        }
+        h.release(&h.edits, e.id, "edit")
     })
 }

@@ -88,10 +88,6 @@ pub unsafe extern "C" fn eo_latent_read(l: eo_latent, buf: *mut f32, len: usize,
 pub extern "C" fn eo_latent_release(l: eo_latent) -> eo_status {
     call(|| {
         let h = handles()?;
-        if h.latents.remove(l.id) {
-            Ok(())
-        } else {
-            Err(h.wrong_handle(l.id, "latent"))
-        }
+        h.release(&h.latents, l.id, "latent")
     })
 }

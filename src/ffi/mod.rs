@@ -110,11 +110,7 @@ fn call(f: impl FnOnce() -> Result<()>) -> eo_status {
             status_of(e.kind)
         }
         Err(payload) => {
-            let what = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown panic");
+            let what = crate::error::panic_message(&*payload);
             set_last_error(&format!("internal error (a bug in editone): {what}"));
             eo_status::EO_ERR_INTERNAL
         }

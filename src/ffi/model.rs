@@ -123,10 +123,6 @@ pub extern "C" fn eo_model_directions_rows(
 pub extern "C" fn eo_model_release(m: eo_model) -> eo_status {
     call(|| {
         let h = handles()?;
-        if h.models.remove(m.id) {
-            Ok(())
-        } else {
-            Err(h.wrong_handle(m.id, "model"))
-        }
+        h.release(&h.models, m.id, "model")
     })
 }

@@ -3,7 +3,6 @@
 use super::{call, eo_latent, eo_progress_fn, eo_status, handles, slice_arg, slice_out, str_arg, with_progress};
 use crate::engine::Latent;
 use crate::error::{Error, Result};
-use crate::progress::report;
 use crate::render::{self, PixelFormat};
 use std::ffi::{c_char, c_void};
 use std::path::Path;
@@ -18,8 +17,6 @@ pub const EO_PIXEL_RGB8: eo_pixel_format = 1;
 /// 1 byte per pixel: luma.
 pub const EO_PIXEL_GRAY8: eo_pixel_format = 2;
 
-/// Most images per device batch when rendering many latents.
-const RENDER_CHUNK: usize = 8;
 /// Largest width or height a host view may have.
 const MAX_SIDE: u32 = 16384;
 
@@ -72,22 +69,14 @@ fn latents_of_one_model(ls: &[eo_latent]) -> Result<Vec<Arc<Latent>>> {
     Ok(latents)
 }
 
-/// Renders latents in device batches, handing each image to `sink`.
+/// Renders latents (all of one model) through `sink`, in device batches.
 fn render_each(
     latents: &[Arc<Latent>],
-    mut progress: Option<crate::progress::Progress<'_>>,
-    mut sink: impl FnMut(usize, &tch::Tensor) -> Result<()>,
+    progress: Option<crate::progress::Progress<'_>>,
+    sink: impl FnMut(usize, &tch::Tensor) -> Result<()>,
 ) -> Result<()> {
-    let model = &latents[0].model;
-    for (c, chunk) in latents.chunks(RENDER_CHUNK).enumerate() {
-        let ws: Vec<&[f32]> = chunk.iter().map(|l| l.w.as_slice()).collect();
-        let images = model.render(&ws)?;
-        for i in 0..chunk.len() {
-            sink(c * RENDER_CHUNK + i, &images.get(i as i64))?;
-        }
-        report(&mut progress, "render", (c * RENDER_CHUNK + chunk.len()) as u64, latents.len() as u64)?;
-    }
-    Ok(())
+    let ws: Vec<&[f32]> = latents.iter().map(|l| l.w.as_slice()).collect();
+    render::render_in_batches(&latents[0].model, &ws, progress, sink)
 }
 
 fn into_view(img: &tch::Tensor, view: &eo_image_view, what: &str) -> Result<()> {

@@ -332,20 +332,8 @@ impl Model {
 /// Runs tensor code that may panic (tch's infallible wrappers) and turns a
 /// panic into an error, keeping out-of-memory distinguishable.
 pub fn guard<T>(f: impl FnOnce() -> T) -> Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-        let message = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown panic".into());
-        let lower = message.to_lowercase();
-        let kind = if lower.contains("out of memory") || lower.contains("can't allocate") {
-            ErrorKind::OutOfMemory
-        } else {
-            ErrorKind::Internal
-        };
-        Error::new(kind, format!("tensor computation failed: {message}"))
-    })
+    catch_unwind(AssertUnwindSafe(f))
+        .map_err(|payload| Error::from_torch("tensor computation failed", &crate::error::panic_message(&*payload)))
 }
 
 fn parse_config(text: &str, path: &Path) -> Result<serde_json::Value> {
