@@ -34,11 +34,95 @@ typedef enum eo_status {
   EO_ERR_INTERNAL = 9,
 } eo_status;
 
+// A pixel layout (one of the EO_PIXEL_* constants).
+typedef uint32_t eo_pixel_format;
+
+// A host-owned image buffer: `height` rows of `stride` bytes. Rendering
+// into a view of another size than the model's resamples (Lanczos).
+typedef struct eo_image_view {
+  // First byte of the first row.
+  uint8_t *data;
+  // Pixels per row.
+  uint32_t width;
+  // Rows.
+  uint32_t height;
+  // Bytes from one row to the next (at least width * bytes per pixel).
+  uint32_t stride;
+  // One of EO_PIXEL_*.
+  eo_pixel_format format;
+} eo_image_view;
+
+// A point in pixels of the example image: x to the right, y down.
+typedef struct eo_point {
+  // Column.
+  float x;
+  // Row.
+  float y;
+} eo_point;
+
 // A latent (an image as a point in a model's latent space).
 typedef struct eo_latent {
   // Opaque id.
   uint64_t id;
 } eo_latent;
+
+// Called every snapshot_every drag steps with the step, the example as
+// dragged so far (a latent handle owned by the library, valid during the
+// call: render it, do not release it) and the n tracked handle positions.
+// Return non-zero to cancel the drag.
+typedef int32_t (*eo_drag_snapshot_fn)(void *user,
+                                       uint32_t step,
+                                       struct eo_latent current,
+                                       const struct eo_point *positions,
+                                       size_t n);
+
+// Options of eo_edit_from_drag; fill with eo_drag_options_init. Points
+// and the mask are in pixels of the image the host shows: image_width x
+// image_height (0 = the model's resolution).
+typedef struct eo_drag_options {
+  // sizeof(eo_drag_options), set by the init function.
+  uint32_t struct_size;
+  // Width of the host's image of the example (0 = model resolution).
+  uint32_t image_width;
+  // Height of the host's image of the example (0 = model resolution).
+  uint32_t image_height;
+  // Steps at most (default 200).
+  uint32_t max_steps;
+  // W+ rows optimised: 0 = default (StyleGAN2 6, DCGAN its one row).
+  uint32_t rows;
+  // Adam learning rate: 0 = default (StyleGAN2 2e-3, DCGAN 2e-2).
+  float learning_rate;
+  // Motion supervision radius in pixels at 512 scale (default 3).
+  float r1;
+  // Tracking half-window in pixels at 512 scale (default 12).
+  float r2;
+  // Weight of keeping features outside the editable region (default 20).
+  float mask_weight;
+  // Editable rectangle: left, top, width, height in image pixels;
+  // width or height 0 = no rectangle.
+  uint32_t mask_rect[4];
+  // Editable region as an image of image_width x image_height (any
+  // format; a pixel is editable when its first byte is non-zero), or NULL.
+  const struct eo_image_view *mask;
+  // Out, optional: n positions, written with the tracked handles (image
+  // pixels) before every progress call and at the end.
+  struct eo_point *positions;
+  // Out, optional: steps taken.
+  uint32_t *steps;
+  // Out, optional: 1 when every handle reached its target.
+  uint32_t *reached;
+  // Call `snapshot` every this many steps (0 = never).
+  uint32_t snapshot_every;
+  // See eo_drag_snapshot_fn.
+  eo_drag_snapshot_fn snapshot;
+  // Passed to `snapshot`.
+  void *snapshot_user;
+} eo_drag_options;
+
+// Progress of a long call: stage name, steps done, steps in all. Return
+// non-zero to cancel; the call then returns EO_ERR_CANCELLED and leaves
+// every handle as it was.
+typedef int32_t (*eo_progress_fn)(void *user, const char *stage, uint64_t done, uint64_t total);
 
 // An example edit that can be optimised and applied to other latents.
 typedef struct eo_edit {
@@ -76,11 +160,6 @@ typedef struct eo_optimize_options {
   // Seed of the batch objective's latents and strengths (default 0).
   uint64_t seed;
 } eo_optimize_options;
-
-// Progress of a long call: stage name, steps done, steps in all. Return
-// non-zero to cancel; the call then returns EO_ERR_CANCELLED and leaves
-// every handle as it was.
-typedef int32_t (*eo_progress_fn)(void *user, const char *stage, uint64_t done, uint64_t total);
 
 // What the last eo_edit_optimize did. Set struct_size before calling
 // eo_edit_report.
@@ -141,24 +220,6 @@ typedef struct eo_model_desc {
   char architecture[16];
 } eo_model_desc;
 
-// A pixel layout (one of the EO_PIXEL_* constants).
-typedef uint32_t eo_pixel_format;
-
-// A host-owned image buffer: `height` rows of `stride` bytes. Rendering
-// into a view of another size than the model's resamples (Lanczos).
-typedef struct eo_image_view {
-  // First byte of the first row.
-  uint8_t *data;
-  // Pixels per row.
-  uint32_t width;
-  // Rows.
-  uint32_t height;
-  // Bytes from one row to the next (at least width * bytes per pixel).
-  uint32_t stride;
-  // One of EO_PIXEL_*.
-  eo_pixel_format format;
-} eo_image_view;
-
 // The paper: ||G(w0 + dw) - G(w0 + d*)||_2 + lambda |(w0 + d*) . d*| on the example.
 #define EO_OBJECTIVE_PAPER 0
 
@@ -210,6 +271,23 @@ const char *eo_status_name(int32_t status);
 // Counts the live handles of each kind (any out-pointer may be NULL), so
 // a host can check that it released everything it created.
 enum eo_status eo_live_handles(size_t *models, size_t *latents, size_t *edits);
+
+// Fills `opts` with the defaults of spec/method.md section 5.
+enum eo_status eo_drag_options_init(struct eo_drag_options *opts);
+
+// Makes an edit by dragging `handles` of the example image to `targets`
+// (n points each, in image pixels) as DragGAN does: the first W+ rows are
+// optimised until every tracked handle is within max(2 h/512, 2) model
+// pixels of its target or max_steps have run. Progress: ("drag", step,
+// max_steps). The edit is an ordinary one: optimise, apply, save it.
+enum eo_status eo_edit_from_drag(struct eo_latent example,
+                                 const struct eo_point *handles_in,
+                                 const struct eo_point *targets_in,
+                                 size_t n,
+                                 const struct eo_drag_options *opts,
+                                 eo_progress_fn progress,
+                                 void *user,
+                                 struct eo_edit *out);
 
 // An edit from the example and its edited state (two latents of one model).
 enum eo_status eo_edit_from_latents(struct eo_latent example,
@@ -392,6 +470,20 @@ enum eo_status eo_render_batch(const struct eo_latent *ls,
                                struct eo_image_view *dsts,
                                eo_progress_fn progress,
                                void *user);
+
+// Reads a PNG or JPEG file into a host buffer of `format`: with buf NULL
+// only width and height (and `needed`, the bytes a tightly packed buffer
+// takes) are set; otherwise buf must hold exactly `needed` bytes.
+enum eo_status eo_image_read(const char *path,
+                             eo_pixel_format format,
+                             uint8_t *buf,
+                             size_t len,
+                             uint32_t *width,
+                             uint32_t *height,
+                             size_t *needed);
+
+// Writes a host image view to a PNG or JPEG file (by extension).
+enum eo_status eo_image_write(const struct eo_image_view *img, const char *path);
 
 // Renders a latent to a PNG or JPEG file (by extension); size 0 keeps the
 // model's resolution, otherwise the image is resampled to size x size.

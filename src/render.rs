@@ -96,6 +96,32 @@ pub fn write_pixels(image: &DynamicImage, format: PixelFormat, dst: &mut [u8], s
     Ok(())
 }
 
+/// Reads an image file (PNG or JPEG); the decoder checks the data and
+/// refuses images over 16384 pixels a side.
+pub fn load(path: &Path) -> Result<DynamicImage> {
+    let mut reader = image::ImageReader::open(path)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read '{}': {e}", path.display())))?
+        .with_guessed_format()
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read '{}': {e}", path.display())))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(16384);
+    limits.max_image_height = Some(16384);
+    reader.limits(limits);
+    reader.decode().map_err(|e| Error::format(format!("'{}' is not a readable PNG or JPEG image: {e}", path.display())))
+}
+
+/// An image from a host buffer of `height` rows of `stride` bytes.
+pub fn from_pixels(bytes: &[u8], width: u32, height: u32, stride: usize, format: PixelFormat) -> Result<DynamicImage> {
+    let row = width as usize * format.bytes_per_pixel();
+    let packed: Vec<u8> = (0..height as usize).flat_map(|y| bytes[y * stride..y * stride + row].iter().copied()).collect();
+    let image = match format {
+        PixelFormat::Rgba8 => image::RgbaImage::from_raw(width, height, packed).map(DynamicImage::ImageRgba8),
+        PixelFormat::Rgb8 => RgbImage::from_raw(width, height, packed).map(DynamicImage::ImageRgb8),
+        PixelFormat::Gray8 => GrayImage::from_raw(width, height, packed).map(DynamicImage::ImageLuma8),
+    };
+    image.ok_or_else(|| Error::invalid("image buffer does not match its width, height and format"))
+}
+
 /// Saves as PNG or JPEG, chosen by the file extension.
 pub fn save(image: &DynamicImage, path: &Path) -> Result<()> {
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);

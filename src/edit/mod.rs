@@ -5,6 +5,7 @@
 //! the naive direction until [`optimize`] has computed d*. Latents are
 //! flattened W+ (num_ws * w_dim floats).
 
+pub mod drag;
 pub mod method;
 pub mod optimize;
 pub mod preset;

@@ -4,6 +4,7 @@
 //! no panic crosses into the host.
 #![allow(non_camel_case_types)]
 
+mod drag;
 mod edit;
 mod engine;
 mod latent;

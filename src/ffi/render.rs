@@ -47,7 +47,7 @@ fn pixel_format(f: eo_pixel_format) -> Result<PixelFormat> {
 }
 
 /// A checked view: its format and its bytes as a slice.
-unsafe fn view_arg<'a>(view: &eo_image_view, what: &str) -> Result<(PixelFormat, &'a mut [u8])> {
+pub(super) unsafe fn view_arg<'a>(view: &eo_image_view, what: &str) -> Result<(PixelFormat, &'a mut [u8])> {
     let format = pixel_format(view.format)?;
     if view.width == 0 || view.height == 0 || view.width > MAX_SIDE || view.height > MAX_SIDE {
         return Err(Error::invalid(format!("{what} is {}x{}; sides must be 1..={MAX_SIDE}", view.width, view.height)));
@@ -138,6 +138,54 @@ pub unsafe extern "C" fn eo_render_batch(
         }
         let latents = latents_of_one_model(ls)?;
         with_progress(progress, user, |p| render_each(&latents, p, |i, img| into_view(img, &views[i], "dst")))
+    })
+}
+
+/// Reads a PNG or JPEG file into a host buffer of `format`: with buf NULL
+/// only width and height (and `needed`, the bytes a tightly packed buffer
+/// takes) are set; otherwise buf must hold exactly `needed` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn eo_image_read(
+    path: *const c_char,
+    format: eo_pixel_format,
+    buf: *mut u8,
+    len: usize,
+    width: *mut u32,
+    height: *mut u32,
+    needed: *mut usize,
+) -> eo_status {
+    call(|| {
+        let path = Path::new(str_arg(path, "path")?);
+        let format = pixel_format(format)?;
+        let image = render::load(path)?;
+        let size = image.width() as usize * image.height() as usize * format.bytes_per_pixel();
+        for (out, value) in [(width, image.width()), (height, image.height())] {
+            if !out.is_null() {
+                out.write(value);
+            }
+        }
+        if !needed.is_null() {
+            needed.write(size);
+        }
+        if buf.is_null() {
+            return Ok(());
+        }
+        if len != size {
+            return Err(Error::invalid(format!("len is {len}; the image needs {size} bytes")));
+        }
+        let row = image.width() as usize * format.bytes_per_pixel();
+        render::write_pixels(&image, format, slice_out(buf, len, "buf")?, row)
+    })
+}
+
+/// Writes a host image view to a PNG or JPEG file (by extension).
+#[no_mangle]
+pub unsafe extern "C" fn eo_image_write(img: *const eo_image_view, path: *const c_char) -> eo_status {
+    call(|| {
+        let view = *slice_arg(img, 1, "img")?.first().expect("one view");
+        let (format, bytes) = view_arg(&view, "img")?;
+        let image = render::from_pixels(bytes, view.width, view.height, view.stride as usize, format)?;
+        render::save(&image, Path::new(str_arg(path, "path")?))
     })
 }
 

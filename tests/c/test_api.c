@@ -467,6 +467,71 @@ static void test_concurrent_apply(void) {
   OK(eo_model_release(m));
 }
 
+static int count_snapshots(void *user, uint32_t step, eo_latent current, const eo_point *positions, size_t n) {
+  int *count = user;
+  float w[100];
+  (void)step;
+  (void)positions;
+  (*count)++;
+  /* The temporary latent can be read and rendered during the call. */
+  return n != 1 || eo_latent_read(current, w, 100, NULL) != EO_OK;
+}
+
+static void test_drag(void) {
+  eo_model m;
+  eo_latent example, moved;
+  eo_edit e;
+  OK(eo_model_load_default(&m));
+  OK(eo_latent_from_seed(m, 1, 1.0f, &example));
+  /* The host shows the 64x64 face at 128x128: points are in its pixels. */
+  eo_point handle = {65.0f, 73.0f}, target = {81.0f, 73.0f}, where = {0, 0};
+  uint32_t steps = 0, reached = 0;
+  int snapshots = 0;
+  eo_drag_options opts;
+  OK(eo_drag_options_init(&opts));
+  opts.image_width = opts.image_height = 128;
+  opts.positions = &where;
+  opts.steps = &steps;
+  opts.reached = &reached;
+  opts.snapshot_every = 5;
+  opts.snapshot = count_snapshots;
+  opts.snapshot_user = &snapshots;
+  OK(eo_edit_from_drag(example, &handle, &target, 1, &opts, NULL, NULL, &e));
+  CHECK(reached == 1 && fabsf(where.x - target.x) <= 4.5f && fabsf(where.y - target.y) <= 4.5f,
+        "drag reached %u after %u steps at (%g, %g)", reached, steps, where.x, where.y);
+  CHECK(snapshots == (int)(steps / 5) + 1, "%d snapshots for %u steps", snapshots, steps);
+  eo_optimize_options o;
+  OK(eo_optimize_options_init_fast(&o));
+  o.iterations = 5;
+  OK(eo_edit_optimize(e, &o, NULL, NULL));
+  OK(eo_edit_apply(e, example, &moved));
+  OK(eo_latent_release(moved));
+  OK(eo_edit_release(e));
+
+  eo_point nan_point = {NAN, 3.0f}, outside = {200.0f, 3.0f};
+  uint8_t small[10 * 10];
+  eo_image_view wrong_mask = {small, 10, 10, 10, EO_PIXEL_GRAY8};
+  BAD_ARG(eo_edit_from_drag(example, &handle, &target, 0, &opts, NULL, NULL, &e));
+  BAD_ARG(eo_edit_from_drag(example, NULL, &target, 1, &opts, NULL, NULL, &e));
+  BAD_ARG(eo_edit_from_drag(example, &handle, &target, 1, &opts, NULL, NULL, NULL));
+  BAD_ARG(eo_edit_from_drag(example, &nan_point, &target, 1, &opts, NULL, NULL, &e));
+  BAD_ARG(eo_edit_from_drag(example, &handle, &outside, 1, &opts, NULL, NULL, &e));
+  opts.mask = &wrong_mask;
+  BAD_ARG(eo_edit_from_drag(example, &handle, &target, 1, &opts, NULL, NULL, &e));
+  opts.mask = NULL;
+  opts.mask_rect[0] = 100, opts.mask_rect[1] = 0, opts.mask_rect[2] = 50, opts.mask_rect[3] = 10;
+  BAD_ARG(eo_edit_from_drag(example, &handle, &target, 1, &opts, NULL, NULL, &e));
+  opts.mask_rect[2] = 0;
+  opts.max_steps = 40;
+  uint64_t last = 0;
+  EXPECT(eo_edit_from_drag(example, &handle, &target, 1, &opts, cancel_at_three, &last, &e), EO_ERR_CANCELLED);
+  eo_latent forged = {987654321};
+  BAD_HANDLE(eo_edit_from_drag(forged, &handle, &target, 1, &opts, NULL, NULL, &e));
+
+  OK(eo_latent_release(example));
+  OK(eo_model_release(m));
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
@@ -486,6 +551,7 @@ int main(int argc, char **argv) {
   test_handles();
   test_cancel_and_presets();
   test_concurrent_apply();
+  test_drag();
 
   size_t models = 9, latents = 9, edits = 9;
   OK(eo_live_handles(&models, &latents, &edits));
