@@ -2,6 +2,7 @@
 //! generator, d* optimisation time, alpha recomputation and transfer.
 //! Run with `make bench`; numbers go to the README's performance section.
 
+use editone::edit::drag::{drag, DragOptions, Point};
 use editone::edit::{AlphaTable, Edit, LatentShape, OptimizeOptions};
 use editone::{Engine, EngineOptions, Model};
 use std::path::PathBuf;
@@ -36,6 +37,22 @@ fn render_throughput(name: &str, model: &Model) {
     }
 }
 
+/// A whole drag and its time per step.
+fn drag_timing(name: &str, model: &Model, handle: Point, target: Point, max_steps: u32) {
+    let w = model.latent_from_seed(1, (model.info().c_dim > 0).then_some(0), 1.0).unwrap();
+    let options = DragOptions { max_steps, ..DragOptions::default() };
+    let t = Instant::now();
+    let out = drag(model, &w, &[handle], &[target], &options, None, None).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "drag {name:8}: {} steps in {:.2} s ({:.1} ms per step){}",
+        out.steps,
+        secs,
+        secs * 1e3 / out.steps.max(1) as f64,
+        if out.reached { ", reached" } else { "" }
+    );
+}
+
 fn main() {
     let engine = Engine::init(&EngineOptions::default()).unwrap();
     println!("device {} with {} CPU threads", engine.device_name(), engine.cpu_threads());
@@ -48,6 +65,11 @@ fn main() {
     let cond = Model::load(&dir.join("cond128")).unwrap();
     render_throughput("tiny64", &tiny);
     render_throughput("cond128", &cond);
+
+    let face = Model::load_default().unwrap();
+    let p = |x, y| Point { x, y };
+    drag_timing("default", &face, p(32.0, 36.0), p(40.0, 36.0), 200);
+    drag_timing("cond128", &cond, p(64.0, 64.0), p(72.0, 64.0), 20);
 
     let shape = LatentShape { num_ws: tiny.info().num_ws, w_dim: tiny.info().w_dim };
     let w0 = tiny.latent_from_seed(1, None, 1.0).unwrap();

@@ -83,6 +83,15 @@ typedef struct {
     uint32_t class_index;
 } target_spec;
 
+/* An edit --drag request: n handle/target pairs and the options around them. */
+typedef struct {
+    eo_point *handles, *targets;
+    size_t n;
+    const char *mask;    /* editable-region image, or NULL */
+    const char *preview; /* --preview DIR for the strip, or NULL */
+    uint32_t strip_every;
+} drag_request;
+
 /* Set by SIGINT; long operations stop when they see it. */
 extern volatile sig_atomic_t g_interrupted;
 
@@ -107,6 +116,7 @@ void *xcalloc(size_t n, size_t size);
 
 /* util.c: options and numbers (usage errors are reported). */
 int parse_options(const char *cmd, int argc, char **argv, const option *opts, size_t n, int *rest);
+size_t take_repeated(const char *name, int *argc, char **argv, const char **values);
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int opt_u64(const char *cmd, const char *name, const char *text, uint64_t min, uint64_t max, uint64_t *out);
 int opt_u32(const char *cmd, const char *name, const char *text, uint32_t min, uint32_t max, uint32_t *out);
@@ -166,5 +176,9 @@ int cmd_edit(const engine_args *g, int argc, char **argv);
 int cmd_apply(const engine_args *g, int argc, char **argv);
 int cmd_bench(const engine_args *g, int argc, char **argv);
 int cmd_directions(const engine_args *g, int argc, char **argv);
+
+/* drag.c: edit --drag. */
+int parse_drags(const char *cmd, const char *const *texts, size_t n, eo_point **handles, eo_point **targets);
+int edit_from_drags(const eo_model_desc *d, eo_latent example, const drag_request *r, eo_edit *e);
 
 #endif /* EDITONE_CLI_H */

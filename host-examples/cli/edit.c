@@ -10,7 +10,7 @@
 static const char EDIT_USAGE[] =
     "usage: editone [global options] edit [--model PATH] --seed S [--psi F] [--class K]\n"
     "           (--direction K --strength A | --direction-f32 FILE --strength A\n"
-    "            | --to-seed T [--mix M]\n"
+    "            | --to-seed T [--mix M] | --drag X1,Y1:X2,Y2 [--drag ...] [--mask FILE]\n"
     "            | --to-latent-f32 FILE [--mix M])\n"
     "           [--iterations N] [--lr F] [--lambda F] [--objective paper|batch]\n"
     "           [--batch-size K] [--batch-seed N] [--rows K] [--init auto|zero|naive]\n"
@@ -34,6 +34,12 @@ static const char EDIT_USAGE[] =
     "  --to-seed T             toward seed T's latent (same --psi and --class)\n"
     "  --to-latent-f32 FILE    toward a latent of w_dim or num_ws x w_dim float32 LE\n"
     "  --mix M                 go M of the way: w0 + M (w_target - w0) (default 1)\n"
+    "  --drag X1,Y1:X2,Y2      drag the point X1,Y1 of the example to X2,Y2 (DragGAN;\n"
+    "                          repeat for more points). Pixels of the example at the\n"
+    "                          model's resolution, or of --mask's size\n"
+    "  --mask FILE             image of the editable region (non-black = editable)\n"
+    "  --strip-every N         with --preview: DIR/drag-strip.png shows every Nth\n"
+    "                          drag step (default 10), DIR/dragged.png the result\n"
     "Optimisation (defaults are the library's, the paper's settings):\n"
     "  --fast                  start from the interactive preset (lr 0.02, at most\n"
     "                          100 steps); the options below still apply\n"
@@ -60,6 +66,9 @@ typedef struct {
     const char *sefa, *direction, *strength, *to_seed, *to_latent, *mix;
     const char *iterations, *lr, *lambda, *objective, *batch_size, *batch_seed, *rows, *init, *patience;
     const char *out, *preview;
+    const char *mask, *strip_every;
+    const char **drags;
+    size_t ndrags;
     int fast, no_optimize, json;
 } edit_text;
 
@@ -69,15 +78,18 @@ typedef struct {
     float psi, strength, mix, lr, lambda;
     uint32_t class_index, iterations, batch_size, rows, patience, objective, init, sefa;
     int has_class;
+    drag_request drag;
 } edit_values;
 
 /* Which edit source options fit together. */
 static int check_edit_source(const char *cmd, const edit_text *x)
 {
-    int sources = !!x->sefa + !!x->direction + !!x->to_seed + !!x->to_latent;
+    int sources = !!x->sefa + !!x->direction + !!x->to_seed + !!x->to_latent + (x->ndrags > 0);
     if (sources != 1)
         return usage_error(cmd, "give exactly one of --direction K, --direction-f32 FILE, --to-seed T, "
-                                "--to-latent-f32 FILE");
+                                "--to-latent-f32 FILE, --drag X1,Y1:X2,Y2");
+    if ((x->mask || x->strip_every) && !x->ndrags)
+        return usage_error(cmd, "--mask and --strip-every apply to --drag only");
     if ((x->direction || x->sefa) && !x->strength)
         return usage_error(cmd, "--direction needs --strength A");
     if (x->strength && !x->direction && !x->sefa)
@@ -152,6 +164,14 @@ static int parse_edit_values(const char *cmd, const edit_text *x, edit_values *v
         return EC_USAGE;
     if (x->sefa && opt_u32(cmd, "--direction", x->sefa, 0, 65535, &v->sefa))
         return EC_USAGE;
+    v->drag.strip_every = 10;
+    if (x->strip_every && opt_u32(cmd, "--strip-every", x->strip_every, 1, 100000, &v->drag.strip_every))
+        return EC_USAGE;
+    if (x->ndrags && parse_drags(cmd, x->drags, x->ndrags, &v->drag.handles, &v->drag.targets))
+        return EC_USAGE;
+    v->drag.n = x->ndrags;
+    v->drag.mask = x->mask;
+    v->drag.preview = x->preview;
     if (x->mix && opt_float(cmd, "--mix", x->mix, -MAX_FLOAT, MAX_FLOAT, &v->mix))
         return EC_USAGE;
     return parse_optimize_values(cmd, x, v);
@@ -251,6 +271,8 @@ static int make_edit(eo_model m, const eo_model_desc *d, const edit_text *x, con
     int rc;
     if (x->sefa)
         return edit_along_sefa(m, d, v->sefa, v->strength, example, e);
+    if (x->ndrags)
+        return edit_from_drags(d, example, &v->drag, e);
     if (x->direction) {
         float *dir;
         size_t n;
@@ -390,6 +412,7 @@ int cmd_edit(const engine_args *g, int argc, char **argv)
     edit_text x;
     edit_values v;
     memset(&x, 0, sizeof x);
+    memset(&v, 0, sizeof v);
     option opts[] = {
         { "--model", &x.model, NULL },          { "--seed", &x.seed, NULL },
         { "--psi", &x.psi, NULL },              { "--class", &x.class_index, NULL },
@@ -403,13 +426,22 @@ int cmd_edit(const engine_args *g, int argc, char **argv)
         { "--init", &x.init, NULL },            { "--patience", &x.patience, NULL },
         { "--no-optimize", NULL, &x.no_optimize }, { "--json", NULL, &x.json },
         { "--out", &x.out, NULL },              { "--preview", &x.preview, NULL },
+        { "--mask", &x.mask, NULL },            { "--strip-every", &x.strip_every, NULL },
     };
+    const char **drags = xcalloc((size_t)argc + 1, sizeof *drags);
+    if (!drags)
+        return out_of_memory();
+    x.drags = drags;
+    x.ndrags = take_repeated("--drag", &argc, argv, drags);
     int rc = parse_options(cmd, argc, argv, opts, COUNT_OF(opts), NULL);
     if (rc == EC_HELP)
-        return show_help(EDIT_USAGE);
-    if (rc != EC_OK)
-        return rc;
-    if (parse_edit_values(cmd, &x, &v) != EC_OK)
-        return EC_USAGE;
-    return run_edit(g, &x, &v);
+        rc = show_help(EDIT_USAGE);
+    else if (rc == EC_OK && parse_edit_values(cmd, &x, &v) != EC_OK)
+        rc = EC_USAGE;
+    else if (rc == EC_OK)
+        rc = run_edit(g, &x, &v);
+    free(v.drag.handles);
+    free(v.drag.targets);
+    free(drags);
+    return rc;
 }

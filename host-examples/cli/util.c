@@ -164,6 +164,25 @@ static const option *find_option(const option *opts, size_t n, const char *arg, 
  * stops at the first argument that is not an option and stores its index
  * there (argc when there is none); otherwise such an argument is an error.
  */
+/*
+ * Removes every "NAME VALUE" pair from argv (argc shrinks) and stores the
+ * values, in order, in values (room for *argc entries); returns how many.
+ */
+size_t take_repeated(const char *name, int *argc, char **argv, const char **values)
+{
+    size_t found = 0;
+    int kept = 0;
+    for (int i = 0; i < *argc; i++) {
+        if (strcmp(argv[i], name) == 0 && i + 1 < *argc) {
+            values[found++] = argv[++i];
+            continue;
+        }
+        argv[kept++] = argv[i];
+    }
+    *argc = kept;
+    return found;
+}
+
 int parse_options(const char *cmd, int argc, char **argv, const option *opts, size_t n,
                   int *rest)
 {

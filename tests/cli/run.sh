@@ -217,6 +217,12 @@ assert len(d) == 3 and all(abs(sum(x * x for x in v) - 1) < 1e-4 for v in d), d
 " "$TMP/last/stdout"
 expect "edit along a direction, fast preset" 0 -- edit --seed 1 --direction 0 --strength 4 --fast --iterations 20 --out "$TMP/sefa.json"
 expect "apply it with the default model" 0 -- apply --preset "$TMP/sefa.json" --seeds 2-3 --json
+expect "drag the nose 8 px right" 0 -- edit --seed 1 --drag 32,36:40,36 --no-optimize --out "$TMP/drag.json" --preview "$TMP/dragprev" --strip-every 5
+check "the drag reached its target" grep -q "every handle reached its target" "$TMP/last/stdout"
+check "drag preview: strip and dragged example" test -s "$TMP/dragprev/drag-strip.png" -a -s "$TMP/dragprev/dragged.png"
+expect "a mask image sets the editable region" 0 -- edit --seed 1 --drag 32,36:36,36 --mask "$TMP/dragprev/example.png" --no-optimize --out "$TMP/drag2.json"
+expect "a drag target outside the image" 1 "outside the 64x64 image" -- edit --seed 1 --drag 32,36:90,36 --out "$TMP/x.json"
+expect "a malformed drag" 2 "--drag" -- edit --seed 1 --drag 32,36:x --out "$TMP/x.json"
 if grep -q "^Exit status: 0 success" "$TMP/job0/stdout"; then
     pass "--help documents exit codes"
 else
