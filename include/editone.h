@@ -198,6 +198,31 @@ typedef struct eo_engine_options {
   const char *device;
 } eo_engine_options;
 
+// Options of eo_latent_invert; fill with eo_invert_options_init.
+typedef struct eo_invert_options {
+  // sizeof(eo_invert_options), set by the init function.
+  uint32_t struct_size;
+  // Optimisation steps; 0 = the model's default (StyleGAN2 1000, DCGAN 600).
+  uint32_t steps;
+  // 1: optimise a W+ latent (one row per layer); 0: one W row (default).
+  uint32_t wplus;
+  // Peak learning rate (default 0.1).
+  float learning_rate;
+  // Weight of the noise-map regulariser (StyleGAN2; default 1e5).
+  float noise_regularize;
+  // Seed of the random draws (default 303, as the official projector).
+  uint64_t seed;
+  // A TorchScript VGG16 file (the official projector's vgg16.pt) for
+  // the perceptual loss, or NULL for a pixel loss over three scales.
+  const char *vgg16_path;
+  // Out, optional: 4 values, the projected square (left, top, width,
+  // height) in the photo's pixels.
+  uint32_t *crop;
+  // Out, optional: PSNR in dB of the reconstruction against the photo's
+  // square at the model's resolution.
+  float *psnr;
+} eo_invert_options;
+
 // Shape facts about a model. Set struct_size to sizeof(eo_model_desc)
 // before calling eo_model_info. (Named _desc because C gives a struct
 // typedef and a function one namespace.)
@@ -219,6 +244,9 @@ typedef struct eo_model_desc {
   // "stylegan2" or "dcgan", NUL-terminated.
   char architecture[16];
 } eo_model_desc;
+
+// How a latent becomes a picture (EO_RENDER_*).
+typedef uint32_t eo_render_mode;
 
 // The paper: ||G(w0 + dw) - G(w0 + d*)||_2 + lambda |(w0 + d*) . d*| on the example.
 #define EO_OBJECTIVE_PAPER 0
@@ -249,6 +277,17 @@ typedef struct eo_model_desc {
 
 // 1 byte per pixel: luma.
 #define EO_PIXEL_GRAY8 2
+
+// Residual for latents inverted from a photo (and their edits), plain otherwise.
+#define EO_RENDER_AUTO 0
+
+// The generator's output G(w'), at the model's resolution.
+#define EO_RENDER_PLAIN 1
+
+// The photo plus the edit's change, photo + (G(w') - G(w)) resampled onto
+// the projected square, at the photo's size: keeps the detail the
+// generator cannot reproduce, but carries the edit only as a change.
+#define EO_RENDER_RESIDUAL 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -394,6 +433,38 @@ enum eo_status eo_device_name(char *buf, size_t len, size_t *needed);
 // The number of CPU threads the engine's tensor math uses.
 enum eo_status eo_cpu_threads(uint32_t *out);
 
+// Fills `opts` with the defaults.
+enum eo_status eo_invert_options_init(struct eo_invert_options *opts);
+
+// Projects a photo (any size and aspect; its centred square is resampled
+// to the model's resolution, alpha ignored) into the model's latent space,
+// as the StyleGAN2-ADA projector does. Progress: ("invert", step, steps).
+// The latent is created only on success; it remembers the photo, so its
+// edits render in residual mode (see eo_render_ex).
+enum eo_status eo_latent_invert(struct eo_model m,
+                                const struct eo_image_view *img,
+                                const struct eo_invert_options *opts,
+                                eo_progress_fn progress,
+                                void *user,
+                                struct eo_latent *out);
+
+// A latent from raw floats (as eo_latent_from_w) that remembers the photo
+// it was inverted from, e.g. one saved by `editone invert` in an earlier
+// session: its edits then render in residual mode on that photo.
+enum eo_status eo_latent_from_w_photo(struct eo_model m,
+                                      const float *w,
+                                      size_t len,
+                                      const struct eo_image_view *photo,
+                                      struct eo_latent *out);
+
+// The photo a latent carries: its size and the projected square (left,
+// top, width, height; `crop` may be NULL). Width and height are 0 when
+// the latent has no photo.
+enum eo_status eo_latent_photo(struct eo_latent l,
+                               uint32_t *width,
+                               uint32_t *height,
+                               uint32_t *crop);
+
 // The latent of `seed` as the official generate.py draws it (numpy
 // legacy RandomState, seeds 0..2^32-1), mapped with truncation psi
 // (1 = none). For unconditional models.
@@ -455,8 +526,13 @@ enum eo_status eo_model_directions_rows(struct eo_model m,
 // Releases a model. Latents and edits made with it stay usable.
 enum eo_status eo_model_release(struct eo_model m);
 
-// Renders a latent into a host image view (noise 'const').
+// Renders a latent into a host image view (EO_RENDER_AUTO, noise 'const').
 enum eo_status eo_render(struct eo_latent l, struct eo_image_view *dst);
+
+// Renders a latent into a host view in `mode`; a view of another size
+// than the picture (model resolution, or the photo's size in residual
+// mode) is resampled (Lanczos).
+enum eo_status eo_render_ex(struct eo_latent l, eo_render_mode mode, struct eo_image_view *dst);
 
 // The raw generator output, channels x height x width float32, nominally
 // in [-1, 1]; len must be exactly that many floats.
@@ -485,8 +561,9 @@ enum eo_status eo_image_read(const char *path,
 // Writes a host image view to a PNG or JPEG file (by extension).
 enum eo_status eo_image_write(const struct eo_image_view *img, const char *path);
 
-// Renders a latent to a PNG or JPEG file (by extension); size 0 keeps the
-// model's resolution, otherwise the image is resampled to size x size.
+// Renders a latent to a PNG or JPEG file (by extension, EO_RENDER_AUTO);
+// size 0 keeps the picture's size (the model's resolution, or the photo's
+// for an inverted latent), otherwise its longer side becomes `size`.
 enum eo_status eo_render_to_file(struct eo_latent l, const char *path, uint32_t size);
 
 #ifdef __cplusplus

@@ -3,6 +3,7 @@
 
 use crate::edit::Edit;
 use crate::error::{Error, ErrorKind, Result};
+use crate::invert::Photo;
 use crate::model::Model;
 use once_cell::sync::OnceCell;
 use std::collections::HashMap;
@@ -180,6 +181,9 @@ pub struct Latent {
     pub model: Arc<Model>,
     /// num_ws * w_dim floats.
     pub w: Vec<f32>,
+    /// The photo it was inverted from, inherited by its edits, for
+    /// residual rendering.
+    pub photo: Option<Arc<Photo>>,
 }
 
 /// An edit and the model it was made with; the mutex serialises calls on

@@ -6,6 +6,7 @@
 //! - [`model`]: the generator trait, native StyleGAN2, model files.
 //! - [`edit`]: the paper's method: example edits, d*, transfer, presets.
 //! - [`progress`]: progress callbacks and cancellation.
+//! - [`invert`]: projecting photos into the latent space; residual rendering.
 //! - [`seed`]: latent seeds identical to the official scripts' numpy draws.
 //! - [`render`]: generator output to pixels and image files.
 //! - [`ffi`]: the C API (include/editone.h); translation and checks only.
@@ -13,6 +14,7 @@
 
 pub mod edit;
 pub mod engine;
+pub mod invert;
 pub mod error;
 mod ffi;
 pub mod model;

@@ -1,7 +1,7 @@
 //! Edit entry points: build an edit, optimise d*, set the example's
 //! strength, apply to other latents, save and load presets.
 
-use super::latent::{new_latent, shape_of};
+use super::latent::{derived_latent, shape_of};
 use super::{
     call, eo_edit, eo_latent, eo_model, eo_progress_fn, eo_status, handles, read_options, require_out, slice_arg,
     slice_out, str_arg, with_progress, write_out, write_sized,
@@ -343,7 +343,7 @@ pub unsafe extern "C" fn eo_edit_apply(e: eo_edit, target: eo_latent, edited: *m
         let entry = handles()?.edit(e.id)?;
         let latent = latent_for(&entry, target, "target")?;
         let (w, _) = lock(&entry).apply(&latent.w)?;
-        write_out(edited, "edited", new_latent(entry.model_id, entry.model.clone(), w)?)
+        write_out(edited, "edited", derived_latent(&latent, w)?)
     })
 }
 
@@ -376,7 +376,8 @@ pub unsafe extern "C" fn eo_edit_apply_batch(
         }
         let created = results
             .into_iter()
-            .map(|(w, _)| new_latent(entry.model_id, entry.model.clone(), w))
+            .zip(&latents)
+            .map(|((w, _), source)| derived_latent(source, w))
             .collect::<Vec<_>>();
         if let Some(Err(e)) = created.iter().find(|c| c.is_err()) {
             let error = e.clone();
@@ -410,7 +411,7 @@ pub unsafe extern "C" fn eo_edit_apply_baseline(
             EO_BASELINE_UNSCALED => lock(&entry).apply_unscaled(&latent.w)?,
             other => return Err(Error::invalid(format!("baseline {other} is not an EO_BASELINE_* value"))),
         };
-        write_out(edited, "edited", new_latent(entry.model_id, entry.model.clone(), w)?)
+        write_out(edited, "edited", derived_latent(&latent, w)?)
     })
 }
 

@@ -13,8 +13,18 @@ pub(super) fn shape_of(model: &crate::model::Model) -> LatentShape {
 
 /// Registers a new latent of model `model_id` and returns its handle.
 pub(super) fn new_latent(model_id: u64, model: Arc<crate::model::Model>, w: Vec<f32>) -> Result<eo_latent> {
-    let id = handles()?.latents.insert(Latent { model_id, model, w });
-    Ok(eo_latent { id })
+    register(Latent { model_id, model, w, photo: None })
+}
+
+/// Registers `latent` and returns its handle.
+pub(super) fn register(latent: Latent) -> Result<eo_latent> {
+    Ok(eo_latent { id: handles()?.latents.insert(latent) })
+}
+
+/// A new latent `w` derived from `source` (an edit of it): same model, and
+/// the same photo, so residual rendering keeps the photo's detail.
+pub(super) fn derived_latent(source: &Latent, w: Vec<f32>) -> Result<eo_latent> {
+    register(Latent { model_id: source.model_id, model: source.model.clone(), w, photo: source.photo.clone() })
 }
 
 fn from_seed(m: eo_model, seed: u64, class: Option<usize>, psi: f32, out: *mut eo_latent) -> Result<()> {

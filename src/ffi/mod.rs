@@ -7,6 +7,7 @@
 mod drag;
 mod edit;
 mod engine;
+mod invert;
 mod latent;
 mod model;
 mod render;

@@ -3,6 +3,7 @@
 use super::{call, eo_latent, eo_progress_fn, eo_status, handles, slice_arg, slice_out, str_arg, with_progress};
 use crate::engine::Latent;
 use crate::error::{Error, Result};
+use crate::invert;
 use crate::render::{self, PixelFormat};
 use std::ffi::{c_char, c_void};
 use std::path::Path;
@@ -79,21 +80,54 @@ fn render_each(
     render::render_in_batches(&latents[0].model, &ws, progress, sink)
 }
 
-fn into_view(img: &tch::Tensor, view: &eo_image_view, what: &str) -> Result<()> {
+/// How a latent becomes a picture (EO_RENDER_*).
+pub type eo_render_mode = u32;
+/// Residual for latents inverted from a photo (and their edits), plain otherwise.
+pub const EO_RENDER_AUTO: eo_render_mode = 0;
+/// The generator's output G(w'), at the model's resolution.
+pub const EO_RENDER_PLAIN: eo_render_mode = 1;
+/// The photo plus the edit's change, photo + (G(w') - G(w)) resampled onto
+/// the projected square, at the photo's size: keeps the detail the
+/// generator cannot reproduce, but carries the edit only as a change.
+pub const EO_RENDER_RESIDUAL: eo_render_mode = 2;
+
+/// The picture of latent `l` (whose raw output is `img`) in `mode`.
+fn picture(latent: &Latent, img: &tch::Tensor, mode: eo_render_mode) -> Result<image::DynamicImage> {
+    match (mode, &latent.photo) {
+        (EO_RENDER_AUTO | EO_RENDER_RESIDUAL, Some(photo)) => {
+            Ok(image::DynamicImage::ImageRgb8(invert::residual(&latent.model, photo, &latent.w)?))
+        }
+        (EO_RENDER_RESIDUAL, None) => {
+            Err(Error::invalid("residual rendering needs a latent inverted from a photo (or an edit of one)"))
+        }
+        (EO_RENDER_AUTO | EO_RENDER_PLAIN, _) => render::to_image(img),
+        (other, _) => Err(Error::invalid(format!("render mode {other} is not an EO_RENDER_* value"))),
+    }
+}
+
+fn into_view(latent: &Latent, img: &tch::Tensor, mode: eo_render_mode, view: &eo_image_view, what: &str) -> Result<()> {
     // SAFETY: the host promised `view` describes memory it owns.
     let (format, bytes) = unsafe { view_arg(view, what)? };
-    let image = render::resize(render::to_image(img)?, view.width, view.height);
+    let image = render::resize(picture(latent, img, mode)?, view.width, view.height);
     render::write_pixels(&image, format, bytes, view.stride as usize)
 }
 
-/// Renders a latent into a host image view (noise 'const').
+/// Renders a latent into a host image view (EO_RENDER_AUTO, noise 'const').
 #[no_mangle]
 pub unsafe extern "C" fn eo_render(l: eo_latent, dst: *mut eo_image_view) -> eo_status {
+    eo_render_ex(l, EO_RENDER_AUTO, dst)
+}
+
+/// Renders a latent into a host view in `mode`; a view of another size
+/// than the picture (model resolution, or the photo's size in residual
+/// mode) is resampled (Lanczos).
+#[no_mangle]
+pub unsafe extern "C" fn eo_render_ex(l: eo_latent, mode: eo_render_mode, dst: *mut eo_image_view) -> eo_status {
     call(|| {
         let view = *slice_arg(dst as *const eo_image_view, 1, "dst")?.first().expect("one view");
         view_arg(&view, "dst")?;
         let latents = latents_of_one_model(&[l])?;
-        render_each(&latents, None, |_, img| into_view(img, &view, "dst"))
+        render_each(&latents, None, |i, img| into_view(&latents[i], img, mode, &view, "dst"))
     })
 }
 
@@ -137,7 +171,7 @@ pub unsafe extern "C" fn eo_render_batch(
             view_arg(v, &format!("dsts[{i}]"))?;
         }
         let latents = latents_of_one_model(ls)?;
-        with_progress(progress, user, |p| render_each(&latents, p, |i, img| into_view(img, &views[i], "dst")))
+        with_progress(progress, user, |p| render_each(&latents, p, |i, img| into_view(&latents[i], img, EO_RENDER_AUTO, &views[i], "dst")))
     })
 }
 
@@ -189,8 +223,9 @@ pub unsafe extern "C" fn eo_image_write(img: *const eo_image_view, path: *const 
     })
 }
 
-/// Renders a latent to a PNG or JPEG file (by extension); size 0 keeps the
-/// model's resolution, otherwise the image is resampled to size x size.
+/// Renders a latent to a PNG or JPEG file (by extension, EO_RENDER_AUTO);
+/// size 0 keeps the picture's size (the model's resolution, or the photo's
+/// for an inverted latent), otherwise its longer side becomes `size`.
 #[no_mangle]
 pub unsafe extern "C" fn eo_render_to_file(l: eo_latent, path: *const c_char, size: u32) -> eo_status {
     call(|| {
@@ -200,8 +235,8 @@ pub unsafe extern "C" fn eo_render_to_file(l: eo_latent, path: *const c_char, si
         }
         let latents = latents_of_one_model(&[l])?;
         render_each(&latents, None, |_, img| {
-            let image = render::to_image(img)?;
-            let image = if size == 0 { image } else { render::resize(image, size, size) };
+            let image = picture(&latents[0], img, EO_RENDER_AUTO)?;
+            let image = if size == 0 { image } else { image.resize(size, size, image::imageops::FilterType::Lanczos3) };
             render::save(&image, path)
         })
     })

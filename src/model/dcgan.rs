@@ -4,7 +4,7 @@
 //! truncation pulls z toward the prior's mean, zero.
 
 use super::weights::{WeightFile, Weights};
-use super::{Feature, Generator, ModelInfo, NoiseMode, Truncation};
+use super::{Feature, Generator, ModelInfo, Noise, Truncation};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::path::Path;
@@ -106,7 +106,7 @@ impl Generator for Dcgan {
         }
     }
 
-    fn synthesize(&self, ws: &Tensor, _noise: NoiseMode, features: bool) -> (Tensor, Vec<Feature>) {
+    fn synthesize(&self, ws: &Tensor, _noise: Noise<'_>, features: bool) -> (Tensor, Vec<Feature>) {
         let n = ws.size()[0];
         let mut x = ws.reshape([n, self.info.z_dim as i64, 1, 1]);
         let mut feats = Vec::new();

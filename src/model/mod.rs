@@ -60,6 +60,17 @@ pub enum NoiseMode {
     Random,
 }
 
+/// The noise inputs of one synthesis call: a mode, or one map per noise
+/// layer used in place of the stored constant maps (the projector
+/// optimises them). Models without noise inputs ignore both.
+#[derive(Clone, Copy)]
+pub enum Noise<'a> {
+    /// See [`NoiseMode`].
+    Mode(NoiseMode),
+    /// [R, R] maps in layer order, shaped as [`Generator::noise_maps`] returns.
+    Maps(&'a [Tensor]),
+}
+
 /// Truncation towards the average latent: psi 1 means none; rows at and
 /// after `cutoff` are left alone.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -86,7 +97,12 @@ pub trait Generator: Send + Sync {
     fn map(&self, z: &Tensor, c: Option<&Tensor>, truncation: Truncation) -> Tensor;
     /// W+ [N, num_ws, w_dim] to images [N, C, H, W], nominally in [-1, 1],
     /// plus the feature map leaving each block when `features` is set.
-    fn synthesize(&self, ws: &Tensor, noise: NoiseMode, features: bool) -> (Tensor, Vec<Feature>);
+    fn synthesize(&self, ws: &Tensor, noise: Noise<'_>, features: bool) -> (Tensor, Vec<Feature>);
+    /// Copies of the stored constant noise maps, in layer order (empty for
+    /// models without noise inputs).
+    fn noise_maps(&self) -> Vec<Tensor> {
+        Vec::new()
+    }
     /// The average W the mapping network tracks (truncation centre), [w_dim].
     fn w_avg(&self) -> Tensor;
     /// SeFa's A: the weights that first act on the latent, stacked as
@@ -246,13 +262,28 @@ impl Model {
     /// Synthesises images [N, C, H, W] from W [N, w_dim] or W+ [N, num_ws, w_dim].
     pub fn synthesize(&self, ws: &Tensor, noise: NoiseMode) -> Result<Tensor> {
         let ws = self.to_wplus(ws)?;
-        guard(|| self.generator.synthesize(&ws, noise, false).0)
+        guard(|| self.generator.synthesize(&ws, Noise::Mode(noise), false).0)
+    }
+
+    /// Synthesises with explicit noise maps (see [`Noise::Maps`]).
+    pub fn synthesize_with_noise_maps(&self, ws: &Tensor, maps: &[Tensor]) -> Result<Tensor> {
+        let ws = self.to_wplus(ws)?;
+        let expected = self.noise_maps()?;
+        if maps.len() != expected.len() || maps.iter().zip(&expected).any(|(a, b)| a.size() != b.size()) {
+            return Err(Error::invalid("noise maps do not match the model's noise layers"));
+        }
+        guard(|| self.generator.synthesize(&ws, Noise::Maps(maps), false).0)
+    }
+
+    /// Copies of the model's constant noise maps (empty without noise inputs).
+    pub fn noise_maps(&self) -> Result<Vec<Tensor>> {
+        guard(|| self.generator.noise_maps())
     }
 
     /// Like [`Self::synthesize`], also returning each block's feature map.
     pub fn synthesize_with_features(&self, ws: &Tensor, noise: NoiseMode) -> Result<(Tensor, Vec<Feature>)> {
         let ws = self.to_wplus(ws)?;
-        guard(|| self.generator.synthesize(&ws, noise, true))
+        guard(|| self.generator.synthesize(&ws, Noise::Mode(noise), true))
     }
 
     /// The flattened W+ latent of `seed` as the official generate.py makes

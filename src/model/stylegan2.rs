@@ -8,7 +8,7 @@
 #![allow(clippy::assign_op_pattern)]
 
 use super::weights::{WeightFile, Weights};
-use super::{Feature, Generator, ModelInfo, NoiseMode, Truncation};
+use super::{Feature, Generator, ModelInfo, Noise, NoiseMode, Truncation};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::path::Path;
@@ -270,11 +270,12 @@ impl SynthesisLayer {
         Ok(SynthesisLayer { affine, weight, bias, noise_strength, noise_const, filter, up, resolution: res as i64, clamp })
     }
 
-    fn forward(&self, x: &Tensor, w: &Tensor, noise: NoiseMode) -> Tensor {
+    /// `map` replaces the stored constant noise map (the projector's).
+    fn forward(&self, x: &Tensor, w: &Tensor, noise: NoiseMode, map: Option<&Tensor>) -> Tensor {
         let styles = self.affine.forward(w);
         let mut x = modulated_conv2d(x, &self.weight, &styles, true, self.up, &self.filter);
         match noise {
-            NoiseMode::Const => x = x + &self.noise_const * &self.noise_strength,
+            NoiseMode::Const => x = x + map.unwrap_or(&self.noise_const) * &self.noise_strength,
             NoiseMode::Random => {
                 let r = self.resolution;
                 let n = Tensor::randn([x.size()[0], 1, r, r], (Kind::Float, x.device()));
@@ -326,8 +327,21 @@ impl Block {
         if self.conv0.is_some() { 2 } else { 1 }
     }
 
-    /// ws holds this block's rows: its convs' and its ToRGB's.
-    fn forward(&self, x: Option<&Tensor>, img: Option<&Tensor>, ws: &Tensor, noise: NoiseMode) -> (Tensor, Tensor) {
+    /// The block's noise layers in order: conv0 (if any), conv1.
+    fn layers(&self) -> impl Iterator<Item = &SynthesisLayer> {
+        self.conv0.iter().chain(std::iter::once(&self.conv1))
+    }
+
+    /// ws holds this block's rows: its convs' and its ToRGB's; `maps`, when
+    /// given, one noise map per conv.
+    fn forward(
+        &self,
+        x: Option<&Tensor>,
+        img: Option<&Tensor>,
+        ws: &Tensor,
+        noise: NoiseMode,
+        maps: Option<&[Tensor]>,
+    ) -> (Tensor, Tensor) {
         let rows = ws.unbind(1);
         let n = ws.size()[0];
         let mut x = match (&self.constant, x) {
@@ -337,10 +351,10 @@ impl Block {
         };
         let mut row = 0;
         if let Some(conv0) = &self.conv0 {
-            x = conv0.forward(&x, &rows[row], noise);
+            x = conv0.forward(&x, &rows[row], noise, maps.map(|m| &m[0]));
             row += 1;
         }
-        x = self.conv1.forward(&x, &rows[row], noise);
+        x = self.conv1.forward(&x, &rows[row], noise, maps.map(|m| &m[row]));
         row += 1;
         let y = self.torgb.forward(&x, &rows[row], &self.filter);
         let img = match img {
@@ -467,8 +481,12 @@ impl Generator for StyleGan2 {
         }
     }
 
-    fn synthesize(&self, ws: &Tensor, noise: NoiseMode, features: bool) -> (Tensor, Vec<Feature>) {
+    fn synthesize(&self, ws: &Tensor, noise: Noise<'_>, features: bool) -> (Tensor, Vec<Feature>) {
         let ws = ws.to_kind(Kind::Float);
+        let (mode, mut maps) = match noise {
+            Noise::Mode(mode) => (mode, None),
+            Noise::Maps(maps) => (NoiseMode::Const, Some(maps)),
+        };
         let mut feats = Vec::new();
         let (mut x, mut img): (Option<Tensor>, Option<Tensor>) = (None, None);
         let mut w_idx = 0;
@@ -476,7 +494,10 @@ impl Generator for StyleGan2 {
             // Each block's ToRGB shares its row with the next block's conv0.
             let block_ws = ws.narrow(1, w_idx, block.num_conv() + 1);
             w_idx += block.num_conv();
-            let (nx, nimg) = block.forward(x.as_ref(), img.as_ref(), &block_ws, noise);
+            let layers = block.num_conv() as usize;
+            let block_maps = maps.map(|m| &m[..layers]);
+            maps = maps.map(|m| &m[layers..]);
+            let (nx, nimg) = block.forward(x.as_ref(), img.as_ref(), &block_ws, mode, block_maps);
             if features {
                 feats.push(Feature { name: format!("b{}", block.resolution), map: nx.shallow_clone() });
             }
@@ -488,6 +509,10 @@ impl Generator for StyleGan2 {
 
     fn w_avg(&self) -> Tensor {
         self.w_avg.shallow_clone()
+    }
+
+    fn noise_maps(&self) -> Vec<Tensor> {
+        self.blocks.iter().flat_map(|b| b.layers()).map(|l| l.noise_const.copy()).collect()
     }
 
     /// The style affines [C_in, w_dim] of the layers that consume W+ rows
