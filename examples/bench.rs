@@ -53,6 +53,22 @@ fn drag_timing(name: &str, model: &Model, handle: Point, target: Point, max_step
     );
 }
 
+/// A whole inversion of one rendered face at the model's default steps.
+fn invert_timing(name: &str, model: &Model) {
+    use editone::invert::{default_steps, invert, psnr, InvertOptions};
+    let w = model.latent_from_seed(3, None, 1.0).unwrap();
+    let target = model.render(&[&w]).unwrap();
+    let t = Instant::now();
+    let found = invert(model, &target, &InvertOptions::default(), None).unwrap().remove(0);
+    let secs = t.elapsed().as_secs_f64();
+    let steps = default_steps(model);
+    let quality = psnr(&model.render(&[&found]).unwrap(), &target);
+    println!(
+        "invert {name:8}: {steps} steps in {secs:.2} s ({:.1} ms per step), PSNR {quality:.1} dB",
+        secs * 1e3 / steps as f64
+    );
+}
+
 fn main() {
     let engine = Engine::init(&EngineOptions::default()).unwrap();
     println!("device {} with {} CPU threads", engine.device_name(), engine.cpu_threads());
@@ -70,6 +86,8 @@ fn main() {
     let p = |x, y| Point { x, y };
     drag_timing("default", &face, p(32.0, 36.0), p(40.0, 36.0), 200);
     drag_timing("cond128", &cond, p(64.0, 64.0), p(72.0, 64.0), 20);
+    invert_timing("default", &face);
+    invert_timing("tiny64", &tiny);
 
     let shape = LatentShape { num_ws: tiny.info().num_ws, w_dim: tiny.info().w_dim };
     let w0 = tiny.latent_from_seed(1, None, 1.0).unwrap();

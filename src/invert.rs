@@ -95,6 +95,10 @@ impl Distance {
     fn load(options: &InvertOptions, device: Device) -> Result<Distance> {
         match &options.vgg16 {
             None => Ok(Distance::Pixels),
+            Some(path) if !path.is_file() => Err(Error::new(
+                ErrorKind::Io,
+                format!("perceptual network '{}' does not exist", path.display()),
+            )),
             Some(path) => {
                 let mut module = tch::CModule::load_on_device(path, device).map_err(|e| {
                     Error::new(ErrorKind::Format, format!("perceptual network '{}': {e}", path.display()))

@@ -9,7 +9,8 @@
 
 static const char APPLY_USAGE[] =
     "usage: editone [global options] apply [--model PATH] --preset PRESET.json\n"
-    "           (--seeds LIST [--psi F] [--class K] | --latents-f32 FILE --count N)\n"
+    "           (--seeds LIST [--psi F] [--class K] | --latents-f32 FILE --count N\n"
+    "            | --inverted DIR)\n"
     "           [--strength A] [--baseline naive|unscaled]\n"
     "           [--out-dir DIR [--size S] [--format png|jpg]]\n"
     "           [--alphas FILE.json] [--json] [--out-latents-f32 FILE]\n"
@@ -24,6 +25,9 @@ static const char APPLY_USAGE[] =
     "  --psi F, --class K       as for 'render'\n"
     "  --latents-f32 FILE       N raw W+ latents (num_ws x w_dim float32 LE each) ...\n"
     "  --count N                ... their number; images are latent0000.png, ...\n"
+    "  --inverted DIR           the photos 'editone invert' projected into DIR; the\n"
+    "                           edited photos keep their size and detail (residual\n"
+    "                           rendering) and are named NAME.png\n"
     "  --strength A             the example's own strength (default: the preset's);\n"
     "                           every alpha_i moves by the same amount\n"
     "  --baseline naive|unscaled  render a comparison baseline instead of the method:\n"
@@ -32,7 +36,7 @@ static const char APPLY_USAGE[] =
     "  --out-dir DIR            write the edited images to DIR (created if missing)\n"
     "  --size S                 resample images to S x S pixels\n"
     "  --format png|jpg         image format (default png)\n"
-    "  --alphas FILE.json       write [{\"seed\"|\"index\": ..., \"alpha\": ...}, ...]\n"
+    "  --alphas FILE.json       write [{\"seed\"|\"index\"|\"photo\": ..., \"alpha\": ...}, ...]\n"
     "  --json                   print that list on stdout\n"
     "  --out-latents-f32 FILE   write the edited W+ latents, float32 LE, in input order\n"
     "\n"
@@ -98,9 +102,13 @@ static void write_alphas_json(FILE *f, const target_spec *t, const float *alphas
     fputc('[', f);
     for (size_t i = 0; i < t->n; i++) {
         fputs(i ? ",\n " : "", f);
-        if (t->seeds)
+        if (t->seeds) {
             fprintf(f, "{\"seed\": %" PRIu64 ", \"alpha\": ", t->seeds[i]);
-        else
+        } else if (t->names) {
+            fputs("{\"photo\": ", f);
+            json_string(f, t->names[i]);
+            fputs(", \"alpha\": ", f);
+        } else
             fprintf(f, "{\"index\": %zu, \"alpha\": ", i);
         json_number(f, alphas[i]);
         fputc('}', f);
@@ -189,6 +197,7 @@ int cmd_apply(const engine_args *g, int argc, char **argv)
     option opts[] = {
         { "--model", &x.model, NULL },           { "--preset", &x.preset, NULL },
         { "--seeds", &x.tx.seeds, NULL },        { "--latents-f32", &x.tx.latents, NULL },
+        { "--inverted", &x.tx.inverted, NULL },
         { "--count", &x.tx.count, NULL },        { "--psi", &x.tx.psi, NULL },
         { "--class", &x.tx.class_index, NULL },  { "--strength", &x.strength, NULL },
         { "--baseline", &x.baseline, NULL },     { "--out-dir", &x.out_dir, NULL },

@@ -70,7 +70,7 @@ typedef struct {
 
 /* The option text of the images a command works on. */
 typedef struct {
-    const char *seeds, *latents, *count, *psi, *class_index;
+    const char *seeds, *latents, *count, *psi, *class_index, *inverted;
 } target_text;
 
 /* The images, parsed. */
@@ -81,6 +81,8 @@ typedef struct {
     float psi;
     int has_class;
     uint32_t class_index;
+    const char *inverted_dir; /* 'editone invert' output, or NULL */
+    char **names;             /* n photo names (NAME of NAME.f32) with inverted_dir */
 } target_spec;
 
 /* An edit --drag request: n handle/target pairs and the options around them. */
@@ -117,6 +119,7 @@ void *xcalloc(size_t n, size_t size);
 /* util.c: options and numbers (usage errors are reported). */
 int parse_options(const char *cmd, int argc, char **argv, const option *opts, size_t n, int *rest);
 size_t take_repeated(const char *name, int *argc, char **argv, const char **values);
+int find_option_takes_value(const option *opts, size_t n, const char *arg);
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int opt_u64(const char *cmd, const char *name, const char *text, uint64_t min, uint64_t max, uint64_t *out);
 int opt_u32(const char *cmd, const char *name, const char *text, uint32_t min, uint32_t max, uint32_t *out);
@@ -176,6 +179,10 @@ int cmd_edit(const engine_args *g, int argc, char **argv);
 int cmd_apply(const engine_args *g, int argc, char **argv);
 int cmd_bench(const engine_args *g, int argc, char **argv);
 int cmd_directions(const engine_args *g, int argc, char **argv);
+int cmd_invert(const engine_args *g, int argc, char **argv);
+
+/* invert.c: a photo file as a packed RGB view (free view->data). */
+int read_photo(const char *path, eo_image_view *view);
 
 /* drag.c: edit --drag. */
 int parse_drags(const char *cmd, const char *const *texts, size_t n, eo_point **handles, eo_point **targets);

@@ -12,6 +12,7 @@
  *   editone apply  --model M --preset p.json --seeds 3-6 --out-dir out
  *                                                 that edit transferred to
  *                                                 many images
+ *   editone invert PHOTO... --out DIR            photos into the latent space
  *   editone directions                           unsupervised directions to edit along
  *   editone bench  --model M                      throughput on this machine
  *
@@ -197,6 +198,7 @@ static const command COMMANDS[] = {
     { "render", cmd_render, "render images (or raw outputs) from seeds or latents" },
     { "edit", cmd_edit, "make an example edit and optimise it into a preset" },
     { "apply", cmd_apply, "apply a preset to many images" },
+    { "invert", cmd_invert, "project photos into the latent space for editing" },
     { "directions", cmd_directions, "list the model's unsupervised edit directions (SeFa)" },
     { "bench", cmd_bench, "measure rendering and editing throughput" },
 };

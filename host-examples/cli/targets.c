@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -153,13 +154,57 @@ int read_latent(eo_latent l, const eo_model_desc *d, float **out)
 /* Targets: --seeds LIST | --latents-f32 FILE --count N                */
 /* ------------------------------------------------------------------ */
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The NAMEs of DIR/NAME.f32, sorted. */
+static int list_inverted(const char *dir, target_spec *t)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e = NULL;
+    size_t cap = 16;
+    if (!d)
+        return fail("reading '%s': %s", dir, strerror(errno));
+    t->names = xcalloc(cap, sizeof *t->names);
+    while (t->names && (e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len <= 4 || strcmp(e->d_name + len - 4, ".f32") != 0)
+            continue;
+        if (t->n == cap) {
+            char **grown = realloc(t->names, 2 * cap * sizeof *grown);
+            if (!grown)
+                break;
+            t->names = grown;
+            cap *= 2;
+        }
+        if (!(t->names[t->n] = strndup(e->d_name, len - 4)))
+            break;
+        t->n++;
+    }
+    closedir(d);
+    if (!t->names || e != NULL)
+        return out_of_memory();
+    if (t->n == 0)
+        return fail("'%s' holds no NAME.f32 latents written by 'editone invert'", dir);
+    qsort(t->names, t->n, sizeof *t->names, by_name);
+    t->inverted_dir = dir;
+    return EC_OK;
+}
+
 int parse_targets(const char *cmd, const target_text *tx, target_spec *t)
 {
     uint64_t count;
     memset(t, 0, sizeof *t);
     t->psi = 1.0f;
-    if (!tx->seeds == !tx->latents)
-        return usage_error(cmd, "give either --seeds LIST or --latents-f32 FILE --count N");
+    if (!!tx->seeds + !!tx->latents + !!tx->inverted != 1)
+        return usage_error(cmd, "give one of --seeds LIST, --latents-f32 FILE --count N, --inverted DIR");
+    if (tx->inverted) {
+        if (tx->count || tx->psi || tx->class_index)
+            return usage_error(cmd, "--count, --psi and --class do not apply to --inverted");
+        return list_inverted(tx->inverted, t);
+    }
     if (tx->latents) {
         if (!tx->count)
             return usage_error(cmd, "--latents-f32 needs --count N");
@@ -187,6 +232,40 @@ void free_targets(target_spec *t)
 {
     free(t->seeds);
     t->seeds = NULL;
+    for (size_t i = 0; t->names && i < t->n; i++)
+        free(t->names[i]);
+    free(t->names);
+    t->names = NULL;
+}
+
+/* DIR/NAME.f32 with the photo DIR/NAME-photo.png, as one latent. */
+static int make_inverted_latent(eo_model m, const eo_model_desc *d, const target_spec *t, size_t i, eo_latent *l)
+{
+    size_t len = strlen(t->names[i]) + 16;
+    char *file = malloc(len), *path;
+    float *w = NULL;
+    eo_image_view photo = { 0 };
+    int rc;
+    if (!file)
+        return out_of_memory();
+    snprintf(file, len, "%s.f32", t->names[i]);
+    path = path_join(t->inverted_dir, file);
+    rc = path ? read_f32_file(path, latent_floats(d), &w) : out_of_memory();
+    free(path);
+    snprintf(file, len, "%s-photo.png", t->names[i]);
+    path = path_join(t->inverted_dir, file);
+    if (rc == EC_OK)
+        rc = path ? read_photo(path, &photo) : out_of_memory();
+    if (rc == EC_OK) {
+        eo_status st = eo_latent_from_w_photo(m, w, latent_floats(d), &photo, l);
+        if (st != EO_OK)
+            rc = lib_error(st, "making the latent of '%s'", path);
+    }
+    free(photo.data);
+    free(w);
+    free(path);
+    free(file);
+    return rc;
 }
 
 /* Reads N raw W+ latents from the --latents-f32 file. */
@@ -235,6 +314,9 @@ int make_targets(const char *cmd, eo_model m, const eo_model_desc *d, const targ
     if (t->seeds) {
         for (size_t i = 0; i < t->n && rc == EC_OK; i++)
             rc = latent_from_seed(m, d, t->seeds[i], t->class_index, t->psi, &ls[i]);
+    } else if (t->inverted_dir) {
+        for (size_t i = 0; i < t->n && rc == EC_OK; i++)
+            rc = make_inverted_latent(m, d, t, i, &ls[i]);
     } else {
         rc = make_raw_latents(m, d, t, ls);
     }
@@ -249,6 +331,13 @@ int make_targets(const char *cmd, eo_model m, const eo_model_desc *d, const targ
 /* "seed0003.png" or "latent0000.png" for target i. */
 static char *target_file_name(const target_spec *t, size_t i, const char *ext)
 {
+    if (t->names) {
+        size_t len = strlen(t->names[i]) + strlen(ext) + 2;
+        char *name = malloc(len);
+        if (name)
+            snprintf(name, len, "%s.%s", t->names[i], ext);
+        return name;
+    }
     int len = t->seeds ? snprintf(NULL, 0, "seed%04" PRIu64 ".%s", t->seeds[i], ext)
                        : snprintf(NULL, 0, "latent%04zu.%s", i, ext);
     char *name = len >= 0 ? malloc((size_t)len + 1) : NULL;

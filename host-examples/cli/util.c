@@ -158,6 +158,13 @@ static const option *find_option(const option *opts, size_t n, const char *arg, 
     return NULL;
 }
 
+/* 1 when `arg` ("--name", not "--name=V") is an option that takes a value. */
+int find_option_takes_value(const option *opts, size_t n, const char *arg)
+{
+    const option *o = strchr(arg, '=') ? NULL : find_option(opts, n, arg, strlen(arg));
+    return o && o->value;
+}
+
 /*
  * Parses argv[0..argc) as "--name VALUE", "--name=VALUE" or "--flag".
  * Returns EC_OK, EC_HELP for --help/-h, or EC_USAGE. With `rest` set,

@@ -532,6 +532,97 @@ static void test_drag(void) {
   OK(eo_model_release(m));
 }
 
+static int count_invert(void *user, const char *stage, uint64_t done, uint64_t total) {
+  (void)done;
+  (void)total;
+  if (strcmp(stage, "invert") == 0) (*(int *)user)++;
+  return 0;
+}
+
+static void test_invert(void) {
+  eo_model m;
+  eo_latent face, inverted, same, edited;
+  eo_edit e;
+  OK(eo_model_load_default(&m));
+  OK(eo_latent_from_seed(m, 3, 1.0f, &face));
+  /* A 96x80 RGBA "photo": the face rendered into a wider canvas. */
+  enum { W = 96, H = 80 };
+  uint8_t *photo = calloc(W * H * 4, 1), *out = calloc(W * H * 4, 1);
+  for (int i = 0; i < W * H * 4; i++) photo[i] = (uint8_t)(i * 7);
+  eo_image_view square = {photo + 16 * 4 + 8 * W * 4, 64, 64, W * 4, EO_PIXEL_RGBA8};
+  OK(eo_render(face, &square));
+  eo_image_view view = {photo, W, H, W * 4, EO_PIXEL_RGBA8};
+  uint32_t crop[4] = {0, 0, 0, 0}, pw = 0, ph = 0, pc[4];
+  float psnr = 0;
+  eo_invert_options opts;
+  OK(eo_invert_options_init(&opts));
+  opts.steps = 40;
+  opts.crop = crop;
+  opts.psnr = &psnr;
+  int steps = 0;
+  OK(eo_latent_invert(m, &view, &opts, count_invert, &steps, &inverted));
+  CHECK(steps == 40, "invert reported %d steps", steps);
+  CHECK(crop[0] == 8 && crop[1] == 0 && crop[2] == 80 && crop[3] == 80, "crop %u,%u,%u,%u", crop[0], crop[1], crop[2], crop[3]);
+  CHECK(psnr > 10.0f, "psnr %g", psnr);
+  OK(eo_latent_photo(inverted, &pw, &ph, pc));
+  CHECK(pw == W && ph == H && pc[2] == 80, "photo %ux%u", pw, ph);
+  OK(eo_latent_photo(face, &pw, &ph, NULL));
+  CHECK(pw == 0 && ph == 0, "a sampled latent has no photo");
+
+  /* Strength 0 on the photo's own edit: residual rendering gives the photo back. */
+  float dir[100] = {0};
+  dir[5] = 1.0f;
+  OK(eo_edit_from_direction(inverted, dir, 100, 2.0f, &e));
+  OK(eo_edit_set_strength(e, 0.0f));
+  OK(eo_edit_apply(e, inverted, &same));
+  eo_image_view result = {out, W, H, W * 4, EO_PIXEL_RGBA8};
+  OK(eo_render(same, &result));
+  int worst = 0;
+  for (int i = 0; i < W * H * 4; i++)
+    if (i % 4 != 3 && abs(out[i] - photo[i]) > worst) worst = abs(out[i] - photo[i]);
+  CHECK(worst <= 1, "identity edit in residual mode differs from the photo by %d grey levels", worst);
+  OK(eo_edit_set_strength(e, 2.0f));
+  OK(eo_edit_apply(e, inverted, &edited));
+  OK(eo_render_ex(edited, EO_RENDER_RESIDUAL, &result));
+  uint8_t plain[64 * 64 * 3];
+  eo_image_view plain_view = {plain, 64, 64, 64 * 3, EO_PIXEL_RGB8};
+  OK(eo_render_ex(edited, EO_RENDER_PLAIN, &plain_view));
+  BAD_ARG(eo_render_ex(face, EO_RENDER_RESIDUAL, &plain_view));
+  BAD_ARG(eo_render_ex(face, 9, &plain_view));
+  OK(eo_render_to_file(edited, "build/test_api_residual.png", 0));
+
+  /* Bad pictures: no crash, no huge allocation. */
+  eo_latent bad;
+  uint8_t tiny[16];
+  eo_image_view zero = {photo, 0, 10, 40, EO_PIXEL_RGBA8};
+  eo_image_view short_stride = {photo, 20, 20, 20, EO_PIXEL_RGBA8};
+  eo_image_view bad_format = {photo, 20, 20, 80, 77};
+  eo_image_view one_pixel = {tiny, 1, 1, 4, EO_PIXEL_RGBA8};
+  eo_image_view huge = {tiny, 20000, 20000, 80000, EO_PIXEL_RGBA8};
+  BAD_ARG(eo_latent_invert(m, &zero, &opts, NULL, NULL, &bad));
+  BAD_ARG(eo_latent_invert(m, &short_stride, &opts, NULL, NULL, &bad));
+  BAD_ARG(eo_latent_invert(m, &bad_format, &opts, NULL, NULL, &bad));
+  BAD_ARG(eo_latent_invert(m, &one_pixel, &opts, NULL, NULL, &bad));
+  BAD_ARG(eo_latent_invert(m, &huge, &opts, NULL, NULL, &bad));
+  BAD_ARG(eo_latent_invert(m, NULL, &opts, NULL, NULL, &bad));
+  BAD_ARG(eo_latent_invert(m, &view, &opts, NULL, NULL, NULL));
+  opts.vgg16_path = "build/no-such-vgg16.pt";
+  EXPECT(eo_latent_invert(m, &view, &opts, NULL, NULL, &bad), EO_ERR_IO);
+  opts.vgg16_path = "build/test_api_preset.json"; /* not TorchScript */
+  EXPECT(eo_latent_invert(m, &view, &opts, NULL, NULL, &bad), EO_ERR_FORMAT);
+  opts.vgg16_path = NULL;
+  uint64_t last = 0;
+  EXPECT(eo_latent_invert(m, &view, &opts, cancel_at_three, &last, &bad), EO_ERR_CANCELLED);
+
+  free(photo), free(out);
+  OK(eo_edit_release(e));
+  OK(eo_latent_release(same));
+  OK(eo_latent_release(edited));
+  OK(eo_latent_release(inverted));
+  OK(eo_latent_release(face));
+  OK(eo_model_release(m));
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
@@ -552,6 +643,7 @@ int main(int argc, char **argv) {
   test_cancel_and_presets();
   test_concurrent_apply();
   test_drag();
+  test_invert();
 
   size_t models = 9, latents = 9, edits = 9;
   OK(eo_live_handles(&models, &latents, &edits));

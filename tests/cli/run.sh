@@ -223,6 +223,14 @@ check "drag preview: strip and dragged example" test -s "$TMP/dragprev/drag-stri
 expect "a mask image sets the editable region" 0 -- edit --seed 1 --drag 32,36:36,36 --mask "$TMP/dragprev/example.png" --no-optimize --out "$TMP/drag2.json"
 expect "a drag target outside the image" 1 "outside the 64x64 image" -- edit --seed 1 --drag 32,36:90,36 --out "$TMP/x.json"
 expect "a malformed drag" 2 "--drag" -- edit --seed 1 --drag 32,36:x --out "$TMP/x.json"
+expect "render two 150 px photos" 0 -- render --seeds 7-8 --size 150 --out-dir "$TMP/photos"
+expect "invert the photos" 0 -- invert "$TMP/photos/seed0007.png" "$TMP/photos/seed0008.png" --steps 30 --out "$TMP/inverted"
+check "invert wrote latent, JSON, photo and reconstruction" test -s "$TMP/inverted/seed0008.f32" -a -s "$TMP/inverted/seed0008.json" -a -s "$TMP/inverted/seed0008-photo.png" -a -s "$TMP/inverted/seed0008-reconstruction.png"
+check "invert reports a PSNR" grep -q "PSNR" "$TMP/last/stdout"
+expect "apply to inverted photos" 0 -- apply --preset "$TMP/sefa.json" --inverted "$TMP/inverted" --out-dir "$TMP/edited-photos"
+check "edited photos keep their 150 px size" py png "$TMP/edited-photos/seed0007.png" 150
+expect "invert a file that is not an image" 1 "not a readable" -- invert "$TMP/sefa.json" --out "$TMP/bad"
+expect "invert without photos" 2 "no PHOTO" -- invert --out "$TMP/bad"
 if grep -q "^Exit status: 0 success" "$TMP/job0/stdout"; then
     pass "--help documents exit codes"
 else
