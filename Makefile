@@ -14,7 +14,7 @@ LIB := target/release/libeditone.so
 TEST_PREFIX := build/test-prefix
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-.PHONY: all setup build test rust-tests c-tests header-check install demo bench clean
+.PHONY: all setup build test rust-tests c-tests gimp-tests header-check install install-gimp demo bench clean
 
 all: build
 
@@ -45,7 +45,7 @@ TEST_PKG = PKG_CONFIG_PATH=$(TEST_PREFIX)/lib/pkgconfig pkg-config
 TEST_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 # Rust tests, then C tests against an installed copy, then the header check.
-test: rust-tests c-tests header-check
+test: rust-tests c-tests gimp-tests header-check
 
 rust-tests: setup
 	$(CARGO) test $(CARGO_FLAGS)
@@ -57,6 +57,29 @@ c-tests: setup
 	cc $(TEST_CFLAGS) tests/c/test_api.c $$($(TEST_PKG) --cflags --libs editone) -lpthread -lm -o build/test_api; \
 	$(TEST_ENV) build/test_api "$(FIXTURES)"
 	bash tests/cli/run.sh $(TEST_PREFIX)/bin/editone
+	bash tests/cpp/run.sh $(TEST_PREFIX)
+
+# The GIMP 2.10 plug-in, built against an installed prefix when GIMP's
+# development files are present (Debian: libgimp2.0-dev).
+HAVE_GIMP := $(shell pkg-config --exists gimp-2.0 && echo yes)
+GIMP_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-missing-field-initializers -Werror -O2
+GIMP_PLUGIN_DIR ?= $(HOME)/.config/GIMP/2.10/plug-ins
+
+define build_gimp_plugin
+	cc $(GIMP_CFLAGS) host-examples/gimp/editone-gimp.c $$(pkg-config --cflags gimp-2.0) \
+	    $$(PKG_CONFIG_PATH=$(1)/lib/pkgconfig pkg-config --cflags --libs editone) $$(pkg-config --libs gimp-2.0) -o $(2)
+endef
+
+gimp-tests: c-tests
+	@if [ "$(HAVE_GIMP)" != yes ] || ! command -v gimp-console-2.10 >/dev/null; then \
+	  echo "!!!!! SKIPPED: GIMP 2.10 or libgimp2.0-dev is not installed; the plug-in is NOT tested !!!!!"; exit 0; fi; \
+	set -e; $(call build_gimp_plugin,$(TEST_PREFIX),build/editone-gimp); \
+	bash tests/gimp/run.sh $(TEST_PREFIX)/bin/editone build/editone-gimp
+
+# Copies the plug-in into your GIMP 2.10 profile (after make install).
+install-gimp: install
+	install -d $(GIMP_PLUGIN_DIR)/editone
+	$(call build_gimp_plugin,$(PREFIX),$(GIMP_PLUGIN_DIR)/editone/editone)
 
 # build.rs regenerates include/editone.h; a difference from the committed
 # file means the commit forgot the regenerated header.
