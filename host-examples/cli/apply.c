@@ -165,7 +165,7 @@ static int run_apply(const engine_args *g, const apply_text *x, const apply_valu
     if (rc == EC_OK)
         rc = open_model(cmd, x->model, &m, &d);
     if (rc == EC_OK && (st = eo_edit_load(m, x->preset, &e)) != EO_OK)
-        rc = lib_error(st, "loading preset '%s' for model '%s'", x->preset, x->model);
+        rc = lib_error(st, "loading preset '%s' for model '%s'", x->preset, x->model ? x->model : "(default model)");
     if (rc == EC_OK && x->strength && (st = eo_edit_set_strength(e, v->strength)) != EO_OK)
         rc = lib_error(st, "setting the strength to %g", v->strength);
     if (rc == EC_OK)

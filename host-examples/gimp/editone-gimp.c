@@ -16,6 +16,7 @@
  * Everything goes through libeditone's public C API.
  */
 #include <libgimp/gimp.h>
+#include <libgimp/gimpui.h>
 #include <editone.h>
 
 #include <stdio.h>
@@ -360,6 +361,67 @@ static gboolean apply_all(gint32 image, gint invert_steps, const gdouble *streng
     return good;
 }
 
+/* What the user chose last time (interactive runs). */
+typedef struct {
+    gint direction;
+    gdouble strength;
+} last_values;
+
+/* A small dialog: the direction (when `direction` is given) and strength. */
+static gboolean ask(const char *title, gint *direction, gdouble *strength)
+{
+    GtkAdjustment *adjustment;
+    GtkWidget *dialog, *table, *spin;
+    gint row = 0;
+    gboolean accepted;
+    gimp_ui_init("editone", FALSE);
+    dialog = gimp_dialog_new(title, "editone", NULL, 0, gimp_standard_help_func, NULL, "_Cancel",
+                             GTK_RESPONSE_CANCEL, "_OK", GTK_RESPONSE_OK, NULL);
+    table = gtk_table_new(2, 3, FALSE);
+    gtk_container_set_border_width(GTK_CONTAINER(table), 12);
+    gtk_table_set_row_spacings(GTK_TABLE(table), 6);
+    gtk_box_pack_start(GTK_BOX(gtk_dialog_get_content_area(GTK_DIALOG(dialog))), table, TRUE, TRUE, 0);
+    if (direction) {
+        adjustment = GTK_ADJUSTMENT(gtk_adjustment_new(*direction, 0, 99, 1, 5, 0));
+        spin = gtk_spin_button_new(adjustment, 1, 0);
+        gimp_table_attach_aligned(GTK_TABLE(table), 0, row++, "_Direction (0 = strongest):", 0.0, 0.5, spin, 1, TRUE);
+        g_signal_connect(adjustment, "value-changed", G_CALLBACK(gimp_int_adjustment_update), direction);
+    }
+    adjustment = GTK_ADJUSTMENT(gtk_adjustment_new(*strength, -20, 20, 0.5, 1, 0));
+    spin = gtk_spin_button_new(adjustment, 0.5, 2);
+    gimp_table_attach_aligned(GTK_TABLE(table), 0, row, "_Strength:", 0.0, 0.5, spin, 1, TRUE);
+    g_signal_connect(adjustment, "value-changed", G_CALLBACK(gimp_double_adjustment_update), strength);
+    gtk_widget_show_all(dialog);
+    accepted = gimp_dialog_run(GIMP_DIALOG(dialog)) == GTK_RESPONSE_OK;
+    gtk_widget_destroy(dialog);
+    return accepted;
+}
+
+/* Fills the user's choices into `args` for interactive and repeat runs;
+ * false when the user cancelled. */
+static gboolean interactive_args(const gchar *name, GimpRunMode mode, GimpParam *args)
+{
+    last_values last = { 0, 4.0 };
+    gboolean adjust = strcmp(name, ADJUST) == 0;
+    gimp_get_data(name, &last);
+    if (mode == GIMP_RUN_INTERACTIVE &&
+        !ask(adjust ? "Editone: Adjust Strength" : "Editone: Set Example", adjust ? NULL : &last.direction, &last.strength))
+        return FALSE;
+    gimp_set_data(name, &last, sizeof last);
+    if (adjust) {
+        args[3].data.d_float = last.strength;
+    } else if (strcmp(name, SET_EXAMPLE) == 0) {
+        args[3].data.d_int32 = 0;
+        args[4].data.d_int32 = last.direction;
+        args[5].data.d_float = last.strength;
+        args[6].data.d_int32 = 0;
+        args[7].data.d_int32 = 0;
+    } else {
+        args[3].data.d_int32 = 0;
+    }
+    return TRUE;
+}
+
 static void query(void)
 {
     static const GimpParamDef common[] = {
@@ -402,10 +464,22 @@ static void query(void)
 static void run(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals, GimpParam **return_vals)
 {
     static GimpParam values[2];
+    GimpParam args[8];
     gint32 image = param[1].data.d_image, layer = param[2].data.d_drawable;
+    GimpRunMode mode = (GimpRunMode)param[0].data.d_int32;
     gboolean good;
     gegl_init(NULL, NULL);
     failure = NULL;
+    memset(args, 0, sizeof args);
+    memcpy(args, param, (gsize)MIN(nparams, 8) * sizeof *param);
+    param = args;
+    values[0].type = GIMP_PDB_STATUS;
+    *nreturn_vals = 1;
+    *return_vals = values;
+    if (mode != GIMP_RUN_NONINTERACTIVE && !interactive_args(name, mode, args)) {
+        values[0].data.d_status = GIMP_PDB_CANCEL;
+        return;
+    }
     if (strcmp(name, SET_EXAMPLE) == 0 && nparams == 8)
         good = set_example(image, layer, param);
     else if (strcmp(name, APPLY) == 0 && nparams == 4)
@@ -416,17 +490,16 @@ static void run(const gchar *name, gint nparams, const GimpParam *param, gint *n
         good = FALSE;
         failure = "editone: wrong procedure or number of arguments";
     }
-    if (good && param[0].data.d_int32 != GIMP_RUN_NONINTERACTIVE)
+    if (good && mode != GIMP_RUN_NONINTERACTIVE)
         gimp_displays_flush();
-    values[0].type = GIMP_PDB_STATUS;
+    if (!good && failure && mode == GIMP_RUN_INTERACTIVE)
+        g_message("%s", failure);
     values[0].data.d_status = good ? GIMP_PDB_SUCCESS : GIMP_PDB_EXECUTION_ERROR;
-    *nreturn_vals = 1;
     if (!good && failure) {
         values[1].type = GIMP_PDB_STRING;
         values[1].data.d_string = (gchar *)failure;
         *nreturn_vals = 2;
     }
-    *return_vals = values;
 }
 
 const GimpPlugInInfo PLUG_IN_INFO = { NULL, NULL, query, run };
