@@ -181,8 +181,8 @@ int cmd_bench(const engine_args *g, int argc, char **argv);
 int cmd_directions(const engine_args *g, int argc, char **argv);
 int cmd_invert(const engine_args *g, int argc, char **argv);
 
-/* invert.c: a photo file as a packed RGB view (free view->data). */
-int read_photo(const char *path, eo_image_view *view);
+/* invert.c: an image file as a packed view of `format` (free view->data). */
+int read_image(const char *path, eo_pixel_format format, eo_image_view *view);
 
 /* drag.c: edit --drag. */
 int parse_drags(const char *cmd, const char *const *texts, size_t n, eo_point **handles, eo_point **targets);

@@ -89,26 +89,6 @@ static int write_dragged(eo_edit e, eo_latent example, const char *dir)
     return rc;
 }
 
-/* The mask file as an 8-bit view; its size becomes the points' image size. */
-static int read_mask(const char *path, eo_image_view *view)
-{
-    uint32_t w = 0, h = 0;
-    size_t needed = 0;
-    eo_status st = eo_image_read(path, EO_PIXEL_GRAY8, NULL, 0, &w, &h, &needed);
-    if (st != EO_OK)
-        return lib_error(st, "reading mask '%s'", path);
-    uint8_t *pixels = xcalloc(needed, 1);
-    if (!pixels)
-        return out_of_memory();
-    st = eo_image_read(path, EO_PIXEL_GRAY8, pixels, needed, &w, &h, NULL);
-    if (st != EO_OK) {
-        free(pixels);
-        return lib_error(st, "reading mask '%s'", path);
-    }
-    *view = (eo_image_view){ pixels, w, h, w, EO_PIXEL_GRAY8 };
-    return EC_OK;
-}
-
 int edit_from_drags(const eo_model_desc *d, eo_latent example, const drag_request *r, eo_edit *e)
 {
     eo_drag_options opts;
@@ -122,7 +102,7 @@ int edit_from_drags(const eo_model_desc *d, eo_latent example, const drag_reques
     if (rc == EC_OK && st != EO_OK)
         rc = lib_error(st, "preparing drag options");
     if (rc == EC_OK && r->mask)
-        rc = read_mask(r->mask, &mask);
+        rc = read_image(r->mask, EO_PIXEL_GRAY8, &mask); /* its size is the points' image size */
     if (rc == EC_OK && r->preview) {
         s.res = d->resolution;
         s.capacity = opts.max_steps / r->strip_every + 2;

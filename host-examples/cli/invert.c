@@ -47,23 +47,23 @@ static char *base_name(const char *path)
     return name;
 }
 
-/* Reads a photo as a tightly packed RGB view (data to be freed). */
-int read_photo(const char *path, eo_image_view *view)
+/* Reads an image file as a tightly packed view of `format` (free view->data). */
+int read_image(const char *path, eo_pixel_format format, eo_image_view *view)
 {
     uint32_t w = 0, h = 0;
     size_t needed = 0;
-    eo_status st = eo_image_read(path, EO_PIXEL_RGB8, NULL, 0, &w, &h, &needed);
+    eo_status st = eo_image_read(path, format, NULL, 0, &w, &h, &needed);
     uint8_t *pixels;
     if (st != EO_OK)
         return lib_error(st, "reading '%s'", path);
     if (!(pixels = xcalloc(needed, 1)))
         return out_of_memory();
-    st = eo_image_read(path, EO_PIXEL_RGB8, pixels, needed, &w, &h, NULL);
+    st = eo_image_read(path, format, pixels, needed, &w, &h, NULL);
     if (st != EO_OK) {
         free(pixels);
         return lib_error(st, "reading '%s'", path);
     }
-    *view = (eo_image_view){ pixels, w, h, w * 3, EO_PIXEL_RGB8 };
+    *view = (eo_image_view){ pixels, w, h, (uint32_t)(needed / h), format };
     return EC_OK;
 }
 
@@ -136,7 +136,7 @@ static int invert_one(eo_model m, const eo_model_desc *d, const invert_text *x, 
     float psnr = 0;
     progress p;
     char *name = base_name(source);
-    int rc = name ? read_photo(source, &photo) : out_of_memory();
+    int rc = name ? read_image(source, EO_PIXEL_RGB8, &photo) : out_of_memory();
     if (rc == EC_OK) {
         opts.crop = crop;
         opts.psnr = &psnr;

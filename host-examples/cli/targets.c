@@ -255,7 +255,7 @@ static int make_inverted_latent(eo_model m, const eo_model_desc *d, const target
     snprintf(file, len, "%s-photo.png", t->names[i]);
     path = path_join(t->inverted_dir, file);
     if (rc == EC_OK)
-        rc = path ? read_photo(path, &photo) : out_of_memory();
+        rc = path ? read_image(path, EO_PIXEL_RGB8, &photo) : out_of_memory();
     if (rc == EC_OK) {
         eo_status st = eo_latent_from_w_photo(m, w, latent_floats(d), &photo, l);
         if (st != EO_OK)
