@@ -508,6 +508,11 @@ enum eo_status eo_model_load_default(struct eo_model *out);
 // Fills `out` (whose struct_size the caller set) with the model's shape.
 enum eo_status eo_model_info(struct eo_model m, struct eo_model_desc *out);
 
+// Fills `out` (whose struct_size the caller set) with the shape of the
+// model a latent belongs to, even after that model's handle is released:
+// e.g. the float count eo_render_f32 needs.
+enum eo_status eo_latent_info(struct eo_latent l, struct eo_model_desc *out);
+
 // The top-k unsupervised semantic directions (SeFa), strongest first, as
 // k unit vectors of w_dim floats in `out` (len = k * w_dim). Use one with
 // eo_edit_from_direction. Deterministic for a given model.

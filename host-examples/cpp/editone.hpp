@@ -106,11 +106,42 @@ using Progress = std::function<bool(const char* stage, uint64_t done, uint64_t t
 
 namespace detail {
 
-/// Shape of the generator output of the model a latent belongs to; zeros
-/// when unknown (a Latent adopted from a raw handle).
-struct Shape {
-    uint32_t channels = 0;
-    uint32_t resolution = 0;
+/// A move-only owner of one C handle, released with Release when it goes;
+/// a moved-from owner is empty (id 0) and releases nothing.
+template <typename Raw, eo_status (*Release)(Raw)>
+class Owned {
+public:
+    /// An empty owner (id 0).
+    Owned() noexcept = default;
+    /// Takes ownership of a raw handle.
+    explicit Owned(Raw raw) noexcept : h_(raw) {}
+    Owned(const Owned&) = delete;
+    Owned& operator=(const Owned&) = delete;
+    /// Takes other's handle; other becomes empty.
+    Owned(Owned&& other) noexcept : h_(other.h_) { other.h_.id = 0; }
+    /// Releases this handle and takes other's; other becomes empty.
+    Owned& operator=(Owned&& other) noexcept {
+        if (this != &other) {
+            reset();
+            h_ = other.h_;
+            other.h_.id = 0;
+        }
+        return *this;
+    }
+    /// Releases the handle unless empty; never throws.
+    ~Owned() { reset(); }
+    /// Releases the handle now (errors ignored); the owner becomes empty.
+    void reset() noexcept {
+        if (h_.id != 0) (void)Release(h_);
+        h_.id = 0;
+    }
+    /// The raw C handle (id 0 when empty); still owned by this object.
+    Raw handle() const noexcept { return h_; }
+    /// Whether this object holds a handle (id != 0).
+    explicit operator bool() const noexcept { return h_.id != 0; }
+
+protected:
+    Raw h_{0};
 };
 
 /// State shared between a call with progress and its C trampoline.
@@ -149,49 +180,10 @@ class Edit;
 
 /// A latent: an image as a point in a model's latent space. Move-only; the
 /// destructor releases the handle.
-class Latent {
+class Latent : public detail::Owned<eo_latent, eo_latent_release> {
 public:
-    /// An empty latent (id 0) that owns nothing.
-    Latent() noexcept = default;
-
-    /// Takes ownership of a raw handle. render_f32() needs the model's
-    /// shape, which a raw handle does not carry; use the latents that Model
-    /// and Edit create for that.
-    explicit Latent(eo_latent raw) noexcept : h_(raw) {}
-
-    Latent(const Latent&) = delete;
-    Latent& operator=(const Latent&) = delete;
-
-    /// Takes other's handle; other becomes empty (id 0).
-    Latent(Latent&& other) noexcept : h_(other.h_), shape_(other.shape_) {
-        other.h_.id = 0;
-    }
-
-    /// Releases this handle and takes other's; other becomes empty (id 0).
-    Latent& operator=(Latent&& other) noexcept {
-        if (this != &other) {
-            reset();
-            h_ = other.h_;
-            shape_ = other.shape_;
-            other.h_.id = 0;
-        }
-        return *this;
-    }
-
-    /// Releases the handle (eo_latent_release) unless empty; never throws.
-    ~Latent() { reset(); }
-
-    /// Releases the handle now (errors ignored); the latent becomes empty.
-    void reset() noexcept {
-        if (h_.id != 0) (void)eo_latent_release(h_);
-        h_.id = 0;
-    }
-
-    /// The raw C handle (id 0 when empty); still owned by this object.
-    eo_latent handle() const noexcept { return h_; }
-
-    /// Whether this object holds a handle (id != 0).
-    explicit operator bool() const noexcept { return h_.id != 0; }
+    /// An empty latent (id 0), or one owning a raw handle.
+    using Owned::Owned;
 
     /// The W+ latent, num_ws * w_dim floats, row-major (eo_latent_read).
     std::vector<float> read() const {
@@ -228,70 +220,23 @@ public:
     }
 
     /// The raw generator output, channels x resolution x resolution floats,
-    /// nominally in [-1, 1] (eo_render_f32). Throws EO_ERR_INVALID_ARGUMENT
-    /// for a latent adopted from a raw handle, whose model shape is unknown.
+    /// nominally in [-1, 1] (eo_render_f32; the shape from eo_latent_info).
     std::vector<float> render_f32() const {
-        if (shape_.channels == 0 || shape_.resolution == 0)
-            throw Error(EO_ERR_INVALID_ARGUMENT,
-                        "render_f32: the model shape of a latent adopted from a raw "
-                        "handle is unknown");
-        std::vector<float> buf(detail::checked_mul(
-            detail::checked_mul(shape_.channels, shape_.resolution), shape_.resolution));
+        eo_model_desc d{};
+        d.struct_size = sizeof(eo_model_desc);
+        check(eo_latent_info(h_, &d));
+        std::vector<float> buf(detail::checked_mul(detail::checked_mul(d.channels, d.resolution), d.resolution));
         check(eo_render_f32(h_, buf.data(), buf.size()));
         return buf;
     }
-
-private:
-    friend class Model;
-    friend class Edit;
-
-    Latent(eo_latent raw, detail::Shape shape) noexcept : h_(raw), shape_(shape) {}
-
-    eo_latent h_{0};
-    detail::Shape shape_{};
 };
 
 /// A loaded model. Move-only; the destructor releases the handle. Latents
 /// and edits made with a model stay usable after it is released.
-class Model {
+class Model : public detail::Owned<eo_model, eo_model_release> {
 public:
-    /// An empty model (id 0) that owns nothing.
-    Model() noexcept = default;
-
-    /// Takes ownership of a raw handle.
-    explicit Model(eo_model raw) noexcept : h_(raw) {}
-
-    Model(const Model&) = delete;
-    Model& operator=(const Model&) = delete;
-
-    /// Takes other's handle; other becomes empty (id 0).
-    Model(Model&& other) noexcept : h_(other.h_), shape_(other.shape_) { other.h_.id = 0; }
-
-    /// Releases this handle and takes other's; other becomes empty (id 0).
-    Model& operator=(Model&& other) noexcept {
-        if (this != &other) {
-            reset();
-            h_ = other.h_;
-            shape_ = other.shape_;
-            other.h_.id = 0;
-        }
-        return *this;
-    }
-
-    /// Releases the handle (eo_model_release) unless empty; never throws.
-    ~Model() { reset(); }
-
-    /// Releases the handle now (errors ignored); the model becomes empty.
-    void reset() noexcept {
-        if (h_.id != 0) (void)eo_model_release(h_);
-        h_.id = 0;
-    }
-
-    /// The raw C handle (id 0 when empty); still owned by this object.
-    eo_model handle() const noexcept { return h_; }
-
-    /// Whether this object holds a handle (id != 0).
-    explicit operator bool() const noexcept { return h_.id != 0; }
+    /// An empty model (id 0), or one owning a raw handle.
+    using Owned::Owned;
 
     /// Loads a model file or folder (eo_model_load).
     static Model load(const std::string& path) {
@@ -328,19 +273,17 @@ public:
     /// The latent of `seed` as generate.py draws it, mapped with truncation
     /// `psi` (1 = none) (eo_latent_from_seed).
     Latent latent_from_seed(uint64_t seed, float psi = 1.0f) const {
-        detail::Shape s = shape();
         eo_latent raw{0};
         check(eo_latent_from_seed(h_, seed, psi, &raw));
-        return Latent(raw, s);
+        return Latent(raw);
     }
 
     /// A latent from raw floats: n is w_dim (one W row, repeated) or
     /// num_ws * w_dim (W+) (eo_latent_from_w).
     Latent latent_from_w(const float* w, size_t n) const {
-        detail::Shape s = shape();
         eo_latent raw{0};
         check(eo_latent_from_w(h_, w, n, &raw));
-        return Latent(raw, s);
+        return Latent(raw);
     }
 
     /// latent_from_w(w.data(), w.size()).
@@ -361,73 +304,21 @@ public:
                              flat.begin() + static_cast<std::ptrdiff_t>((i + 1) * w_dim));
         return out;
     }
-
-private:
-    friend class Edit;
-
-    /// The output shape, queried once and cached.
-    detail::Shape shape() const {
-        if (shape_.resolution == 0) {
-            ModelInfo i = info();
-            shape_.channels = i.channels;
-            shape_.resolution = i.resolution;
-        }
-        return shape_;
-    }
-
-    eo_model h_{0};
-    mutable detail::Shape shape_{};
 };
 
 /// An example edit: optimised once, applied to any number of latents of the
 /// same model. Move-only; the destructor releases the handle.
-class Edit {
+class Edit : public detail::Owned<eo_edit, eo_edit_release> {
 public:
-    /// An empty edit (id 0) that owns nothing.
-    Edit() noexcept = default;
-
-    /// Takes ownership of a raw handle. Latents it applies to inherit no
-    /// model shape (see Latent::render_f32).
-    explicit Edit(eo_edit raw) noexcept : h_(raw) {}
-
-    Edit(const Edit&) = delete;
-    Edit& operator=(const Edit&) = delete;
-
-    /// Takes other's handle; other becomes empty (id 0).
-    Edit(Edit&& other) noexcept : h_(other.h_), shape_(other.shape_) { other.h_.id = 0; }
-
-    /// Releases this handle and takes other's; other becomes empty (id 0).
-    Edit& operator=(Edit&& other) noexcept {
-        if (this != &other) {
-            reset();
-            h_ = other.h_;
-            shape_ = other.shape_;
-            other.h_.id = 0;
-        }
-        return *this;
-    }
-
-    /// Releases the handle (eo_edit_release) unless empty; never throws.
-    ~Edit() { reset(); }
-
-    /// Releases the handle now (errors ignored); the edit becomes empty.
-    void reset() noexcept {
-        if (h_.id != 0) (void)eo_edit_release(h_);
-        h_.id = 0;
-    }
-
-    /// The raw C handle (id 0 when empty); still owned by this object.
-    eo_edit handle() const noexcept { return h_; }
-
-    /// Whether this object holds a handle (id != 0).
-    explicit operator bool() const noexcept { return h_.id != 0; }
+    /// An empty edit (id 0), or one owning a raw handle.
+    using Owned::Owned;
 
     /// An edit from the example and its edited state, two latents of one
     /// model (eo_edit_from_latents).
     static Edit from_latents(const Latent& example, const Latent& edited) {
         eo_edit raw{0};
         check(eo_edit_from_latents(example.handle(), edited.handle(), &raw));
-        return Edit(raw, example.shape_);
+        return Edit(raw);
     }
 
     /// An edit that moves the example by `strength` along `dir`, n = w_dim
@@ -436,7 +327,7 @@ public:
                                float strength) {
         eo_edit raw{0};
         check(eo_edit_from_direction(example.handle(), dir, n, strength, &raw));
-        return Edit(raw, example.shape_);
+        return Edit(raw);
     }
 
     /// from_direction(example, dir.data(), dir.size(), strength).
@@ -448,10 +339,9 @@ public:
     /// Loads a JSON preset for `model` (eo_edit_load); a preset of another
     /// model throws EO_ERR_INCOMPATIBLE, a malformed one EO_ERR_FORMAT.
     static Edit load(const Model& model, const std::string& path) {
-        detail::Shape s = model.shape();
         eo_edit raw{0};
         check(eo_edit_load(model.handle(), path.c_str(), &raw));
-        return Edit(raw, s);
+        return Edit(raw);
     }
 
     /// Computes the globally consistent direction d* (eo_edit_optimize).
@@ -501,7 +391,7 @@ public:
     Latent apply(const Latent& target) const {
         eo_latent raw{0};
         check(eo_edit_apply(h_, target.handle(), &raw));
-        return Latent(raw, shape_of(target));
+        return Latent(raw);
     }
 
     /// Applies the edit to every target (eo_edit_apply_batch): result i is
@@ -522,23 +412,12 @@ public:
         out.reserve(n);
         check(eo_edit_apply_batch(h_, raw_targets.data(), n, raw_out.data(),
                                   alphas != nullptr ? alphas->data() : nullptr));
-        for (size_t i = 0; i < n; ++i) out.push_back(Latent(raw_out[i], shape_of(targets[i])));
+        for (size_t i = 0; i < n; ++i) out.emplace_back(raw_out[i]);
         return out;
     }
 
     /// Saves the edit as a JSON preset (eo_edit_save).
     void save(const std::string& path) const { check(eo_edit_save(h_, path.c_str())); }
-
-private:
-    Edit(eo_edit raw, detail::Shape shape) noexcept : h_(raw), shape_(shape) {}
-
-    /// The shape of a latent made from `target`: the target's, else the edit's.
-    detail::Shape shape_of(const Latent& target) const noexcept {
-        return target.shape_.resolution != 0 ? target.shape_ : shape_;
-    }
-
-    eo_edit h_{0};
-    detail::Shape shape_{};
 };
 
 }  // namespace editone

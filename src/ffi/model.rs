@@ -1,6 +1,6 @@
 //! Model entry points.
 
-use super::{call, eo_model, eo_status, handles, require_out, str_arg, write_out, write_sized};
+use super::{call, eo_latent, eo_model, eo_status, handles, require_out, str_arg, write_out, write_sized};
 use crate::model::Model;
 use std::ffi::c_char;
 use std::path::Path;
@@ -55,28 +55,37 @@ pub unsafe extern "C" fn eo_model_load_default(out: *mut eo_model) -> eo_status 
     })
 }
 
+/// The C description of a model.
+fn describe(model: &Model) -> eo_model_desc {
+    let info = model.info();
+    let mut architecture = [0 as c_char; 16];
+    for (dst, src) in architecture.iter_mut().zip(info.architecture.bytes().take(15)) {
+        *dst = src as c_char;
+    }
+    eo_model_desc {
+        struct_size: std::mem::size_of::<eo_model_desc>() as u32,
+        resolution: info.resolution as u32,
+        channels: info.channels as u32,
+        z_dim: info.z_dim as u32,
+        c_dim: info.c_dim as u32,
+        w_dim: info.w_dim as u32,
+        num_ws: info.num_ws as u32,
+        architecture,
+    }
+}
+
 /// Fills `out` (whose struct_size the caller set) with the model's shape.
 #[no_mangle]
 pub unsafe extern "C" fn eo_model_info(m: eo_model, out: *mut eo_model_desc) -> eo_status {
-    call(|| {
-        let model = handles()?.model(m.id)?;
-        let info = model.info();
-        let mut architecture = [0 as c_char; 16];
-        for (dst, src) in architecture.iter_mut().zip(info.architecture.bytes().take(15)) {
-            *dst = src as c_char;
-        }
-        let value = eo_model_desc {
-            struct_size: std::mem::size_of::<eo_model_desc>() as u32,
-            resolution: info.resolution as u32,
-            channels: info.channels as u32,
-            z_dim: info.z_dim as u32,
-            c_dim: info.c_dim as u32,
-            w_dim: info.w_dim as u32,
-            num_ws: info.num_ws as u32,
-            architecture,
-        };
-        write_sized(out, value, "out")
-    })
+    call(|| write_sized(out, describe(&*handles()?.model(m.id)?), "out"))
+}
+
+/// Fills `out` (whose struct_size the caller set) with the shape of the
+/// model a latent belongs to, even after that model's handle is released:
+/// e.g. the float count eo_render_f32 needs.
+#[no_mangle]
+pub unsafe extern "C" fn eo_latent_info(l: eo_latent, out: *mut eo_model_desc) -> eo_status {
+    call(|| write_sized(out, describe(&handles()?.latent(l.id)?.model), "out"))
 }
 
 fn directions(m: eo_model, rows: Option<std::ops::Range<usize>>, k: u32, out: *mut f32, len: usize) -> crate::Result<()> {

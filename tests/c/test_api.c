@@ -368,6 +368,11 @@ static void test_handles(void) {
   OK(eo_model_release(m));
   BAD_HANDLE(eo_model_release(m));
   OK(eo_edit_alpha(e, fresh, &a));
+  eo_model_desc of_latent = {sizeof of_latent};
+  OK(eo_latent_info(fresh, &of_latent));
+  CHECK(of_latent.resolution == 64 && of_latent.num_ws == 10, "eo_latent_info after the model's release");
+  BAD_ARG(eo_latent_info(fresh, NULL));
+  BAD_HANDLE(eo_latent_info(zero, &of_latent));
   BAD_HANDLE(eo_latent_from_seed(m, 1, 1.0f, &out));
 
   OK(eo_latent_release(fresh));
