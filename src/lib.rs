@@ -12,6 +12,10 @@
 //! - [`ffi`]: the C API (include/editone.h); translation and checks only.
 //! - [`error`]: the error type every layer returns.
 
+// Tensor code writes `x = x * y`, not `x *= y`: tch's compound operators
+// run in place and would overwrite tensors that autograd still needs.
+#![allow(clippy::assign_op_pattern)]
+
 pub mod edit;
 pub mod engine;
 pub mod invert;

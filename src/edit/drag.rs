@@ -119,7 +119,8 @@ fn validate(info: &ModelInfo, handles: &[Point], targets: &[Point], options: &Dr
         }
     }
     let finite_positive = |v: f64| v.is_finite() && v > 0.0;
-    if !finite_positive(options.r1) || !finite_positive(options.r2) || !(options.mask_weight.is_finite() && options.mask_weight >= 0.0) {
+    let mask_weight_ok = options.mask_weight.is_finite() && options.mask_weight >= 0.0;
+    if !(finite_positive(options.r1) && finite_positive(options.r2) && mask_weight_ok) {
         return Err(Error::invalid("drag options: r1 and r2 must be positive, mask_weight non-negative"));
     }
     if options.learning_rate.is_some_and(|lr| !finite_positive(lr)) || options.max_steps == 0 {

@@ -202,7 +202,7 @@ pub unsafe extern "C" fn eo_edit_from_drag(
         let model_id = latent.model_id;
         let mut observe = |step: u32, tracked: &[Point], current: &[f32]| -> bool {
             report_positions(o.positions, tracked, width, height, res);
-            let due = o.snapshot_every > 0 && step % o.snapshot_every == 0;
+            let due = o.snapshot_every > 0 && step.is_multiple_of(o.snapshot_every);
             match (o.snapshot, due) {
                 (Some(snapshot), true) => snapshot_call(snapshot, o.snapshot_user, step, model_id, &latent.model, current, tracked, (width, height, res)),
                 _ => true,

@@ -3,10 +3,6 @@
 //! reference path computes it (spec/stylegan2.md section 1) so that outputs
 //! agree to float rounding.
 
-// `x = x * y` rather than `x *= y`: tch's compound operators run in place,
-// which would overwrite tensors that autograd still needs.
-#![allow(clippy::assign_op_pattern)]
-
 use super::weights::{WeightFile, Weights};
 use super::{Feature, Generator, ModelInfo, Noise, NoiseMode, Truncation};
 use crate::error::{Error, Result};
