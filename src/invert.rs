@@ -254,9 +254,15 @@ pub fn invert(model: &Model, targets: &Tensor, options: &InvertOptions, mut prog
 /// resampled to the crop and added in place. Where the edit is the
 /// identity the result is exactly the photo.
 pub fn residual(model: &Model, photo: &Photo, edited: &[f32]) -> Result<RgbImage> {
-    let images = model.render(&[edited, &photo.base])?;
+    residual_of_render(model, photo, &model.render(&[edited])?.get(0))
+}
+
+/// [`residual`] for an edited latent already rendered ([C, R, R], as
+/// [`Model::render`] gives it), so a batch render is not repeated.
+pub fn residual_of_render(model: &Model, photo: &Photo, edited: &Tensor) -> Result<RgbImage> {
+    let base = model.render(&[&photo.base])?.get(0);
     let [x, y, w, h] = photo.crop;
-    let diff = ((images.get(0) - images.get(1)) * 127.5)
+    let diff = ((edited - base) * 127.5)
         .unsqueeze(0)
         .upsample_bilinear2d([h as i64, w as i64], false, None, None)
         .squeeze_dim(0)

@@ -6,7 +6,7 @@ use super::{
     call, eo_edit, eo_latent, eo_model, eo_progress_fn, eo_status, handles, read_options, require_out, slice_arg,
     slice_out, str_arg, with_progress, write_out, write_sized,
 };
-use crate::edit::{preset, AlphaTable, Edit, Init, Objective, OptimizeOptions};
+use crate::edit::{preset, Edit, Init, Objective, OptimizeOptions};
 use crate::engine::{EditEntry, Latent};
 use crate::error::{Error, ErrorKind, Result};
 use std::ffi::{c_char, c_void};
@@ -371,8 +371,9 @@ pub unsafe extern "C" fn eo_edit_apply_batch(
         let edit = lock(&entry).clone();
         let results = latents.iter().map(|l| edit.apply(&l.w)).collect::<Result<Vec<_>>>()?;
         if let Some(alphas_out) = alphas_out {
-            let table = AlphaTable::new(&edit, latents.iter().map(|l| l.w.as_slice()))?;
-            table.alphas(&edit, alphas_out);
+            for (slot, (_, alpha)) in alphas_out.iter_mut().zip(&results) {
+                *slot = *alpha as f32;
+            }
         }
         let created = results
             .into_iter()

@@ -95,7 +95,7 @@ pub const EO_RENDER_RESIDUAL: eo_render_mode = 2;
 fn picture(latent: &Latent, img: &tch::Tensor, mode: eo_render_mode) -> Result<image::DynamicImage> {
     match (mode, &latent.photo) {
         (EO_RENDER_AUTO | EO_RENDER_RESIDUAL, Some(photo)) => {
-            Ok(image::DynamicImage::ImageRgb8(invert::residual(&latent.model, photo, &latent.w)?))
+            Ok(image::DynamicImage::ImageRgb8(invert::residual_of_render(&latent.model, photo, img)?))
         }
         (EO_RENDER_RESIDUAL, None) => {
             Err(Error::invalid("residual rendering needs a latent inverted from a photo (or an edit of one)"))
