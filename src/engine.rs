@@ -18,11 +18,15 @@ pub struct EngineOptions {
     pub device: String,
     /// CPU threads for libtorch; 0 keeps libtorch's default.
     pub cpu_threads: u32,
+    /// Run the blocks a StyleGAN2 was trained with in float16 in float16,
+    /// as the official code does; CUDA only (the CPU always uses float32).
+    /// Applies to models loaded afterwards.
+    pub half_precision: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { device: "auto".into(), cpu_threads: 0 }
+        EngineOptions { device: "auto".into(), cpu_threads: 0, half_precision: false }
     }
 }
 
@@ -31,6 +35,7 @@ pub struct Engine {
     device: Device,
     requested: String,
     threads: Mutex<u32>,
+    half_precision: std::sync::atomic::AtomicBool,
     /// The objects the C API hands out by id.
     pub handles: Handles,
 }
@@ -51,6 +56,7 @@ impl Engine {
             )));
         }
         engine.set_cpu_threads(options.cpu_threads);
+        engine.half_precision.store(options.half_precision, std::sync::atomic::Ordering::Relaxed);
         Ok(engine)
     }
 
@@ -64,7 +70,13 @@ impl Engine {
 
     fn create(options: &EngineOptions) -> Result<Engine> {
         let device = Engine::parse_device(&options.device)?;
-        let engine = Engine { device, requested: options.device.clone(), threads: Mutex::new(0), handles: Handles::default() };
+        let engine = Engine {
+            device,
+            requested: options.device.clone(),
+            threads: Mutex::new(0),
+            half_precision: options.half_precision.into(),
+            handles: Handles::default(),
+        };
         engine.set_cpu_threads(options.cpu_threads);
         Ok(engine)
     }
@@ -92,6 +104,12 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Whether models loaded now run their float16 blocks in float16: asked
+    /// for, and on CUDA.
+    pub fn half_precision(&self) -> bool {
+        self.device.is_cuda() && self.half_precision.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The device all tensors live on.

@@ -3,12 +3,11 @@
 //! tanh. The latent is z itself: W = W+ with one row of nz floats, and
 //! truncation pulls z toward the prior's mean, zero.
 
-use super::weights::{WeightFile, Weights};
+use super::weights::Weights;
 use super::{Feature, Generator, ModelInfo, Noise, Truncation};
 use crate::error::{Error, Result};
 use serde::Deserialize;
-use std::path::Path;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// The converted model's config (tools/convert_default_model.py).
 #[derive(Clone, Debug, Deserialize)]
@@ -51,16 +50,14 @@ unsafe impl Sync for Dcgan {}
 
 impl Dcgan {
     /// Builds the generator from its config and weight file.
-    pub fn load(config: &serde_json::Value, config_path: &Path, file: &WeightFile, device: Device) -> Result<Dcgan> {
-        let cfg: Config = serde_json::from_value(config.clone())
-            .map_err(|e| Error::format(format!("model config '{}': {e}", config_path.display())))?;
+    pub fn load(config: &serde_json::Value, label: &str, mut w: Weights<'_>) -> Result<Dcgan> {
+        let cfg: Config =
+            serde_json::from_value(config.clone()).map_err(|e| Error::format(format!("{label}: config: {e}")))?;
         if cfg.resolution != 64 || !(1..=4096).contains(&cfg.nz) || !(1..=4096).contains(&cfg.ngf) || !(1..=4).contains(&cfg.nc) {
             return Err(Error::format(format!(
-                "model config '{}': DCGAN needs resolution 64 and nz, ngf, nc in range",
-                config_path.display()
+                "{label}: DCGAN needs resolution 64 and nz, ngf, nc in range"
             )));
         }
-        let mut w = file.parse(device)?;
         let widths = [cfg.nz, cfg.ngf * 8, cfg.ngf * 4, cfg.ngf * 2, cfg.ngf, cfg.nc];
         let stages = (0..5).map(|i| Dcgan::load_stage(&mut w, i, widths[i], widths[i + 1])).collect::<Result<Vec<_>>>()?;
         w.finish()?;

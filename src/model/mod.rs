@@ -6,7 +6,9 @@
 //! architecture ("stylegan2" when absent). Tensor names follow the NVlabs
 //! `G_ema.state_dict()`.
 
+pub mod checkpoint;
 pub mod dcgan;
+pub mod pickle;
 pub mod stylegan2;
 pub mod weights;
 
@@ -15,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
-use weights::WeightFile;
+use checkpoint::ModelFile;
 
 /// The fingerprint of the converted default model (pinned by
 /// tools/convert_default_model.py), so a damaged cache is caught at load.
@@ -128,49 +130,13 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads a model file or folder (see the module docs). Never executes
-    /// anything from the file.
+    /// Loads a model file or folder of any supported kind (see
+    /// [`checkpoint`]). Never executes anything from the file.
     pub fn load(path: &Path) -> Result<Model> {
-        let device = Engine::get()?.device();
-        if !path.exists() {
-            return Err(Error::new(ErrorKind::Io, format!("model path '{}' does not exist", path.display())));
-        }
-        let (file, config, config_path) = if path.is_dir() {
-            let config_path = path.join("config.json");
-            let weights_path = path.join("weights.safetensors");
-            if !config_path.is_file() {
-                return Err(Error::format(format!("model folder '{}' has no config.json", path.display())));
-            }
-            if !weights_path.is_file() {
-                return Err(Error::format(format!("model folder '{}' has no weights.safetensors", path.display())));
-            }
-            let text = std::fs::read_to_string(&config_path)
-                .map_err(|e| Error::new(ErrorKind::Io, format!("model config '{}': {e}", config_path.display())))?;
-            let config = parse_config(&text, &config_path)?;
-            (WeightFile::read(&weights_path)?, config, config_path)
-        } else {
-            let file = WeightFile::read(path)?;
-            let text = file.metadata()?.remove("config").ok_or_else(|| {
-                Error::format(format!(
-                    "model file '{}' has no 'config' entry in its safetensors metadata",
-                    path.display()
-                ))
-            })?;
-            let config = parse_config(&text, path)?;
-            (file, config, path.to_path_buf())
-        };
-        let arch = config.get("model").and_then(|m| m.as_str()).unwrap_or("stylegan2").to_string();
-        let generator: Box<dyn Generator> = match arch.as_str() {
-            "stylegan2" => Box::new(stylegan2::StyleGan2::load(&config, &config_path, &file, device)?),
-            "dcgan" => Box::new(dcgan::Dcgan::load(&config, &config_path, &file, device)?),
-            other => {
-                return Err(Error::format(format!(
-                    "model '{}': unknown architecture '{other}' (supported: stylegan2, dcgan)",
-                    path.display()
-                )))
-            }
-        };
-        Ok(Model { generator, fingerprint: file.fingerprint(), source: path.display().to_string() })
+        let engine = Engine::get()?;
+        let file = ModelFile::open(path)?;
+        let generator = build_generator(&file, engine.device(), engine.half_precision())?;
+        Ok(Model { generator, fingerprint: file.fingerprint, source: path.display().to_string() })
     }
 
     /// The default model: the DCGAN face generator from gan-face-generate
@@ -367,11 +333,27 @@ pub fn guard<T>(f: impl FnOnce() -> T) -> Result<T> {
         .map_err(|payload| Error::from_torch("tensor computation failed", &crate::error::panic_message(&*payload)))
 }
 
-fn parse_config(text: &str, path: &Path) -> Result<serde_json::Value> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| Error::format(format!("model config '{}' is not valid JSON: {e}", path.display())))?;
-    if !value.is_object() {
-        return Err(Error::format(format!("model config '{}' must be a JSON object", path.display())));
-    }
-    Ok(value)
+/// Builds the generator a model file describes on `device`; `half` runs
+/// the blocks a StyleGAN2 trained in float16 in float16 (CUDA only).
+pub fn build_generator(file: &ModelFile, device: tch::Device, half: bool) -> Result<Box<dyn Generator>> {
+    let weights = file.weights(device)?;
+    Ok(match file.architecture() {
+        "stylegan2" => Box::new(stylegan2::StyleGan2::load(&file.config, &file.label, weights, half)?),
+        "dcgan" => Box::new(dcgan::Dcgan::load(&file.config, &file.label, weights)?),
+        other => {
+            return Err(Error::format(format!(
+                "{}: unknown architecture '{other}' (supported: stylegan2, dcgan)",
+                file.label
+            )))
+        }
+    })
+}
+
+/// Converts any supported model file to the native format at `out`,
+/// checking first that it builds (on the CPU).
+pub fn convert(input: &Path, out: &Path) -> Result<ModelInfo> {
+    let file = ModelFile::open(input)?;
+    let generator = build_generator(&file, tch::Device::Cpu, false)?;
+    file.write_native(out)?;
+    Ok(generator.info().clone())
 }

@@ -3,12 +3,11 @@
 //! reference path computes it (spec/stylegan2.md section 1) so that outputs
 //! agree to float rounding.
 
-use super::weights::{WeightFile, Weights};
+use super::weights::Weights;
 use super::{Feature, Generator, ModelInfo, Noise, NoiseMode, Truncation};
 use crate::error::{Error, Result};
 use serde::Deserialize;
-use std::path::Path;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 const SQRT_2: f64 = std::f64::consts::SQRT_2;
 const LRELU_ALPHA: f64 = 0.2;
@@ -35,6 +34,28 @@ pub struct Config {
     pub synthesis_kwargs: SynthesisConfig,
     /// W+ rows, if the file states it; checked against the architecture.
     pub num_ws: Option<usize>,
+    /// Whose rounding to reproduce.
+    #[serde(default)]
+    pub numerics: Numerics,
+    /// The file stores no `mapping.w_avg` (a rosinality training
+    /// checkpoint): estimate it as the projector does.
+    #[serde(default)]
+    pub estimate_w_avg: bool,
+}
+
+/// The two published StyleGAN2 implementations compute the same function
+/// with different rounding (spec/stylegan2.md section 4.3); a model
+/// reproduces the code it was trained with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Numerics {
+    /// NVlabs stylegan2-ada-pytorch (the default).
+    #[default]
+    Nvlabs,
+    /// rosinality/stylegan2-pytorch: conv weights scaled before modulation,
+    /// ToRGB weights instead of styles scaled, no clamp, truncation as
+    /// `avg + psi * (w - avg)`, FIR filtering one channel at a time.
+    Rosinality,
 }
 
 /// `mapping_kwargs`, with the official defaults.
@@ -65,8 +86,8 @@ pub struct SynthesisConfig {
     pub channel_base: usize,
     /// Channel cap.
     pub channel_max: usize,
-    /// Blocks trained in fp16; editone always computes in float32, as the
-    /// official `force_fp32=True`.
+    /// Blocks trained in fp16: computed in float32 (the official
+    /// `force_fp32=True`) unless the engine asks for half precision on CUDA.
     pub num_fp16_res: usize,
     /// Activation clamp, or none.
     pub conv_clamp: Option<f64>,
@@ -128,6 +149,21 @@ impl Config {
         Ok(())
     }
 
+    /// The activation clamp; rosinality's code has none.
+    fn clamp(&self) -> Option<f64> {
+        match self.numerics {
+            Numerics::Nvlabs => self.synthesis_kwargs.conv_clamp,
+            Numerics::Rosinality => None,
+        }
+    }
+
+    /// Whether block `res` was trained in float16 (the official rule).
+    fn is_fp16_block(&self, res: usize) -> bool {
+        let log2 = self.img_resolution.trailing_zeros() as usize;
+        let n = self.synthesis_kwargs.num_fp16_res;
+        n > 0 && res >= (1usize << (log2 + 1).saturating_sub(n).min(62)).max(8)
+    }
+
     fn block_resolutions(&self) -> Vec<usize> {
         (2..=self.img_resolution.trailing_zeros()).map(|l| 1usize << l).collect()
     }
@@ -150,10 +186,16 @@ struct Dense {
 }
 
 impl Dense {
-    fn load(w: &mut Weights, name: &str, inputs: usize, outputs: usize, lr_multiplier: f64, lrelu: bool) -> Result<Dense> {
+    fn load(w: &mut Weights, name: &str, shape: (usize, usize), lr_multiplier: f64, lrelu: bool, numerics: Numerics) -> Result<Dense> {
+        let (inputs, outputs) = shape;
         let weight = w.take(&format!("{name}.weight"), &[outputs as i64, inputs as i64])?;
         let bias = w.take(&format!("{name}.bias"), &[outputs as i64])?;
-        let weight = weight * (lr_multiplier / (inputs as f64).sqrt());
+        // The same gain, rounded as each implementation computes it.
+        let gain = match numerics {
+            Numerics::Nvlabs => lr_multiplier / (inputs as f64).sqrt(),
+            Numerics::Rosinality => (1.0 / (inputs as f64).sqrt()) * lr_multiplier,
+        };
+        let weight = weight * gain;
         let bias = if lr_multiplier != 1.0 { bias * lr_multiplier } else { bias };
         Ok(Dense { weight, bias, lrelu })
     }
@@ -189,7 +231,7 @@ fn bias_act(x: &Tensor, bias: &Tensor, lrelu: bool, gain: f64, clamp: Option<f64
 
 /// `upfirdn2d` reference path: zero-insert upsampling, padding, FIR filter
 /// (a depthwise true convolution), no downsampling.
-fn upfirdn2d(x: &Tensor, filter: &Tensor, up: i64, pad: [i64; 4], gain: f64) -> Tensor {
+fn upfirdn2d(x: &Tensor, filter: &Tensor, up: i64, pad: [i64; 4], gain: f64, numerics: Numerics) -> Tensor {
     let (n, c, h, w) = x.size4().expect("upfirdn2d input is 4-D");
     let mut x = x.reshape([n, c, h, 1, w, 1]);
     x = x.constant_pad_nd([0, up - 1, 0, 0, 0, up - 1]);
@@ -199,46 +241,112 @@ fn upfirdn2d(x: &Tensor, filter: &Tensor, up: i64, pad: [i64; 4], gain: f64) -> 
     let (hp, wp) = (x.size()[2], x.size()[3]);
     x = x.narrow(2, (-py0).max(0), hp - (-py0).max(0) - (-py1).max(0));
     x = x.narrow(3, (-px0).max(0), wp - (-px0).max(0) - (-px1).max(0));
-    let f = (filter * gain).flip([0, 1]);
-    let f = f.unsqueeze(0).unsqueeze(0).repeat([c, 1, 1, 1]);
-    x.conv2d(&f, None::<Tensor>, [1, 1], [0, 0], [1, 1], c)
+    let f = (filter * gain).flip([0, 1]).unsqueeze(0).unsqueeze(0);
+    match numerics {
+        Numerics::Nvlabs => x.conv2d(&f.repeat([c, 1, 1, 1]), None::<Tensor>, [1, 1], [0, 0], [1, 1], c),
+        Numerics::Rosinality => {
+            // upfirdn2d_native: every channel as its own single-channel image.
+            let (h, w) = (x.size()[2], x.size()[3]);
+            let y = x.reshape([n * c, 1, h, w]).conv2d(&f, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+            let (ho, wo) = (y.size()[2], y.size()[3]);
+            y.reshape([n, c, ho, wo])
+        }
+    }
 }
 
 /// 2x upsampling of the RGB skip path.
-fn upsample2d(x: &Tensor, filter: &Tensor) -> Tensor {
-    upfirdn2d(x, filter, 2, [2, 1, 2, 1], 4.0)
+fn upsample2d(x: &Tensor, filter: &Tensor, numerics: Numerics) -> Tensor {
+    upfirdn2d(x, filter, 2, [2, 1, 2, 1], 4.0, numerics)
+}
+
+/// The modulated weights [N, O, I, kh, kw] of `modulated_conv2d`, and the
+/// demodulation coefficients [N, O] when asked for.
+fn modulate(weight: &Tensor, styles: &Tensor, demodulate: bool) -> (Tensor, Option<Tensor>) {
+    let n = styles.size()[0];
+    let w = weight.unsqueeze(0) * styles.reshape([n, 1, -1, 1, 1]);
+    let dcoefs = demodulate.then(|| (w.square().sum_dim_intlist([2i64, 3, 4].as_slice(), false, None::<Kind>) + 1e-8).rsqrt());
+    (w, dcoefs)
+}
+
+/// `conv2d_resample` for the two cases the generator uses: a same-size
+/// convolution, or `up` (a stride-2 transposed convolution, then the FIR
+/// filter; the padding bookkeeping gives transpose padding 0 and FIR padding
+/// 1 on every side, and the weight is not flipped). `w` is [groups * O, I,
+/// kh, kw]; 3x3 convs pad by 1, 1x1 by 0.
+fn conv2d_resample(x: &Tensor, w: &Tensor, groups: i64, up: bool, filter: &Tensor, numerics: Numerics) -> Tensor {
+    let (go, i, kh, kw) = w.size4().expect("conv weight is 4-D");
+    if up {
+        let o = go / groups;
+        let wt = if groups == 1 && numerics == Numerics::Nvlabs {
+            w.transpose(0, 1)
+        } else {
+            w.reshape([groups, o, i, kh, kw]).transpose(1, 2).reshape([groups * i, o, kh, kw])
+        };
+        let y = x.conv_transpose2d(&wt, None::<Tensor>, [2, 2], [0, 0], [0, 0], groups, [1, 1]);
+        upfirdn2d(&y, filter, 1, [1, 1, 1, 1], 4.0, numerics)
+    } else {
+        let pad = (kh - 1) / 2;
+        x.conv2d(w, None::<Tensor>, [1, 1], [pad, pad], [1, 1], groups)
+    }
 }
 
 /// `modulated_conv2d`, fused path (one grouped convolution per batch), as
-/// the official code runs it in float32 inference. 3x3 convs use padding 1,
-/// 1x1 (ToRGB) padding 0; `up` = 2 is a transposed conv plus FIR.
-fn modulated_conv2d(x: &Tensor, weight: &Tensor, styles: &Tensor, demodulate: bool, up: bool, filter: &Tensor) -> Tensor {
+/// the official code runs it in float32 inference.
+fn modulated_conv2d(x: &Tensor, weight: &Tensor, styles: &Tensor, demodulate: bool, up: bool, filter: &Tensor, numerics: Numerics) -> Tensor {
     let n = x.size()[0];
     let (o, i, kh, kw) = weight.size4().expect("conv weight is 4-D");
-    let mut w = weight.unsqueeze(0) * styles.reshape([n, 1, -1, 1, 1]);
-    if demodulate {
-        let dcoefs = (w.square().sum_dim_intlist([2i64, 3, 4].as_slice(), false, None::<Kind>) + 1e-8).rsqrt();
-        w = w * dcoefs.reshape([n, -1, 1, 1, 1]);
+    let (mut w, dcoefs) = modulate(weight, styles, demodulate);
+    if let Some(d) = dcoefs {
+        w = w * d.reshape([n, -1, 1, 1, 1]);
     }
     let (h, wd) = (x.size()[2], x.size()[3]);
     let x = x.reshape([1, n * i, h, wd]);
-    let w = w.reshape([n * o, i, kh, kw]);
-    let y = if up {
-        // conv2d_resample, up=2: padding bookkeeping gives transpose padding
-        // 0 and FIR padding 1 on every side; the weight is not flipped.
-        let wt = if n == 1 {
-            w.transpose(0, 1)
-        } else {
-            w.reshape([n, o, i, kh, kw]).transpose(1, 2).reshape([n * i, o, kh, kw])
-        };
-        let y = x.conv_transpose2d(&wt, None::<Tensor>, [2, 2], [0, 0], [0, 0], n, [1, 1]);
-        upfirdn2d(&y, filter, 1, [1, 1, 1, 1], 4.0)
-    } else {
-        let pad = (kh - 1) / 2;
-        x.conv2d(&w, None::<Tensor>, [1, 1], [pad, pad], [1, 1], n)
-    };
+    let y = conv2d_resample(&x, &w.reshape([n * o, i, kh, kw]), n, up, filter, numerics);
     let (ho, wo) = (y.size()[2], y.size()[3]);
     y.reshape([n, o, ho, wo])
+}
+
+/// `modulated_conv2d` of a float16 block (x in float16), as the official
+/// code runs it: weight and styles pre-normalised by their largest entries
+/// so float16 cannot overflow, the fused path for one image, and for a
+/// batch the plain convolution scaled by styles and demodulation
+/// coefficients; the noise is added inside. Used on CUDA only.
+fn modulated_conv2d_half(x: &Tensor, weight: &Tensor, styles: &Tensor, demodulate: bool, up: bool, filter: &Tensor, noise: Option<&Tensor>) -> Tensor {
+    let n = x.size()[0];
+    let (o, i, kh, kw) = weight.size4().expect("conv weight is 4-D");
+    let half = x.kind();
+    let (weight, styles) = if demodulate {
+        let max_w = weight.abs().amax([1i64, 2, 3].as_slice(), true);
+        let max_s = styles.abs().amax([1i64].as_slice(), true);
+        (weight * (1.0 / ((i * kh * kw) as f64).sqrt()) / max_w, styles / max_s)
+    } else {
+        (weight.shallow_clone(), styles.shallow_clone())
+    };
+    let (w, dcoefs) = modulate(&weight, &styles, demodulate);
+    let filter = filter.to_kind(half);
+    let (h, wd) = (x.size()[2], x.size()[3]);
+    let y = match (n, dcoefs) {
+        (1, dcoefs) => {
+            let w = match dcoefs {
+                Some(d) => w * d.reshape([n, -1, 1, 1, 1]),
+                None => w,
+            };
+            let w = w.reshape([o, i, kh, kw]).to_kind(half);
+            conv2d_resample(&x.reshape([1, i, h, wd]), &w, 1, up, &filter, Numerics::Nvlabs)
+        }
+        (_, dcoefs) => {
+            let x = x * styles.to_kind(half).reshape([n, -1, 1, 1]);
+            let y = conv2d_resample(&x, &weight.to_kind(half), 1, up, &filter, Numerics::Nvlabs);
+            match dcoefs {
+                Some(d) => y * d.to_kind(half).reshape([n, -1, 1, 1]),
+                None => y,
+            }
+        }
+    };
+    match noise {
+        Some(noise) => y + noise.to_kind(half),
+        None => y,
+    }
 }
 
 /// One modulated 3x3 convolution with noise and activation.
@@ -252,34 +360,49 @@ struct SynthesisLayer {
     up: bool,
     resolution: i64,
     clamp: Option<f64>,
+    numerics: Numerics,
 }
 
 impl SynthesisLayer {
-    fn load(w: &mut Weights, name: &str, cfg: &Config, cin: usize, cout: usize, res: usize, up: bool) -> Result<Self> {
-        let affine = Dense::load(w, &format!("{name}.affine"), cfg.w_dim, cin, 1.0, false)?;
-        let weight = w.take(&format!("{name}.weight"), &[cout as i64, cin as i64, 3, 3])?;
+    fn load(w: &mut Weights, name: &str, cfg: &Config, channels: (usize, usize), res: usize, up: bool) -> Result<Self> {
+        let (cin, cout) = channels;
+        let affine = Dense::load(w, &format!("{name}.affine"), (cfg.w_dim, cin), 1.0, false, cfg.numerics)?;
+        let mut weight = w.take(&format!("{name}.weight"), &[cout as i64, cin as i64, 3, 3])?;
+        if cfg.numerics == Numerics::Rosinality {
+            // rosinality scales the weight by 1/sqrt(fan_in) before modulating.
+            weight = weight * (1.0 / ((cin * 9) as f64).sqrt());
+        }
         let bias = w.take(&format!("{name}.bias"), &[cout as i64])?;
         let noise_strength = w.take(&format!("{name}.noise_strength"), &[])?;
         let noise_const = w.take(&format!("{name}.noise_const"), &[res as i64, res as i64])?;
         let filter = load_filter(w, &format!("{name}.resample_filter"), cfg)?;
-        let clamp = cfg.synthesis_kwargs.conv_clamp;
-        Ok(SynthesisLayer { affine, weight, bias, noise_strength, noise_const, filter, up, resolution: res as i64, clamp })
+        let clamp = cfg.clamp();
+        let numerics = cfg.numerics;
+        Ok(SynthesisLayer { affine, weight, bias, noise_strength, noise_const, filter, up, resolution: res as i64, clamp, numerics })
     }
 
-    /// `map` replaces the stored constant noise map (the projector's).
+    /// `map` replaces the stored constant noise map (the projector's). A
+    /// float16 `x` runs the float16 block path.
     fn forward(&self, x: &Tensor, w: &Tensor, noise: NoiseMode, map: Option<&Tensor>) -> Tensor {
         let styles = self.affine.forward(w);
-        let mut x = modulated_conv2d(x, &self.weight, &styles, true, self.up, &self.filter);
-        match noise {
-            NoiseMode::Const => x = x + map.unwrap_or(&self.noise_const) * &self.noise_strength,
+        let noise = match noise {
+            NoiseMode::Const => Some(map.unwrap_or(&self.noise_const) * &self.noise_strength),
             NoiseMode::Random => {
                 let r = self.resolution;
-                let n = Tensor::randn([x.size()[0], 1, r, r], (Kind::Float, x.device()));
-                x = x + n * &self.noise_strength;
+                Some(Tensor::randn([x.size()[0], 1, r, r], (Kind::Float, x.device())) * &self.noise_strength)
             }
-            NoiseMode::None => {}
-        }
-        bias_act(&x, &self.bias, true, SQRT_2, self.clamp)
+            NoiseMode::None => None,
+        };
+        let x = if x.kind() == Kind::Half {
+            modulated_conv2d_half(x, &self.weight, &styles, true, self.up, &self.filter, noise.as_ref())
+        } else {
+            let y = modulated_conv2d(x, &self.weight, &styles, true, self.up, &self.filter, self.numerics);
+            match noise {
+                Some(noise) => y + noise,
+                None => y,
+            }
+        };
+        bias_act(&x, &self.bias.to_kind(x.kind()), true, SQRT_2, self.clamp)
     }
 }
 
@@ -288,23 +411,36 @@ struct ToRgb {
     affine: Dense,
     weight: Tensor,
     bias: Tensor,
-    weight_gain: f64,
+    /// The styles' gain (NVlabs); rosinality folds it into the weight.
+    weight_gain: Option<f64>,
     clamp: Option<f64>,
+    numerics: Numerics,
 }
 
 impl ToRgb {
     fn load(w: &mut Weights, name: &str, cfg: &Config, cin: usize) -> Result<Self> {
-        let affine = Dense::load(w, &format!("{name}.affine"), cfg.w_dim, cin, 1.0, false)?;
+        let affine = Dense::load(w, &format!("{name}.affine"), (cfg.w_dim, cin), 1.0, false, cfg.numerics)?;
         let weight = w.take(&format!("{name}.weight"), &[cfg.img_channels as i64, cin as i64, 1, 1])?;
         let bias = w.take(&format!("{name}.bias"), &[cfg.img_channels as i64])?;
-        let weight_gain = 1.0 / (cin as f64).sqrt();
-        Ok(ToRgb { affine, weight, bias, weight_gain, clamp: cfg.synthesis_kwargs.conv_clamp })
+        let gain = 1.0 / (cin as f64).sqrt();
+        let (weight, weight_gain) = match cfg.numerics {
+            Numerics::Nvlabs => (weight, Some(gain)),
+            Numerics::Rosinality => (weight * gain, None),
+        };
+        Ok(ToRgb { affine, weight, bias, weight_gain, clamp: cfg.clamp(), numerics: cfg.numerics })
     }
 
     fn forward(&self, x: &Tensor, w: &Tensor, filter: &Tensor) -> Tensor {
-        let styles = self.affine.forward(w) * self.weight_gain;
-        let y = modulated_conv2d(x, &self.weight, &styles, false, false, filter);
-        bias_act(&y, &self.bias, false, 1.0, self.clamp)
+        let mut styles = self.affine.forward(w);
+        if let Some(gain) = self.weight_gain {
+            styles = styles * gain;
+        }
+        let y = if x.kind() == Kind::Half {
+            modulated_conv2d_half(x, &self.weight, &styles, false, false, filter, None)
+        } else {
+            modulated_conv2d(x, &self.weight, &styles, false, false, filter, self.numerics)
+        };
+        bias_act(&y, &self.bias.to_kind(y.kind()), false, 1.0, self.clamp)
     }
 }
 
@@ -316,6 +452,9 @@ struct Block {
     conv1: SynthesisLayer,
     torgb: ToRgb,
     filter: Tensor,
+    /// Compute this block in float16 (a float16 block, on CUDA, if asked).
+    half: bool,
+    numerics: Numerics,
 }
 
 impl Block {
@@ -340,9 +479,10 @@ impl Block {
     ) -> (Tensor, Tensor) {
         let rows = ws.unbind(1);
         let n = ws.size()[0];
+        let kind = if self.half { Kind::Half } else { Kind::Float };
         let mut x = match (&self.constant, x) {
-            (Some(c), _) => c.unsqueeze(0).repeat([n, 1, 1, 1]),
-            (None, Some(x)) => x.shallow_clone(),
+            (Some(c), _) => c.unsqueeze(0).repeat([n, 1, 1, 1]).to_kind(kind),
+            (None, Some(x)) => x.to_kind(kind),
             (None, None) => unreachable!("only b4 starts without input"),
         };
         let mut row = 0;
@@ -352,9 +492,9 @@ impl Block {
         }
         x = self.conv1.forward(&x, &rows[row], noise, maps.map(|m| &m[row]));
         row += 1;
-        let y = self.torgb.forward(&x, &rows[row], &self.filter);
+        let y = self.torgb.forward(&x, &rows[row], &self.filter).to_kind(Kind::Float);
         let img = match img {
-            Some(img) => upsample2d(img, &self.filter) + y,
+            Some(img) => upsample2d(img, &self.filter, self.numerics) + y,
             None => y,
         };
         (x, img)
@@ -367,6 +507,7 @@ pub struct StyleGan2 {
     mapping: Vec<Dense>,
     embed: Option<Dense>,
     w_avg: Tensor,
+    numerics: Numerics,
     blocks: Vec<Block>,
 }
 
@@ -383,15 +524,16 @@ fn load_filter(w: &mut Weights, name: &str, cfg: &Config) -> Result<Tensor> {
 
 impl StyleGan2 {
     /// Builds the generator from a parsed config and its weight file.
-    pub fn load(config: &serde_json::Value, config_path: &Path, file: &WeightFile, device: Device) -> Result<StyleGan2> {
-        let cfg: Config = serde_json::from_value(config.clone())
-            .map_err(|e| Error::format(format!("model config '{}': {e}", config_path.display())))?;
-        cfg.validate().map_err(|e| e.context(format!("model config '{}'", config_path.display())))?;
-        let mut w = file.parse(device)?;
+    /// Builds the generator from a parsed config and its tensors; `half`
+    /// computes the float16 blocks in float16 (meant for CUDA).
+    pub fn load(config: &serde_json::Value, label: &str, mut w: Weights<'_>, half: bool) -> Result<StyleGan2> {
+        let cfg: Config =
+            serde_json::from_value(config.clone()).map_err(|e| Error::format(format!("{label}: config: {e}")))?;
+        cfg.validate().map_err(|e| e.context(label.to_string()))?;
         let blocks = cfg
             .block_resolutions()
             .into_iter()
-            .map(|res| StyleGan2::load_block(&mut w, &cfg, res))
+            .map(|res| StyleGan2::load_block(&mut w, &cfg, res, half))
             .collect::<Result<Vec<_>>>()?;
         let (mapping, embed, w_avg) = StyleGan2::load_mapping(&mut w, &cfg)?;
         w.finish()?;
@@ -404,10 +546,28 @@ impl StyleGan2 {
             w_dim: cfg.w_dim,
             num_ws: cfg.architecture_num_ws(),
         };
-        Ok(StyleGan2 { info, mapping, embed, w_avg, blocks })
+        let mut generator = StyleGan2 { info, mapping, embed, w_avg: Tensor::new(), numerics: cfg.numerics, blocks };
+        generator.w_avg = match w_avg {
+            Some(w_avg) => w_avg,
+            None => generator.estimate_w_avg()?,
+        };
+        Ok(generator)
     }
 
-    fn load_block(w: &mut Weights, cfg: &Config, res: usize) -> Result<Block> {
+    /// The mean W of 10,000 z from RandomState(123), the projector's own
+    /// estimate, for files that do not store the tracked average
+    /// (rosinality training checkpoints).
+    fn estimate_w_avg(&self) -> Result<Tensor> {
+        const SAMPLES: usize = 10_000;
+        let z_dim = self.info.z_dim;
+        let z: Vec<f32> = crate::seed::LegacyRandomState::new(123)?.randn(SAMPLES * z_dim).into_iter().map(|x| x as f32).collect();
+        let device = self.blocks[0].filter.device();
+        let z = Tensor::from_slice(&z).reshape([SAMPLES as i64, z_dim as i64]).to_device(device);
+        let ws = tch::no_grad(|| self.map(&z, None, Truncation::default()));
+        Ok(ws.select(1, 0).mean_dim([0i64].as_slice(), false, None::<Kind>))
+    }
+
+    fn load_block(w: &mut Weights, cfg: &Config, res: usize, half: bool) -> Result<Block> {
         let name = format!("synthesis.b{res}");
         let cout = cfg.channels(res);
         let (constant, conv0, cin) = if res == 4 {
@@ -415,20 +575,21 @@ impl StyleGan2 {
             (Some(c), None, cout)
         } else {
             let cin = cfg.channels(res / 2);
-            let conv0 = SynthesisLayer::load(w, &format!("{name}.conv0"), cfg, cin, cout, res, true)?;
+            let conv0 = SynthesisLayer::load(w, &format!("{name}.conv0"), cfg, (cin, cout), res, true)?;
             (None, Some(conv0), cout)
         };
-        let conv1 = SynthesisLayer::load(w, &format!("{name}.conv1"), cfg, cin, cout, res, false)?;
+        let conv1 = SynthesisLayer::load(w, &format!("{name}.conv1"), cfg, (cin, cout), res, false)?;
         let torgb = ToRgb::load(w, &format!("{name}.torgb"), cfg, cout)?;
         let filter = load_filter(w, &format!("{name}.resample_filter"), cfg)?;
-        Ok(Block { resolution: res, constant, conv0, conv1, torgb, filter })
+        let half = half && cfg.is_fp16_block(res);
+        Ok(Block { resolution: res, constant, conv0, conv1, torgb, filter, half, numerics: cfg.numerics })
     }
 
-    fn load_mapping(w: &mut Weights, cfg: &Config) -> Result<(Vec<Dense>, Option<Dense>, Tensor)> {
+    fn load_mapping(w: &mut Weights, cfg: &Config) -> Result<(Vec<Dense>, Option<Dense>, Option<Tensor>)> {
         let m = &cfg.mapping_kwargs;
         let embed_features = if cfg.c_dim > 0 { m.embed_features.unwrap_or(cfg.w_dim) } else { 0 };
         let embed = if cfg.c_dim > 0 {
-            Some(Dense::load(w, "mapping.embed", cfg.c_dim, embed_features, 1.0, false)?)
+            Some(Dense::load(w, "mapping.embed", (cfg.c_dim, embed_features), 1.0, false, cfg.numerics)?)
         } else {
             None
         };
@@ -437,9 +598,12 @@ impl StyleGan2 {
         widths.extend(std::iter::repeat_n(hidden, m.num_layers - 1));
         widths.push(cfg.w_dim);
         let layers = (0..m.num_layers)
-            .map(|i| Dense::load(w, &format!("mapping.fc{i}"), widths[i], widths[i + 1], m.lr_multiplier, true))
+            .map(|i| Dense::load(w, &format!("mapping.fc{i}"), (widths[i], widths[i + 1]), m.lr_multiplier, true, cfg.numerics))
             .collect::<Result<Vec<_>>>()?;
-        let w_avg = w.take("mapping.w_avg", &[cfg.w_dim as i64])?;
+        let w_avg = match cfg.estimate_w_avg {
+            true => None,
+            false => Some(w.take("mapping.w_avg", &[cfg.w_dim as i64])?),
+        };
         Ok((layers, embed, w_avg))
     }
 }
@@ -468,12 +632,13 @@ impl Generator for StyleGan2 {
         if truncation.psi == 1.0 {
             return x;
         }
+        let truncate = |x: &Tensor| match self.numerics {
+            Numerics::Nvlabs => self.w_avg.lerp(x, truncation.psi),
+            Numerics::Rosinality => &self.w_avg + (x - &self.w_avg) * truncation.psi,
+        };
         match truncation.cutoff.map(|c| (c as i64).min(num_ws)) {
-            None => self.w_avg.lerp(&x, truncation.psi),
-            Some(cut) => {
-                let head = self.w_avg.lerp(&x.narrow(1, 0, cut), truncation.psi);
-                Tensor::cat(&[head, x.narrow(1, cut, num_ws - cut)], 1)
-            }
+            None => truncate(&x),
+            Some(cut) => Tensor::cat(&[truncate(&x.narrow(1, 0, cut)), x.narrow(1, cut, num_ws - cut)], 1),
         }
     }
 
@@ -495,7 +660,7 @@ impl Generator for StyleGan2 {
             maps = maps.map(|m| &m[layers..]);
             let (nx, nimg) = block.forward(x.as_ref(), img.as_ref(), &block_ws, mode, block_maps);
             if features {
-                feats.push(Feature { name: format!("b{}", block.resolution), map: nx.shallow_clone() });
+                feats.push(Feature { name: format!("b{}", block.resolution), map: nx.to_kind(Kind::Float) });
             }
             x = Some(nx);
             img = Some(nimg);

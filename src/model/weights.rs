@@ -14,12 +14,18 @@ pub struct WeightFile {
     bytes: Vec<u8>,
 }
 
-/// A parsed file whose tensors are taken one by one; whatever is left at
-/// the end is an error (an extra tensor means the config is wrong).
+/// A model's named tensors, taken one by one; whatever is left at the end
+/// is an error (an extra tensor means the config is wrong).
 pub struct Weights<'a> {
-    path: &'a Path,
-    views: BTreeMap<String, safetensors::tensor::TensorView<'a>>,
+    source: String,
+    tensors: BTreeMap<String, Stored<'a>>,
     device: Device,
+}
+
+/// A tensor still in a safetensors file, or already read from a checkpoint.
+enum Stored<'a> {
+    View(safetensors::tensor::TensorView<'a>),
+    Tensor(Tensor),
 }
 
 impl WeightFile {
@@ -28,6 +34,11 @@ impl WeightFile {
         let bytes = std::fs::read(path)
             .map_err(|e| Error::new(ErrorKind::Io, format!("model file '{}': {e}", path.display())))?;
         Ok(WeightFile { path: path.to_path_buf(), bytes })
+    }
+
+    /// Wraps bytes already read from `path`.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Self {
+        WeightFile { path: path.to_path_buf(), bytes }
     }
 
     /// The file's path.
@@ -45,8 +56,8 @@ impl WeightFile {
     /// Validates the header and the data layout and indexes the tensors.
     pub fn parse(&self, device: Device) -> Result<Weights<'_>> {
         let tensors = SafeTensors::deserialize(&self.bytes).map_err(|e| self.malformed(e))?;
-        let views = tensors.tensors().into_iter().collect();
-        Ok(Weights { path: &self.path, views, device })
+        let tensors = tensors.tensors().into_iter().map(|(name, view)| (name, Stored::View(view))).collect();
+        Ok(Weights { source: format!("model file '{}'", self.path.display()), tensors, device })
     }
 
     /// A stable 64-bit fingerprint of the file's content (FNV-1a over the
@@ -66,48 +77,63 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 }
 
 impl<'a> Weights<'a> {
+    /// Tensors read from a checkpoint (CPU, any floating kind), described
+    /// as `source` in messages.
+    pub fn from_tensors(source: String, tensors: BTreeMap<String, Tensor>, device: Device) -> Weights<'static> {
+        let tensors = tensors.into_iter().map(|(name, t)| (name, Stored::Tensor(t))).collect();
+        Weights { source, tensors, device }
+    }
+
     /// Removes tensor `name`, which must have exactly `shape`, and returns
     /// it as float32 on the engine's device.
     pub fn take(&mut self, name: &str, shape: &[i64]) -> Result<Tensor> {
-        let view = self.views.remove(name).ok_or_else(|| {
-            Error::format(format!("model file '{}': tensor {name} is missing", self.path.display()))
-        })?;
-        let found: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let source = &self.source;
+        let stored = self.tensors.remove(name).ok_or_else(|| Error::format(format!("{source}: tensor {name} is missing")))?;
+        let found = stored.shape();
         if found != shape {
             return Err(Error::format(format!(
-                "model file '{}': tensor {name} has shape {}, expected {}",
-                self.path.display(),
+                "{source}: tensor {name} has shape {}, expected {}",
                 fmt_shape(&found),
                 fmt_shape(shape)
             )));
         }
-        let kind = match view.dtype() {
-            Dtype::F32 => Kind::Float,
-            Dtype::F16 => Kind::Half,
-            Dtype::BF16 => Kind::BFloat16,
-            Dtype::F64 => Kind::Double,
-            other => {
-                return Err(Error::format(format!(
-                    "model file '{}': tensor {name} has dtype {other:?}; expected a floating-point type",
-                    self.path.display()
-                )))
+        let tensor = match stored {
+            Stored::Tensor(t) => t,
+            Stored::View(view) => {
+                let kind = match view.dtype() {
+                    Dtype::F32 => Kind::Float,
+                    Dtype::F16 => Kind::Half,
+                    Dtype::BF16 => Kind::BFloat16,
+                    Dtype::F64 => Kind::Double,
+                    other => {
+                        return Err(Error::format(format!(
+                            "{source}: tensor {name} has dtype {other:?}; expected a floating-point type"
+                        )))
+                    }
+                };
+                Tensor::f_from_data_size(view.data(), shape, kind)?
             }
         };
-        let tensor = Tensor::f_from_data_size(view.data(), shape, kind)?;
+        if !tensor.is_floating_point() {
+            return Err(Error::format(format!("{source}: tensor {name} is not floating-point")));
+        }
         let tensor = tensor.f_to_kind(Kind::Float)?.f_to_device(self.device)?;
-        ensure_finite(&tensor).map_err(|_| {
-            Error::format(format!("model file '{}': tensor {name} contains NaN or Inf", self.path.display()))
-        })?;
+        ensure_finite(&tensor).map_err(|_| Error::format(format!("{source}: tensor {name} contains NaN or Inf")))?;
         Ok(tensor)
     }
 
     /// Like [`Self::take`] for a tensor that older exports may omit.
     pub fn take_optional(&mut self, name: &str, shape: &[i64]) -> Result<Option<Tensor>> {
-        if self.views.contains_key(name) {
+        if self.tensors.contains_key(name) {
             self.take(name, shape).map(Some)
         } else {
             Ok(None)
         }
+    }
+
+    /// The names and shapes of the tensors not taken yet.
+    pub fn names_and_shapes(&self) -> Vec<(String, Vec<i64>)> {
+        self.tensors.iter().map(|(name, t)| (name.clone(), t.shape())).collect()
     }
 
     /// The device taken tensors are placed on.
@@ -117,13 +143,22 @@ impl<'a> Weights<'a> {
 
     /// Fails if any tensor was not taken: the file does not match its config.
     pub fn finish(self) -> Result<()> {
-        match self.views.keys().next() {
+        match self.tensors.keys().next() {
             None => Ok(()),
             Some(first) => Err(Error::format(format!(
-                "model file '{}': unexpected tensor {first} ({} extra in all); the file does not match its config",
-                self.path.display(),
-                self.views.len()
+                "{}: unexpected tensor {first} ({} extra in all); the file does not match its config",
+                self.source,
+                self.tensors.len()
             ))),
+        }
+    }
+}
+
+impl Stored<'_> {
+    fn shape(&self) -> Vec<i64> {
+        match self {
+            Stored::View(view) => view.shape().iter().map(|&d| d as i64).collect(),
+            Stored::Tensor(t) => t.size(),
         }
     }
 }
