@@ -196,6 +196,11 @@ typedef struct eo_engine_options {
   // "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N";
   // NULL means "auto".
   const char *device;
+  // 1: run the layers a StyleGAN2 checkpoint trained in float16 in
+  // float16, as the official code does (CUDA only; faster, not bit-equal
+  // to float32). 0 (default): float32 everywhere. Applies to models
+  // loaded afterwards.
+  uint32_t half_precision;
 } eo_engine_options;
 
 // Options of eo_latent_invert; fill with eo_invert_options_init.
@@ -496,10 +501,22 @@ enum eo_status eo_latent_read(struct eo_latent l, float *buf, size_t len, size_t
 // Releases a latent.
 enum eo_status eo_latent_release(struct eo_latent l);
 
-// Loads a model file (.safetensors with its config in the metadata) or
-// folder (config.json + weights.safetensors). Never executes code from
-// the file.
+// Loads a model: the native format (.safetensors with its config in the
+// metadata, or a folder with config.json + weights.safetensors), an
+// NVlabs StyleGAN2(-ADA) network pickle (.pkl; its G_ema), or a
+// rosinality/stylegan2-pytorch checkpoint (.pt; its g_ema, computed with
+// rosinality's numerics). The kind is told by the content. Never executes
+// code from the file: pickles are read by a restricted reader, and a
+// file naming anything but tensors, containers and network records gets
+// EO_ERR_FORMAT with the name in the message.
 enum eo_status eo_model_load(const char *path, struct eo_model *out);
+
+// Converts any model eo_model_load accepts into the native format: one
+// .safetensors file at `out_path` (float32, config in its metadata) that
+// loads fast and keeps the source's fingerprint, so presets made on the
+// original apply to it. The model is built on the CPU first, so a file
+// that would not load is refused before anything is written.
+enum eo_status eo_model_convert(const char *in_path, const char *out_path);
 
 // Loads the default model (a DCGAN face generator, 64x64, installed by the
 // project's setup). If it is missing the message says how to install it.

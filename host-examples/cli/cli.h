@@ -66,6 +66,7 @@ typedef struct {
 typedef struct {
     const char *device; /* NULL = "auto" */
     uint32_t threads;   /* 0 = library default */
+    int half;           /* float16 blocks in float16 (CUDA) */
 } engine_args;
 
 /* The option text of the images a command works on. */
@@ -180,6 +181,7 @@ int cmd_apply(const engine_args *g, int argc, char **argv);
 int cmd_bench(const engine_args *g, int argc, char **argv);
 int cmd_directions(const engine_args *g, int argc, char **argv);
 int cmd_invert(const engine_args *g, int argc, char **argv);
+int cmd_convert(const engine_args *g, int argc, char **argv);
 
 /* invert.c: an image file as a packed view of `format` (free view->data). */
 int read_image(const char *path, eo_pixel_format format, eo_image_view *view);

@@ -200,6 +200,7 @@ static const command COMMANDS[] = {
     { "apply", cmd_apply, "apply a preset to many images" },
     { "invert", cmd_invert, "project photos into the latent space for editing" },
     { "directions", cmd_directions, "list the model's unsupervised edit directions (SeFa)" },
+    { "convert", cmd_convert, "convert an NVlabs .pkl or rosinality .pt model to .safetensors" },
     { "bench", cmd_bench, "measure rendering and editing throughput" },
 };
 
@@ -218,6 +219,8 @@ static int print_main_help(void)
            "Global options:\n"
            "  --device D    auto (CUDA when available, else CPU; default), cpu, cuda, cuda:N\n"
            "  --threads N   CPU threads for tensor math (default: the library's choice)\n"
+           "  --half        on CUDA, run the layers a StyleGAN2 trained in float16 in\n"
+           "                float16, as the official code does (faster; not bit-equal)\n"
            "  --version     print the library version and C ABI\n");
     fputs(EXIT_STATUS_HELP, stdout);
     return EC_OK;
@@ -237,7 +240,10 @@ static int parse_globals(int argc, char **argv, engine_args *g, int *first)
     const char *device = NULL, *threads = NULL;
     int version = 0;
     option opts[] = {
-        { "--device", &device, NULL }, { "--threads", &threads, NULL }, { "--version", NULL, &version },
+        { "--device", &device, NULL },
+        { "--threads", &threads, NULL },
+        { "--half", NULL, &g->half },
+        { "--version", NULL, &version },
     };
     int rc = parse_options(NULL, argc - 1, argv + 1, opts, COUNT_OF(opts), first);
     *first += 1;
@@ -261,7 +267,7 @@ static int parse_globals(int argc, char **argv, engine_args *g, int *first)
 
 int main(int argc, char **argv)
 {
-    engine_args g = { NULL, 0 };
+    engine_args g = { NULL, 0, 0 };
     int first = 0, rc;
     if (eo_abi_version() != EO_ABI_VERSION) {
         fprintf(stderr, "editone: libeditone has C ABI %u, this program was built for ABI %d\n",

@@ -238,7 +238,8 @@ public:
     /// An empty model (id 0), or one owning a raw handle.
     using Owned::Owned;
 
-    /// Loads a model file or folder (eo_model_load).
+    /// Loads a model file or folder: native, NVlabs .pkl or rosinality .pt
+    /// (eo_model_load).
     static Model load(const std::string& path) {
         eo_model raw{0};
         check(eo_model_load(path.c_str(), &raw));
@@ -250,6 +251,12 @@ public:
         eo_model raw{0};
         check(eo_model_load_default(&raw));
         return Model(raw);
+    }
+
+    /// Converts any loadable model file to native .safetensors
+    /// (eo_model_convert).
+    static void convert(const std::string& in, const std::string& out) {
+        check(eo_model_convert(in.c_str(), out.c_str()));
     }
 
     /// The model's shape (eo_model_info).

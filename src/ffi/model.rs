@@ -29,9 +29,14 @@ pub struct eo_model_desc {
     pub architecture: [c_char; 16],
 }
 
-/// Loads a model file (.safetensors with its config in the metadata) or
-/// folder (config.json + weights.safetensors). Never executes code from
-/// the file.
+/// Loads a model: the native format (.safetensors with its config in the
+/// metadata, or a folder with config.json + weights.safetensors), an
+/// NVlabs StyleGAN2(-ADA) network pickle (.pkl; its G_ema), or a
+/// rosinality/stylegan2-pytorch checkpoint (.pt; its g_ema, computed with
+/// rosinality's numerics). The kind is told by the content. Never executes
+/// code from the file: pickles are read by a restricted reader, and a
+/// file naming anything but tensors, containers and network records gets
+/// EO_ERR_FORMAT with the name in the message.
 #[no_mangle]
 pub unsafe extern "C" fn eo_model_load(path: *const c_char, out: *mut eo_model) -> eo_status {
     call(|| {
@@ -40,6 +45,20 @@ pub unsafe extern "C" fn eo_model_load(path: *const c_char, out: *mut eo_model) 
         let model = Model::load(Path::new(path))?;
         let id = handles()?.models.insert(model);
         write_out(out, "out", eo_model { id })
+    })
+}
+
+/// Converts any model eo_model_load accepts into the native format: one
+/// .safetensors file at `out_path` (float32, config in its metadata) that
+/// loads fast and keeps the source's fingerprint, so presets made on the
+/// original apply to it. The model is built on the CPU first, so a file
+/// that would not load is refused before anything is written.
+#[no_mangle]
+pub unsafe extern "C" fn eo_model_convert(in_path: *const c_char, out_path: *const c_char) -> eo_status {
+    call(|| {
+        let input = str_arg(in_path, "in_path")?;
+        let out = str_arg(out_path, "out_path")?;
+        crate::model::convert(Path::new(input), Path::new(out)).map(|_| ())
     })
 }
 

@@ -628,6 +628,65 @@ static void test_invert(void) {
   OK(eo_model_release(m));
 }
 
+/* Writes `len` bytes to `path`; returns 1 on success. */
+static int write_file(const char *path, const void *data, size_t len) {
+  FILE *f = fopen(path, "wb");
+  if (!f) return 0;
+  int ok = fwrite(data, 1, len, f) == len;
+  return fclose(f) == 0 && ok;
+}
+
+/* Converting to the native format keeps the pixels and the fingerprint;
+ * a hostile pickle is refused by name; bad arguments are refused. */
+static void test_convert(void) {
+  char dir[] = "/tmp/editone-convert-XXXXXX", out[4096], hostile[4096], missing[4096];
+  if (!mkdtemp(dir)) {
+    CHECK(0, "mkdtemp failed");
+    return;
+  }
+  snprintf(out, sizeof out, "%s/tiny64.safetensors", dir);
+  snprintf(hostile, sizeof hostile, "%s/hostile.pkl", dir);
+  snprintf(missing, sizeof missing, "%s/missing.pkl", dir);
+
+  OK(eo_model_convert(tiny_path, out));
+  eo_model a, b;
+  eo_latent la, lb;
+  OK(eo_model_load(tiny_path, &a));
+  OK(eo_model_load(out, &b));
+  OK(eo_latent_from_seed(a, 5, 1.0f, &la));
+  OK(eo_latent_from_seed(b, 5, 1.0f, &lb));
+  static float pa[3 * 64 * 64], pb[3 * 64 * 64];
+  OK(eo_render_f32(la, pa, 3 * 64 * 64));
+  OK(eo_render_f32(lb, pb, 3 * 64 * 64));
+  CHECK(memcmp(pa, pb, sizeof pa) == 0, "the converted model renders differently");
+
+  /* pickle: os.system('touch MARKER'), protocol 2 */
+  static const char evil[] = "\x80\x02" "cos\nsystem\n" "X\x0c\x00\x00\x00" "touch MARKER" "\x85R.";
+  CHECK(write_file(hostile, evil, sizeof evil - 1), "cannot write %s", hostile);
+  eo_model h = {0};
+  EXPECT(eo_model_load(hostile, &h), EO_ERR_FORMAT);
+  CHECK(strstr(eo_last_error(), "'os.system'") != NULL, "message does not name the global: %s", eo_last_error());
+  EXPECT(eo_model_convert(hostile, out), EO_ERR_FORMAT);
+  EXPECT(eo_model_convert(missing, out), EO_ERR_IO);
+  BAD_ARG(eo_model_convert(NULL, out));
+  BAD_ARG(eo_model_convert(tiny_path, NULL));
+
+  eo_engine_options opts;
+  OK(eo_engine_options_init(&opts));
+  CHECK(opts.half_precision == 0, "half precision is off by default");
+  opts.device = "cpu";
+  opts.half_precision = 2;
+  BAD_ARG(eo_init(&opts));
+
+  OK(eo_latent_release(la));
+  OK(eo_latent_release(lb));
+  OK(eo_model_release(a));
+  OK(eo_model_release(b));
+  remove(out);
+  remove(hostile);
+  remove(dir);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
@@ -649,6 +708,7 @@ int main(int argc, char **argv) {
   test_concurrent_apply();
   test_drag();
   test_invert();
+  test_convert();
 
   size_t models = 9, latents = 9, edits = 9;
   OK(eo_live_handles(&models, &latents, &edits));

@@ -289,7 +289,31 @@ else
         py shifted "$TMP/alphas.json" "$TMP/alphas-2.5.json" "$TMP/edit-summary.json" 2.5 1e-4
     check "latent0003.png is a 32x32 PNG" py png "$TMP/baseline/latent0003.png" 32
 
-    # --- 4. bench -------------------------------------------------------------
+    # --- 4. official checkpoint files ---------------------------------------
+    VENV_PY=$(cd "$(dirname "$0")/../.." && pwd)/.venv/bin/python
+    PYTESTS=$(cd "$(dirname "$0")/../python" && pwd)
+    if [ ! -x "$VENV_PY" ]; then
+        echo "!!!!! SKIPPED: $VENV_PY is absent (run make setup); .pkl/.pt loading is NOT tested here !!!!!"
+    else
+        check "build NVlabs and rosinality files" "$VENV_PY" "$PYTESTS/make_checkpoints.py" "$TINY" "$TMP/ckpt"
+        expect "convert an NVlabs pickle" 0 -- convert "$TMP/ckpt/model.pkl" "$TMP/ckpt/model.safetensors"
+        expect "render from the pickle" 0 -- render --model "$TMP/ckpt/model.pkl" --seeds 1-2 --out-dir "$TMP/from-pkl"
+        expect "render from the converted file" 0 -- \
+            render --model "$TMP/ckpt/model.safetensors" --seeds 1-2 --out-dir "$TMP/from-st"
+        check "the pickle and its conversion render the same PNGs" cmp "$TMP/from-pkl/seed0001.png" "$TMP/from-st/seed0001.png"
+        expect "convert a rosinality checkpoint" 0 -- convert "$TMP/ckpt/rosinality.pt" "$TMP/ckpt/ros.safetensors"
+        expect "info on a rosinality checkpoint" 0 -- info --model "$TMP/ckpt/rosinality.pt"
+        expect "convert needs two paths" 2 "give an input" -- convert "$TMP/ckpt/model.pkl"
+        expect "convert a missing file" 1 "does not exist" -- convert "$TMP/nothing.pkl" "$TMP/x.safetensors"
+        check "build hostile pickles" "$VENV_PY" "$PYTESTS/make_hostile_pickles.py" "$TMP/hostile" "$TMP/MARKER"
+        expect "a pickle calling os.system is refused by name" 1 "system'" -- \
+            info --model "$TMP/hostile/hostile-os-system-p4.pkl"
+        expect "a pickle calling eval is refused by name" 1 "builtins.eval'" -- \
+            convert "$TMP/hostile/hostile-builtins-eval-p4.pkl" "$TMP/x.safetensors"
+        check "nothing in the hostile pickles ran" test ! -e "$TMP/MARKER"
+    fi
+
+    # --- 5. bench -------------------------------------------------------------
     expect "bench --count 200" 0 -- bench --model "$TINY" --count 200 --seconds 0.2
     if grep -q "images/s" "$TMP/last/stdout"; then
         pass "bench prints images/s"
