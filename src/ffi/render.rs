@@ -74,7 +74,7 @@ fn latents_of_one_model(ls: &[eo_latent]) -> Result<Vec<Arc<Latent>>> {
 fn render_each(
     latents: &[Arc<Latent>],
     progress: Option<crate::progress::Progress<'_>>,
-    sink: impl FnMut(usize, &tch::Tensor) -> Result<()>,
+    sink: impl FnMut(usize, &tch::Tensor, image::DynamicImage) -> Result<()>,
 ) -> Result<()> {
     let ws: Vec<&[f32]> = latents.iter().map(|l| l.w.as_slice()).collect();
     render::render_in_batches(&latents[0].model, &ws, progress, sink)
@@ -91,8 +91,9 @@ pub const EO_RENDER_PLAIN: eo_render_mode = 1;
 /// generator cannot reproduce, but carries the edit only as a change.
 pub const EO_RENDER_RESIDUAL: eo_render_mode = 2;
 
-/// The picture of latent `l` (whose raw output is `img`) in `mode`.
-fn picture(latent: &Latent, img: &tch::Tensor, mode: eo_render_mode) -> Result<image::DynamicImage> {
+/// The picture of latent `l` (whose raw output is `img`, as pixels
+/// `plain`) in `mode`.
+fn picture(latent: &Latent, img: &tch::Tensor, plain: image::DynamicImage, mode: eo_render_mode) -> Result<image::DynamicImage> {
     match (mode, &latent.photo) {
         (EO_RENDER_AUTO | EO_RENDER_RESIDUAL, Some(photo)) => {
             Ok(image::DynamicImage::ImageRgb8(invert::residual_of_render(&latent.model, photo, img)?))
@@ -100,15 +101,21 @@ fn picture(latent: &Latent, img: &tch::Tensor, mode: eo_render_mode) -> Result<i
         (EO_RENDER_RESIDUAL, None) => {
             Err(Error::invalid("residual rendering needs a latent inverted from a photo (or an edit of one)"))
         }
-        (EO_RENDER_AUTO | EO_RENDER_PLAIN, _) => render::to_image(img),
+        (EO_RENDER_AUTO | EO_RENDER_PLAIN, _) => Ok(plain),
         (other, _) => Err(Error::invalid(format!("render mode {other} is not an EO_RENDER_* value"))),
     }
 }
 
-fn into_view(latent: &Latent, img: &tch::Tensor, mode: eo_render_mode, view: &eo_image_view, what: &str) -> Result<()> {
+fn into_view(
+    latent: &Latent,
+    (img, plain): (&tch::Tensor, image::DynamicImage),
+    mode: eo_render_mode,
+    view: &eo_image_view,
+    what: &str,
+) -> Result<()> {
     // SAFETY: the host promised `view` describes memory it owns.
     let (format, bytes) = unsafe { view_arg(view, what)? };
-    let image = render::resize(picture(latent, img, mode)?, view.width, view.height);
+    let image = render::resize(picture(latent, img, plain, mode)?, view.width, view.height);
     render::write_pixels(&image, format, bytes, view.stride as usize)
 }
 
@@ -127,7 +134,7 @@ pub unsafe extern "C" fn eo_render_ex(l: eo_latent, mode: eo_render_mode, dst: *
         let view = *slice_arg(dst as *const eo_image_view, 1, "dst")?.first().expect("one view");
         view_arg(&view, "dst")?;
         let latents = latents_of_one_model(&[l])?;
-        render_each(&latents, None, |i, img| into_view(&latents[i], img, mode, &view, "dst"))
+        render_each(&latents, None, |i, img, plain| into_view(&latents[i], (img, plain), mode, &view, "dst"))
     })
 }
 
@@ -146,7 +153,7 @@ pub unsafe extern "C" fn eo_render_f32(l: eo_latent, buf: *mut f32, len: usize) 
             )));
         }
         let out = slice_out(buf, len, "buf")?;
-        render_each(&latents, None, |_, img| {
+        render_each(&latents, None, |_, img, _| {
             out.copy_from_slice(&Vec::<f32>::try_from(img.flatten(0, -1))?);
             Ok(())
         })
@@ -171,7 +178,7 @@ pub unsafe extern "C" fn eo_render_batch(
             view_arg(v, &format!("dsts[{i}]"))?;
         }
         let latents = latents_of_one_model(ls)?;
-        with_progress(progress, user, |p| render_each(&latents, p, |i, img| into_view(&latents[i], img, EO_RENDER_AUTO, &views[i], "dst")))
+        with_progress(progress, user, |p| render_each(&latents, p, |i, img, plain| into_view(&latents[i], (img, plain), EO_RENDER_AUTO, &views[i], "dst")))
     })
 }
 
@@ -234,8 +241,8 @@ pub unsafe extern "C" fn eo_render_to_file(l: eo_latent, path: *const c_char, si
             return Err(Error::invalid(format!("size {size} is larger than {MAX_SIDE}")));
         }
         let latents = latents_of_one_model(&[l])?;
-        render_each(&latents, None, |_, img| {
-            let image = picture(&latents[0], img, EO_RENDER_AUTO)?;
+        render_each(&latents, None, |_, img, plain| {
+            let image = picture(&latents[0], img, plain, EO_RENDER_AUTO)?;
             let image = if size == 0 { image } else { image.resize(size, size, image::imageops::FilterType::Lanczos3) };
             render::save(&image, path)
         })
