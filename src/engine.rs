@@ -7,6 +7,7 @@ use crate::invert::Photo;
 use crate::model::Model;
 use once_cell::sync::OnceCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tch::Device;
@@ -144,22 +145,28 @@ impl Engine {
 /// shared by every table, so they are never reused and an id of another
 /// kind is never mistaken for this one.
 pub struct HandleTable<T> {
-    items: Mutex<HashMap<u64, Arc<T>>>,
+    items: Mutex<IdMap<Arc<T>>>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl<T> Default for HandleTable<T> {
     fn default() -> Self {
-        HandleTable { items: Mutex::new(HashMap::new()) }
+        HandleTable { items: Mutex::new(IdMap::default()) }
     }
 }
 
 impl<T> HandleTable<T> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<T>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdMap<Arc<T>>> {
         // A panic while holding this lock cannot leave the map half-updated
         // (each operation is one insert or remove), so poisoning is ignored.
         self.items.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The first of `ids` that is not live, if any (one lock for all).
+    pub fn first_missing<'a>(&self, ids: impl IntoIterator<Item = &'a u64>) -> Option<u64> {
+        let items = self.lock();
+        ids.into_iter().find(|id| !items.contains_key(id)).copied()
     }
 
     /// Stores `item` under a fresh id.
@@ -213,6 +220,50 @@ pub struct EditEntry {
     pub model: Arc<Model>,
     /// The edit's state.
     pub edit: Mutex<Edit>,
+    /// Latents' projections on the edit's direction (eo_edit_alphas).
+    pub projections: Mutex<ProjectionCache>,
+}
+
+impl EditEntry {
+    /// An edit of model `model_id`, with nothing cached yet.
+    pub fn new(model_id: u64, model: Arc<Model>, edit: Edit) -> Self {
+        EditEntry { model_id, model, edit: Mutex::new(edit), projections: Mutex::default() }
+    }
+}
+
+/// Each latent's projection w . n on an edit's unit direction, by latent
+/// id, for the direction `key` identifies. Latents never change, so after
+/// a strength change every alpha is one subtraction away.
+#[derive(Default)]
+pub struct ProjectionCache {
+    /// Fingerprint of the direction the projections belong to.
+    pub key: u64,
+    /// Latent id to w . n.
+    pub values: IdMap<f64>,
+}
+
+/// A map keyed by handle id.
+pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+/// Hashes handle ids with one multiplication: batch calls look up every
+/// latent, and ids are not attacker-chosen keys that need SipHash.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// The handle tables the C API hands ids out of.

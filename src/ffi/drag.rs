@@ -7,7 +7,6 @@ use crate::edit::drag::{self, DragOptions, Point};
 use crate::engine::EditEntry;
 use crate::error::{Error, Result};
 use std::ffi::c_void;
-use std::sync::Mutex;
 
 /// A point in pixels of the example image: x to the right, y down.
 #[repr(C)]
@@ -218,7 +217,7 @@ pub unsafe extern "C" fn eo_edit_from_drag(
         if !o.reached.is_null() {
             o.reached.write(outcome.reached as u32);
         }
-        let id = handles()?.edits.insert(EditEntry { model_id, model: latent.model.clone(), edit: Mutex::new(edit) });
+        let id = handles()?.edits.insert(EditEntry::new(model_id, latent.model.clone(), edit));
         write_out(out, "out", eo_edit { id })
     })
 }

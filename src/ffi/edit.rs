@@ -11,7 +11,7 @@ use crate::engine::{EditEntry, Latent};
 use crate::error::{Error, ErrorKind, Result};
 use std::ffi::{c_char, c_void};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 
 /// Which loss eo_edit_optimize minimises (EO_OBJECTIVE_*).
 pub type eo_objective = u32;
@@ -158,7 +158,7 @@ fn latent_for(entry: &EditEntry, l: eo_latent, what: &str) -> Result<Arc<Latent>
 }
 
 fn register(model_id: u64, model: Arc<crate::model::Model>, edit: Edit, out: *mut eo_edit) -> Result<()> {
-    let id = handles()?.edits.insert(EditEntry { model_id, model, edit: Mutex::new(edit) });
+    let id = handles()?.edits.insert(EditEntry::new(model_id, model, edit));
     // SAFETY: callers checked `out` first.
     unsafe { write_out(out, "out", eo_edit { id }) }
 }
@@ -332,6 +332,49 @@ pub unsafe extern "C" fn eo_edit_alpha(e: eo_edit, target: eo_latent, alpha: *mu
         let latent = latent_for(&entry, target, "target")?;
         let value = lock(&entry).alpha(&latent.w)?;
         write_out(alpha, "alpha", value as f32)
+    })
+}
+
+/// The strengths alpha_i this edit gives n latents, as eo_edit_alpha does
+/// for each, into alphas[0..n]. The edit remembers each latent's
+/// projection on its direction, so after eo_edit_set_strength the same
+/// call costs one subtraction per latent (a slider over 100,000 images).
+/// All or nothing: on error `alphas` is left as it was.
+#[no_mangle]
+pub unsafe extern "C" fn eo_edit_alphas(e: eo_edit, targets: *const eo_latent, n: usize, alphas: *mut f32) -> eo_status {
+    call(|| {
+        let targets = slice_arg(targets, n, "targets")?;
+        let out = slice_out(alphas, n, "alphas")?;
+        let entry = handles()?.edit(e.id)?;
+        let (offset, unit) = {
+            let edit = lock(&entry);
+            (edit.offset(), edit.unit_direction().to_vec())
+        };
+        // Any change of direction (optimise, push) changes this key.
+        let key = unit.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| (h ^ v.to_bits() as u64).wrapping_mul(0x0100_0000_01b3));
+        let mut cache = entry.projections.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.key != key || cache.values.len() > 4 * n + 4096 {
+            *cache = crate::engine::ProjectionCache { key, values: Default::default() };
+        }
+        if let Some(id) = handles()?.latents.first_missing(targets.iter().map(|t| &t.id)) {
+            let i = targets.iter().position(|t| t.id == id).unwrap_or(0);
+            return Err(handles()?.latent(id).err().unwrap_or_else(|| Error::invalid("latent released")).context(format!("targets[{i}]")));
+        }
+        let mut result = Vec::with_capacity(n);
+        for (i, t) in targets.iter().enumerate() {
+            let projection = match cache.values.get(&t.id) {
+                Some(&p) => p,
+                None => {
+                    let latent = latent_for(&entry, *t, "target").map_err(|e| e.context(format!("targets[{i}]")))?;
+                    let p = crate::edit::method::dot(&latent.w, &unit);
+                    cache.values.insert(t.id, p);
+                    p
+                }
+            };
+            result.push((offset - projection) as f32);
+        }
+        out.copy_from_slice(&result);
+        Ok(())
     })
 }
 

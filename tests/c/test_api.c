@@ -628,6 +628,40 @@ static void test_invert(void) {
   OK(eo_model_release(m));
 }
 
+/* eo_edit_alphas equals eo_edit_alpha per latent, follows strength
+ * changes, and refuses released latents without writing anything. */
+static void test_alphas(void) {
+  eo_model m;
+  eo_latent example, ls[6];
+  OK(eo_model_load(tiny_path, &m));
+  eo_edit e = make_edit(m, &example);
+  for (int i = 0; i < 6; i++) OK(eo_latent_from_seed(m, 20 + i, 1.0f, &ls[i]));
+  float a[6], b[6], one;
+  OK(eo_edit_alphas(e, ls, 6, a));
+  for (int i = 0; i < 6; i++) {
+    OK(eo_edit_alpha(e, ls[i], &one));
+    CHECK(fabsf(one - a[i]) <= 1e-5f * (1 + fabsf(one)), "alphas[%d] %g != alpha %g", i, a[i], one);
+  }
+  float s0;
+  OK(eo_edit_strength(e, &s0));
+  OK(eo_edit_set_strength(e, s0 + 2.0f));
+  OK(eo_edit_alphas(e, ls, 6, b));
+  for (int i = 0; i < 6; i++)
+    CHECK(fabsf(b[i] - a[i] - 2.0f) < 1e-4f, "alpha %d moved by %g, not 2", i, b[i] - a[i]);
+  BAD_ARG(eo_edit_alphas(e, NULL, 6, b));
+  BAD_ARG(eo_edit_alphas(e, ls, 6, NULL));
+  OK(eo_latent_release(ls[3]));
+  float before = b[0];
+  BAD_HANDLE(eo_edit_alphas(e, ls, 6, b));
+  CHECK(strstr(eo_last_error(), "targets[3]") != NULL, "message names the index: %s", eo_last_error());
+  CHECK(b[0] == before, "alphas written on error");
+  for (int i = 0; i < 6; i++)
+    if (i != 3) OK(eo_latent_release(ls[i]));
+  OK(eo_latent_release(example));
+  OK(eo_edit_release(e));
+  OK(eo_model_release(m));
+}
+
 /* Writes `len` bytes to `path`; returns 1 on success. */
 static int write_file(const char *path, const void *data, size_t len) {
   FILE *f = fopen(path, "wb");
@@ -709,6 +743,7 @@ int main(int argc, char **argv) {
   test_drag();
   test_invert();
   test_convert();
+  test_alphas();
 
   size_t models = 9, latents = 9, edits = 9;
   OK(eo_live_handles(&models, &latents, &edits));
