@@ -106,9 +106,18 @@ install: build
 demo: setup
 	$(CARGO) run $(CARGO_FLAGS) --quiet --example demo
 
-# Benchmarks, never asserted: the native generators and the method (Rust),
-# then editone beside plain PyTorch on the default model (one process).
+# Benchmarks, never asserted: `editone bench` beside the PyTorch baseline
+# (benches/compare.py) on the default model, both fixtures and a random
+# config-f 256x256 (light settings: CPU), then drag and inversion timings
+# (Rust) and the fast preset's convergence on the default model.
+BENCH_PREFIX := build/bench-prefix
 bench: build
+	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/$(BENCH_PREFIX)
+	$(VENV)/bin/python benches/compare.py $(BENCH_PREFIX)/bin/editone --model default
+	$(VENV)/bin/python benches/compare.py $(BENCH_PREFIX)/bin/editone --model tiny64 --iterations 100 --count 200
+	$(VENV)/bin/python benches/compare.py $(BENCH_PREFIX)/bin/editone --model cond128 --iterations 20 --count 50
+	$(VENV)/bin/python benches/compare.py $(BENCH_PREFIX)/bin/editone --model config-f-256 --batches 1,8 \
+	  --iterations 3 --count 0 --seconds 6 --rounds 2
 	$(CARGO) run $(CARGO_FLAGS) --quiet --example bench
 	$(VENV)/bin/python tools/bench_default.py $(LIB)
 

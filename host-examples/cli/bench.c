@@ -1,26 +1,48 @@
 /*
- * editone bench: rendering and editing throughput on this machine.
+ * editone bench: what a host feels on this machine. Rendering throughput at
+ * several batch sizes, optimising d*, recomputing alphas after a strength
+ * change, and the whole "edit one, transfer to N, render all" run, streamed
+ * in fixed-size batches so that memory stays flat; peak memory is reported.
+ * benches/compare.py runs a PyTorch baseline beside it (make bench).
  */
 #include "cli.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static const char BENCH_USAGE[] =
-    "usage: editone [global options] bench [--model PATH] [--count N] [--batch B]\n"
-    "           [--seconds T] [--json]\n"
+    "usage: editone [global options] bench [--model PATH] [--batches LIST]\n"
+    "           [--iterations K] [--alphas N] [--count N] [--seconds T] [--json]\n"
     "\n"
-    "Measures on this machine: rendering throughput (images/s) with batches of\n"
-    "1 and B images per call, making latents from seeds, and applying an edit\n"
-    "with per-image strengths (apply+alpha) to N latents. Each measurement is\n"
-    "warmed up first and repeated for at least T seconds.\n"
+    "Measures on this machine:\n"
+    "  render       images/s with each batch size of LIST per eo_render_batch call\n"
+    "  optimize     seconds for K AdamW iterations of d* (paper objective)\n"
+    "  alphas       ms to recompute the alphas of N latents after a strength change\n"
+    "               (eo_edit_set_strength + eo_edit_alphas)\n"
+    "  end to end   edit one image (K iterations), transfer the edit to N images and\n"
+    "               render them all, streamed in batches of 64; also for 100 images,\n"
+    "               to show that peak memory does not grow with N\n"
+    "  memory       peak resident memory of the process after each part\n"
+    "Each render measurement is warmed up and repeated for at least T seconds.\n"
     "\n"
-    "  --model PATH   model file or folder (default: the built-in face model)\n"
-    "  --count N      latents for the apply+alpha measurement (default 1000)\n"
-    "  --batch B      images per render call for the batched measurement (default 8)\n"
-    "  --seconds T    least time per render measurement (default 2)\n"
-    "  --json         print one JSON object instead of text\n";
+    "  --model PATH     model file or folder (default: the built-in face model)\n"
+    "  --batches LIST   render batch sizes, e.g. 1,8,32 (default)\n"
+    "  --iterations K   d* iterations, also in the end-to-end run (default 1000;\n"
+    "                   0 skips optimising)\n"
+    "  --alphas N       latents for the alpha recomputation (default 100000)\n"
+    "  --count N        images in the end-to-end run (default 1000; 0 skips both\n"
+    "                   end-to-end runs)\n"
+    "  --seconds T      least time per render measurement (default 2)\n"
+    "  --json           print one JSON object instead of text\n";
+
+/* Batch size of the streamed end-to-end run. */
+#define STREAM_BATCH 64u
+/* Most batch sizes in --batches. */
+#define MAX_BATCHES 8
+/* Memory for distinct latents in the alpha measurement. */
+#define ALPHA_MEMORY (256u << 20)
 
 /* One timed measurement: `items` things done in `seconds`. */
 typedef struct {
@@ -83,141 +105,271 @@ static int time_render(const eo_latent *ls, size_t batch, const eo_model_desc *d
     return rc;
 }
 
-/* Makes n latents from seeds 0..n-1 (classes cycled for conditional models). */
-static int time_latents(eo_model m, const eo_model_desc *d, eo_latent *ls, size_t n, timing *out)
+/* Peak resident memory of this process so far, in MiB. */
+static double peak_mib(void)
 {
-    double start = now_s();
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0.0;
+    return (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
+}
+
+/* Latents from seeds first..first+n-1 (classes cycled for conditional models). */
+static int make_latents(eo_model m, const eo_model_desc *d, uint64_t first, eo_latent *ls, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
+        uint64_t seed = first + i;
         int rc;
         if (g_interrupted)
             return cancelled("making latents");
-        rc = latent_from_seed(m, d, i, d->c_dim ? (uint32_t)(i % d->c_dim) : 0, 1.0f, &ls[i]);
+        rc = latent_from_seed(m, d, seed, d->c_dim ? (uint32_t)(seed % d->c_dim) : 0, 1.0f, &ls[i]);
         if (rc != EC_OK)
             return rc;
     }
-    out->items = n;
-    out->seconds = now_s() - start;
     return EC_OK;
 }
 
-/* One eo_edit_apply_batch with alphas over `n` latents; the new handles are released. */
-static int apply_once(eo_edit e, const eo_latent *ls, size_t n, eo_latent *edited, float *alphas)
+/* The benchmark's edit: seed 0 toward seed 1, optimised for `iterations`. */
+static int make_edit(eo_model m, const eo_model_desc *d, uint32_t iterations, eo_edit *e, double *seconds)
 {
-    eo_status st = eo_edit_apply_batch(e, ls, n, edited, alphas);
-    if (st != EO_OK)
-        return lib_error(st, "applying the edit to %zu latents", n);
-    for (size_t i = 0; i < n; i++)
-        release_latent(&edited[i]);
-    return EC_OK;
+    eo_latent pair[2] = { { 0 }, { 0 } };
+    eo_optimize_options opts;
+    eo_status st;
+    int rc = make_latents(m, d, 0, pair, 2);
+    if (rc == EC_OK && (st = eo_edit_from_latents(pair[0], pair[1], e)) != EO_OK)
+        rc = lib_error(st, "making an edit");
+    if (rc == EC_OK && (st = eo_optimize_options_init(&opts)) != EO_OK)
+        rc = lib_error(st, "preparing optimisation options");
+    *seconds = 0.0;
+    if (rc == EC_OK && iterations > 0) {
+        double start = now_s();
+        opts.iterations = iterations;
+        opts.patience = 0;
+        st = eo_edit_optimize(*e, &opts, on_progress_quiet, NULL);
+        *seconds = now_s() - start;
+        if (st != EO_OK)
+            rc = lib_error(st, "optimising d* for %u iterations", iterations);
+    }
+    release_latents(pair, 2);
+    return rc;
 }
 
-/* An edit from latent 0 toward latent 1, applied (warm-up, then timed) to n latents. */
-static int time_apply(const eo_latent *ls, size_t n, timing *out)
+/* Alphas of n latents (distinct ones up to the memory budget, then
+ * repeated) after a strength change: the first call projects, the timed
+ * ones only subtract. */
+static int time_alphas(eo_model m, const eo_model_desc *d, eo_edit e, size_t n, double *ms)
+{
+    size_t latent_bytes = (size_t)d->num_ws * d->w_dim * sizeof(float) + 64;
+    size_t distinct = ALPHA_MEMORY / latent_bytes;
+    eo_latent *ls, *targets;
+    float *alphas;
+    eo_status st;
+    int rc = EC_OK;
+    if (distinct > n)
+        distinct = n;
+    ls = xcalloc(distinct, sizeof *ls);
+    targets = xcalloc(n, sizeof *targets);
+    alphas = xcalloc(n, sizeof *alphas);
+    if (!ls || !targets || !alphas)
+        rc = out_of_memory();
+    if (rc == EC_OK)
+        rc = make_latents(m, d, 1000, ls, distinct);
+    for (size_t i = 0; rc == EC_OK && i < n; i++)
+        targets[i] = ls[i % distinct];
+    if (rc == EC_OK && (st = eo_edit_alphas(e, targets, n, alphas)) != EO_OK)
+        rc = lib_error(st, "computing the alphas of %zu latents", n);
+    *ms = 0.0;
+    for (int run = 0; rc == EC_OK && run < 5; run++) {
+        double start = now_s();
+        if ((st = eo_edit_set_strength(e, 0.5f * (float)(run + 1))) != EO_OK ||
+            (st = eo_edit_alphas(e, targets, n, alphas)) != EO_OK)
+            rc = lib_error(st, "recomputing the alphas");
+        double took = (now_s() - start) * 1e3;
+        if (run == 0 || took < *ms)
+            *ms = took;
+    }
+    free(targets);
+    free(alphas);
+    if (ls)
+        free_latents(ls, distinct);
+    return rc;
+}
+
+/* Transfers the edit to seeds 2000.. and renders every result, STREAM_BATCH
+ * images at a time, each batch released before the next. */
+static int stream_transfer(eo_model m, const eo_model_desc *d, eo_edit e, size_t n)
+{
+    eo_latent ls[STREAM_BATCH], edited[STREAM_BATCH];
+    float alphas[STREAM_BATCH];
+    eo_image_view *views;
+    uint8_t *pixels;
+    int rc = make_views(d, STREAM_BATCH, &views, &pixels);
+    for (size_t done = 0; rc == EC_OK && done < n; done += STREAM_BATCH) {
+        size_t k = n - done < STREAM_BATCH ? n - done : STREAM_BATCH;
+        eo_status st;
+        memset(ls, 0, sizeof ls);
+        memset(edited, 0, sizeof edited);
+        rc = make_latents(m, d, 2000 + done, ls, k);
+        if (rc == EC_OK && (st = eo_edit_apply_batch(e, ls, k, edited, alphas)) != EO_OK)
+            rc = lib_error(st, "applying the edit to %zu latents", k);
+        if (rc == EC_OK && (st = eo_render_batch(edited, k, views, on_progress_quiet, NULL)) != EO_OK)
+            rc = lib_error(st, "rendering %zu edited images", k);
+        release_latents(ls, k);
+        release_latents(edited, k);
+        if (rc == EC_OK && g_interrupted)
+            rc = cancelled("the end-to-end run");
+    }
+    free(views);
+    free(pixels);
+    return rc;
+}
+
+/* "Edit one, transfer to n, render all": seconds and peak memory after. */
+static int time_end_to_end(eo_model m, const eo_model_desc *d, uint32_t iterations, size_t n, double *seconds,
+                           double *peak)
 {
     eo_edit e = { 0 };
-    eo_latent *edited = xcalloc(n, sizeof *edited);
-    float *alphas = xcalloc(n, sizeof *alphas);
-    eo_status st;
-    double start;
-    int rc = EC_OK;
-    if (!edited || !alphas)
-        rc = out_of_memory();
-    if (rc == EC_OK && (st = eo_edit_from_latents(ls[0], ls[1], &e)) != EO_OK)
-        rc = lib_error(st, "making an edit");
+    double optimize_s, start = now_s();
+    int rc = make_edit(m, d, iterations, &e, &optimize_s);
     if (rc == EC_OK)
-        rc = apply_once(e, ls, n < 8 ? n : 8, edited, alphas);
-    start = now_s();
-    if (rc == EC_OK)
-        rc = apply_once(e, ls, n, edited, alphas);
-    out->items = n;
-    out->seconds = now_s() - start;
+        rc = stream_transfer(m, d, e, n);
+    *seconds = now_s() - start;
+    *peak = peak_mib();
     release_edit(&e);
-    free(edited);
-    free(alphas);
     return rc;
 }
 
 typedef struct {
     const char *model;
     char *device;
-    uint32_t threads, batch;
-    timing render1, render_b, latents, apply;
+    uint32_t threads, iterations;
+    size_t batches[MAX_BATCHES], n_batches, alphas_n, count;
+    timing render[MAX_BATCHES];
+    double optimize_s, alphas_ms, e2e_small_s, e2e_s, peak_after_render, peak_small, peak_e2e;
 } bench_result;
 
 static void print_bench_json(const bench_result *b, const eo_model_desc *d)
 {
-    fputs("{\"device\": ", stdout);
+    fputs("{\"library\": ", stdout);
+    json_string(stdout, eo_version());
+    fputs(", \"device\": ", stdout);
     json_string(stdout, b->device);
     printf(", \"threads\": %u, \"model\": ", b->threads);
     json_string(stdout, b->model);
-    printf(", \"resolution\": %u, \"render\": [{\"batch\": 1, \"images\": %" PRIu64 ", \"seconds\": ",
-           d->resolution, b->render1.items);
-    json_number(stdout, b->render1.seconds);
-    fputs(", \"images_per_s\": ", stdout);
-    json_number(stdout, per_second(b->render1));
-    printf("}, {\"batch\": %u, \"images\": %" PRIu64 ", \"seconds\": ", b->batch, b->render_b.items);
-    json_number(stdout, b->render_b.seconds);
-    fputs(", \"images_per_s\": ", stdout);
-    json_number(stdout, per_second(b->render_b));
-    printf("}], \"latents_from_seeds\": {\"count\": %" PRIu64 ", \"per_s\": ", b->latents.items);
-    json_number(stdout, per_second(b->latents));
-    printf("}, \"apply_alpha\": {\"count\": %" PRIu64 ", \"seconds\": ", b->apply.items);
-    json_number(stdout, b->apply.seconds);
-    fputs(", \"latents_per_s\": ", stdout);
-    json_number(stdout, per_second(b->apply));
-    fputs("}}\n", stdout);
+    printf(", \"architecture\": \"%s\", \"resolution\": %u, \"render\": [", d->architecture, d->resolution);
+    for (size_t i = 0; i < b->n_batches; i++) {
+        printf("%s{\"batch\": %zu, \"images_per_s\": ", i ? ", " : "", b->batches[i]);
+        json_number(stdout, per_second(b->render[i]));
+        fputc('}', stdout);
+    }
+    printf("], \"optimize\": {\"iterations\": %u, \"seconds\": ", b->iterations);
+    json_number(stdout, b->optimize_s);
+    printf("}, \"alphas\": {\"latents\": %zu, \"ms\": ", b->alphas_n);
+    json_number(stdout, b->alphas_ms);
+    printf("}, \"end_to_end\": [{\"images\": 100, \"seconds\": ");
+    json_number(stdout, b->e2e_small_s);
+    fputs(", \"peak_mib\": ", stdout);
+    json_number(stdout, b->peak_small);
+    printf("}, {\"images\": %zu, \"seconds\": ", b->count);
+    json_number(stdout, b->e2e_s);
+    fputs(", \"peak_mib\": ", stdout);
+    json_number(stdout, b->peak_e2e);
+    fputs("}], \"peak_mib_after_render\": ", stdout);
+    json_number(stdout, b->peak_after_render);
+    fputs("}\n", stdout);
 }
 
 static void print_bench_text(const bench_result *b, const eo_model_desc *d)
 {
+    printf("library:            libeditone %s (ABI %u)\n", eo_version(), eo_abi_version());
     printf("device:             %s, %u CPU threads\n", b->device, b->threads);
     printf("model:              %s (%s, %ux%u)\n", b->model, d->architecture, d->resolution, d->resolution);
-    printf("render, batch 1:    %.2f images/s (%" PRIu64 " images in %.2f s)\n", per_second(b->render1),
-           b->render1.items, b->render1.seconds);
-    printf("render, batch %-4u  %.2f images/s (%" PRIu64 " images in %.2f s)\n", b->batch,
-           per_second(b->render_b), b->render_b.items, b->render_b.seconds);
-    printf("latents from seeds: %.1f latents/s (%" PRIu64 " in %.3f s)\n", per_second(b->latents),
-           b->latents.items, b->latents.seconds);
-    printf("apply+alpha:        %.1f latents/s (%" PRIu64 " in %.4f s)\n", per_second(b->apply),
-           b->apply.items, b->apply.seconds);
+    for (size_t i = 0; i < b->n_batches; i++)
+        printf("render, batch %-4zu  %8.2f images/s (%" PRIu64 " images in %.2f s)\n", b->batches[i],
+               per_second(b->render[i]), b->render[i].items, b->render[i].seconds);
+    if (b->iterations)
+        printf("optimize d*:        %u iterations in %.2f s (%.1f ms each)\n", b->iterations, b->optimize_s,
+               b->optimize_s * 1e3 / b->iterations);
+    printf("alphas:             %.3f ms for %zu latents after a strength change\n", b->alphas_ms, b->alphas_n);
+    if (b->count == 0)
+        return;
+    printf("end to end, 100:    %.2f s, peak memory %.0f MiB\n", b->e2e_small_s, b->peak_small);
+    printf("end to end, %-6zu  %.2f s (%.1f ms per image), peak memory %.0f MiB\n", b->count, b->e2e_s,
+           b->e2e_s * 1e3 / (double)b->count, b->peak_e2e);
 }
 
-static int run_bench_timings(eo_model m, const eo_model_desc *d, bench_result *b, size_t count, double min_s)
+/* "1,8,32" to batch sizes. */
+static int parse_batches(const char *cmd, const char *text, bench_result *b)
 {
-    size_t n = count > b->batch ? count : b->batch;
+    char *copy = strdup(text), *save = NULL;
+    int rc = copy ? EC_OK : out_of_memory();
+    b->n_batches = 0;
+    for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; rc == EC_OK && tok; tok = strtok_r(NULL, ",", &save)) {
+        uint32_t v;
+        if (b->n_batches == MAX_BATCHES)
+            rc = usage_error(cmd, "--batches: at most %d sizes", MAX_BATCHES);
+        else if (opt_u32(cmd, "--batches", tok, 1, 4096, &v))
+            rc = EC_USAGE;
+        else
+            b->batches[b->n_batches++] = v;
+    }
+    if (rc == EC_OK && b->n_batches == 0)
+        rc = usage_error(cmd, "--batches: give sizes like 1,8,32");
+    free(copy);
+    return rc;
+}
+
+static int run_renders(eo_model m, const eo_model_desc *d, bench_result *b, double min_s)
+{
+    size_t most = 1;
     eo_latent *ls;
     int rc;
-    if (n < 2)
-        n = 2;
-    ls = xcalloc(n, sizeof *ls);
+    for (size_t i = 0; i < b->n_batches; i++)
+        most = b->batches[i] > most ? b->batches[i] : most;
+    ls = xcalloc(most, sizeof *ls);
     if (!ls)
         return out_of_memory();
-    rc = time_latents(m, d, ls, n, &b->latents);
+    rc = make_latents(m, d, 0, ls, most);
+    for (size_t i = 0; rc == EC_OK && i < b->n_batches; i++)
+        rc = time_render(ls, b->batches[i], d, min_s, &b->render[i]);
+    free_latents(ls, most);
+    b->peak_after_render = peak_mib();
+    return rc;
+}
+
+static int run_bench(eo_model m, const eo_model_desc *d, bench_result *b, double min_s)
+{
+    eo_edit e = { 0 };
+    int rc = run_renders(m, d, b, min_s);
     if (rc == EC_OK)
-        rc = time_render(ls, 1, d, min_s, &b->render1);
+        rc = make_edit(m, d, b->iterations, &e, &b->optimize_s);
     if (rc == EC_OK)
-        rc = time_render(ls, b->batch, d, min_s, &b->render_b);
-    if (rc == EC_OK)
-        rc = time_apply(ls, count, &b->apply);
-    free_latents(ls, n);
+        rc = time_alphas(m, d, e, b->alphas_n, &b->alphas_ms);
+    release_edit(&e);
+    if (rc == EC_OK && b->count > 0)
+        rc = time_end_to_end(m, d, 0, 100, &b->e2e_small_s, &b->peak_small);
+    if (rc == EC_OK && b->count > 0)
+        rc = time_end_to_end(m, d, b->iterations, b->count, &b->e2e_s, &b->peak_e2e);
     return rc;
 }
 
 int cmd_bench(const engine_args *g, int argc, char **argv)
 {
-    const char *cmd = "bench", *count_text = NULL, *batch_text = NULL, *seconds_text = NULL;
+    const char *cmd = "bench", *count_text = NULL, *batches_text = NULL, *seconds_text = NULL;
+    const char *iterations_text = NULL, *alphas_text = NULL;
     bench_result b;
     int json = 0;
-    uint64_t count = 1000;
+    uint64_t count = 1000, alphas = 100000;
     float min_s = 2.0f;
     eo_model m = { 0 };
     eo_model_desc d;
     eo_status st;
     memset(&b, 0, sizeof b);
-    b.batch = 8;
+    b.iterations = 1000;
     option opts[] = {
-        { "--model", &b.model, NULL },        { "--count", &count_text, NULL },
-        { "--batch", &batch_text, NULL },     { "--seconds", &seconds_text, NULL },
+        { "--model", &b.model, NULL },          { "--batches", &batches_text, NULL },
+        { "--iterations", &iterations_text, NULL }, { "--alphas", &alphas_text, NULL },
+        { "--count", &count_text, NULL },       { "--seconds", &seconds_text, NULL },
         { "--json", NULL, &json },
     };
     int rc = parse_options(cmd, argc, argv, opts, COUNT_OF(opts), NULL);
@@ -225,20 +377,28 @@ int cmd_bench(const engine_args *g, int argc, char **argv)
         return show_help(BENCH_USAGE);
     if (rc != EC_OK)
         return rc;
-    if ((count_text && opt_u64(cmd, "--count", count_text, 2, MAX_TARGETS, &count)) ||
-        (batch_text && opt_u32(cmd, "--batch", batch_text, 1, 4096, &b.batch)) ||
+    if ((count_text && opt_u64(cmd, "--count", count_text, 0, MAX_TARGETS, &count)) ||
+        (alphas_text && opt_u64(cmd, "--alphas", alphas_text, 1, 100000000, &alphas)) ||
+        (iterations_text && opt_u32(cmd, "--iterations", iterations_text, 0, 1000000, &b.iterations)) ||
         (seconds_text && opt_float(cmd, "--seconds", seconds_text, 0.0, 3600.0, &min_s)))
         return EC_USAGE;
+    rc = parse_batches(cmd, batches_text ? batches_text : "1,8,32", &b);
+    if (rc != EC_OK)
+        return rc;
+    b.count = (size_t)count;
+    b.alphas_n = (size_t)alphas;
+    if (!b.model)
+        b.model = "(default model)";
 
     rc = start_engine(g);
     if (rc == EC_OK)
-        rc = open_model(cmd, b.model, &m, &d);
+        rc = open_model(cmd, strcmp(b.model, "(default model)") ? b.model : NULL, &m, &d);
     if (rc == EC_OK)
         rc = device_name(&b.device);
     if (rc == EC_OK && (st = eo_cpu_threads(&b.threads)) != EO_OK)
         rc = lib_error(st, "reading the thread count");
     if (rc == EC_OK)
-        rc = run_bench_timings(m, &d, &b, (size_t)count, min_s);
+        rc = run_bench(m, &d, &b, min_s);
     if (rc == EC_OK) {
         if (json)
             print_bench_json(&b, &d);

@@ -156,6 +156,7 @@ int open_model(const char *cmd, const char *path, eo_model *m, eo_model_desc *de
 void release_model(eo_model *m);
 void release_edit(eo_edit *e);
 void release_latent(eo_latent *l);
+void release_latents(eo_latent *ls, size_t n);
 void free_latents(eo_latent *ls, size_t n);
 size_t latent_floats(const eo_model_desc *d);
 

@@ -94,13 +94,19 @@ void release_latent(eo_latent *l)
     l->id = 0;
 }
 
+/* Releases n latents (ids 0 are skipped); the array stays. */
+void release_latents(eo_latent *ls, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        release_latent(&ls[i]);
+}
+
 /* Releases n latents (ids 0 are skipped) and frees the array. */
 void free_latents(eo_latent *ls, size_t n)
 {
     if (!ls)
         return;
-    for (size_t i = 0; i < n; i++)
-        release_latent(&ls[i]);
+    release_latents(ls, n);
     free(ls);
 }
 

@@ -314,12 +314,20 @@ else
     fi
 
     # --- 5. bench -------------------------------------------------------------
-    expect "bench --count 200" 0 -- bench --model "$TINY" --count 200 --seconds 0.2
-    if grep -q "images/s" "$TMP/last/stdout"; then
-        pass "bench prints images/s"
-    else
-        fail "bench prints images/s"
-    fi
+    expect "bench, small settings" 0 -- \
+        bench --model "$TINY" --batches 1,4 --iterations 5 --alphas 1000 --count 70 --seconds 0.2
+    for what in "images/s" "optimize d\*" "alphas:" "end to end, 70" "peak memory"; do
+        check "bench reports $what" grep -q "$what" "$TMP/last/stdout"
+    done
+    expect "bench --json" 0 -- bench --model "$TINY" --batches 2 --iterations 2 --alphas 10 --count 3 --seconds 0 --json
+    check "bench --json is one JSON object with every part" python3 -c "
+import json, sys
+b = json.load(open(sys.argv[1]))
+assert b['render'][0]['batch'] == 2 and b['render'][0]['images_per_s'] > 0
+assert b['optimize']['iterations'] == 2 and b['alphas']['latents'] == 10
+assert [e['images'] for e in b['end_to_end']] == [100, 3] and b['peak_mib_after_render'] > 0
+" "$TMP/last/stdout"
+    expect "bench: a bad batch list" 2 "--batches" -- bench --model "$TINY" --batches 1,x
 fi
 
 echo "$PASSED passed, $FAILED failed"

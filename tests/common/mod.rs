@@ -4,10 +4,14 @@
 use std::path::PathBuf;
 use tch::Tensor;
 
-/// ../shared/fixtures/stylegan2/<name>, or None (with a loud message) when
-/// the shared folder is absent.
+/// ../shared/fixtures/stylegan2/<name> ($EDITONE_FIXTURES/<name> when set,
+/// e.g. on a machine the test binaries were carried to), or None (with a
+/// loud message) when the folder is absent.
 pub fn fixture(name: &str) -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/stylegan2").join(name);
+    let base = std::env::var_os("EDITONE_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/stylegan2"));
+    let dir = base.join(name);
     if dir.is_dir() {
         Some(dir)
     } else {
