@@ -218,9 +218,11 @@ fn bias_act(x: &Tensor, bias: &Tensor, lrelu: bool, gain: f64, clamp: Option<f64
     let mut y = x + bias.reshape(&shape);
     if lrelu {
         // tch's leaky_relu has no slope argument. leaky_relu_backward(y, y, a)
-        // is y > 0 ? y : y * a, exactly ATen's leaky_relu, in one pass, and
-        // differentiable through its first argument with the right slope.
-        y = y.leaky_relu_backward(&y, LRELU_ALPHA, false);
+        // is y > 0 ? y : y * a, exactly ATen's leaky_relu, in one pass. The
+        // gradient flows through the first argument with the right slope;
+        // the mask argument is detached so autograd does not also build a
+        // zero gradient for it.
+        y = y.detach().leaky_relu_backward(&y, LRELU_ALPHA, false);
     }
     if gain != 1.0 {
         y = y * gain;
