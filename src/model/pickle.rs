@@ -433,7 +433,15 @@ impl<'a> Machine<'_, 'a> {
         Ok(())
     }
 
-    fn memo_get(&mut self, key: u64) -> Result<()> {
+    /// BINPUT / LONG_BINPUT: the memo key follows in `width` bytes.
+    fn memo_put_at(&mut self, width: usize) -> Result<()> {
+        let key = self.uint(width)?;
+        self.memo_put(key)
+    }
+
+    /// BINGET / LONG_BINGET: the memo key follows in `width` bytes.
+    fn memo_get_at(&mut self, width: usize) -> Result<()> {
+        let key = self.uint(width)?;
         match self.memo.get(&key) {
             Some(&id) => {
                 self.stack.push(id);
@@ -625,26 +633,14 @@ impl<'a> Machine<'_, 'a> {
                 b'N' => self.push(Value::None),
                 0x88 => self.push(Value::Bool(true)),
                 0x89 => self.push(Value::Bool(false)),
-                b'q' => {
-                    let k = self.uint(1)?;
-                    self.memo_put(k)?
-                }
-                b'r' => {
-                    let k = self.uint(4)?;
-                    self.memo_put(k)?
-                }
+                b'q' => self.memo_put_at(1)?,
+                b'r' => self.memo_put_at(4)?,
                 0x94 => {
                     let k = self.memo.len() as u64;
                     self.memo_put(k)?
                 }
-                b'h' => {
-                    let k = self.uint(1)?;
-                    self.memo_get(k)?
-                }
-                b'j' => {
-                    let k = self.uint(4)?;
-                    self.memo_get(k)?
-                }
+                b'h' => self.memo_get_at(1)?,
+                b'j' => self.memo_get_at(4)?,
                 b'Q' => {
                     let pid = self.pop()?;
                     let Some(load) = self.persistent.as_mut() else {
