@@ -4,7 +4,7 @@
 //! truncation pulls z toward the prior's mean, zero.
 
 use super::weights::Weights;
-use super::{Feature, Generator, ModelInfo, Noise, Truncation};
+use super::{convolution, Feature, Generator, ModelInfo, Noise, Truncation};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use tch::{Kind, Tensor};
@@ -108,7 +108,7 @@ impl Generator for Dcgan {
         let mut x = ws.reshape([n, self.info.z_dim as i64, 1, 1]);
         let mut feats = Vec::new();
         for stage in &self.stages {
-            x = x.conv_transpose2d(&stage.weight, None::<Tensor>, [stage.stride; 2], [stage.padding; 2], [0, 0], 1, [1, 1]);
+            x = convolution(&x, &stage.weight, stage.stride, [stage.padding; 2], true, 1);
             x = match &stage.norm {
                 Some([weight, bias, mean, var]) => {
                     x.batch_norm(Some(weight), Some(bias), Some(mean), Some(var), false, 0.1, self.eps, true).relu()

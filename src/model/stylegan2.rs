@@ -4,7 +4,7 @@
 //! agree to float rounding.
 
 use super::weights::Weights;
-use super::{Feature, Generator, ModelInfo, Noise, NoiseMode, Truncation};
+use super::{convolution, Feature, Generator, ModelInfo, Noise, NoiseMode, Truncation};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use tch::{Device, Kind, Tensor};
@@ -247,11 +247,11 @@ fn upfirdn2d(x: &Tensor, filter: &Tensor, up: i64, pad: [i64; 4], gain: f64, num
     x = x.narrow(3, (-px0).max(0), wp - (-px0).max(0) - (-px1).max(0));
     let f = (filter * gain).flip([0, 1]).unsqueeze(0).unsqueeze(0);
     match numerics {
-        Numerics::Nvlabs => x.conv2d(&f.repeat([c, 1, 1, 1]), None::<Tensor>, [1, 1], [0, 0], [1, 1], c),
+        Numerics::Nvlabs => convolution(&x, &f.repeat([c, 1, 1, 1]), 1, [0, 0], false, c),
         Numerics::Rosinality => {
             // upfirdn2d_native: every channel as its own single-channel image.
             let (h, w) = (x.size()[2], x.size()[3]);
-            let y = x.reshape([n * c, 1, h, w]).conv2d(&f, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+            let y = convolution(&x.reshape([n * c, 1, h, w]), &f, 1, [0, 0], false, 1);
             let (ho, wo) = (y.size()[2], y.size()[3]);
             y.reshape([n, c, ho, wo])
         }
@@ -286,11 +286,11 @@ fn conv2d_resample(x: &Tensor, w: &Tensor, groups: i64, up: bool, filter: &Tenso
         } else {
             w.reshape([groups, o, i, kh, kw]).transpose(1, 2).reshape([groups * i, o, kh, kw])
         };
-        let y = x.conv_transpose2d(&wt, None::<Tensor>, [2, 2], [0, 0], [0, 0], groups, [1, 1]);
+        let y = convolution(x, &wt, 2, [0, 0], true, groups);
         upfirdn2d(&y, filter, 1, [1, 1, 1, 1], 4.0, numerics)
     } else {
         let pad = (kh - 1) / 2;
-        x.conv2d(w, None::<Tensor>, [1, 1], [pad, pad], [1, 1], groups)
+        convolution(x, w, 1, [pad, pad], false, groups)
     }
 }
 
