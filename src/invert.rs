@@ -5,7 +5,6 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Model;
 use crate::progress::{report, Progress};
-use crate::seed::LegacyRandomState;
 use image::imageops::FilterType;
 use image::{DynamicImage, RgbImage};
 use std::path::PathBuf;
@@ -173,10 +172,8 @@ fn noise_regularizer(maps: &[Tensor]) -> Tensor {
 /// The mean and spread of W over 10000 seeded samples, as the projector
 /// computes them (z from RandomState(123), no truncation).
 fn w_statistics(model: &Model) -> Result<(Tensor, f64)> {
-    let info = model.info();
-    let samples = 10_000usize;
-    let z: Vec<f32> = LegacyRandomState::new(123)?.randn(samples * info.z_dim).into_iter().map(|x| x as f32).collect();
-    let z = Tensor::from_slice(&z).reshape([samples as i64, info.z_dim as i64]);
+    let z = crate::seed::projector_z(model.info().z_dim)?;
+    let samples = z.size()[0];
     let w = tch::no_grad(|| model.map(&z, None, crate::model::Truncation::default()))?.select(1, 0);
     let mean = w.mean_dim([0i64].as_slice(), true, Kind::Float);
     let std = ((&w - &mean).square().sum(Kind::Double).double_value(&[]) / samples as f64).sqrt();

@@ -82,6 +82,14 @@ impl LegacyRandomState {
     }
 }
 
+/// The z samples the official projector estimates W statistics from:
+/// 10,000 rows of RandomState(123), [10000, z_dim] float32 on the CPU.
+pub fn projector_z(z_dim: usize) -> Result<tch::Tensor> {
+    const SAMPLES: usize = 10_000;
+    let z: Vec<f32> = LegacyRandomState::new(123)?.randn(SAMPLES * z_dim).into_iter().map(|x| x as f32).collect();
+    Ok(tch::Tensor::from_slice(&z).reshape([SAMPLES as i64, z_dim as i64]))
+}
+
 /// The latent z of `seed` for a model with `z_dim` inputs, in float64 as
 /// numpy produces it (the mapping network casts it to float32).
 pub fn z_from_seed(seed: u64, z_dim: usize) -> Result<Vec<f64>> {

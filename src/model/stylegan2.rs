@@ -648,11 +648,8 @@ impl StyleGan2 {
     /// estimate, for files that do not store the tracked average
     /// (rosinality training checkpoints).
     fn estimate_w_avg(&self) -> Result<Tensor> {
-        const SAMPLES: usize = 10_000;
-        let z_dim = self.info.z_dim;
-        let z: Vec<f32> = crate::seed::LegacyRandomState::new(123)?.randn(SAMPLES * z_dim).into_iter().map(|x| x as f32).collect();
         let device = self.blocks[0].filter.device();
-        let z = Tensor::from_slice(&z).reshape([SAMPLES as i64, z_dim as i64]).to_device(device);
+        let z = crate::seed::projector_z(self.info.z_dim)?.to_device(device);
         let ws = tch::no_grad(|| self.map(&z, None, Truncation::default()));
         Ok(ws.select(1, 0).mean_dim([0i64].as_slice(), false, None::<Kind>))
     }
