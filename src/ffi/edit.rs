@@ -8,6 +8,7 @@ use super::{
 };
 use crate::edit::{preset, Edit, Init, Objective, OptimizeOptions};
 use crate::engine::{EditEntry, Latent};
+use crate::model::weights::fnv1a64;
 use crate::error::{Error, ErrorKind, Result};
 use std::ffi::{c_char, c_void};
 use std::path::Path;
@@ -351,14 +352,15 @@ pub unsafe extern "C" fn eo_edit_alphas(e: eo_edit, targets: *const eo_latent, n
             (edit.offset(), edit.unit_direction().to_vec())
         };
         // Any change of direction (optimise, push) changes this key.
-        let key = unit.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| (h ^ v.to_bits() as u64).wrapping_mul(0x0100_0000_01b3));
+        let key = fnv1a64(&unit.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
         let mut cache = entry.projections.lock().unwrap_or_else(|p| p.into_inner());
         if cache.key != key || cache.values.len() > 4 * n + 4096 {
             *cache = crate::engine::ProjectionCache { key, values: Default::default() };
         }
+        // Cached projections skip the lookup below, so check liveness first.
         if let Some(id) = handles()?.latents.first_missing(targets.iter().map(|t| &t.id)) {
             let i = targets.iter().position(|t| t.id == id).unwrap_or(0);
-            return Err(handles()?.latent(id).err().unwrap_or_else(|| Error::invalid("latent released")).context(format!("targets[{i}]")));
+            return Err(handles()?.wrong_handle(id, "latent").context(format!("targets[{i}]")));
         }
         let mut result = Vec::with_capacity(n);
         for (i, t) in targets.iter().enumerate() {
