@@ -565,26 +565,12 @@ impl<'a> Machine<'_, 'a> {
                 }
                 b'a' | b'e' => {
                     let items = if op == b'a' { vec![self.pop()?] } else { self.pop_mark()? };
-                    let target = self.top()?;
-                    match &mut self.pickle.values[target] {
-                        Value::List(l) => l.extend(items),
-                        other => {
-                            let kind = other.kind_name();
-                            return self.fail(format!("APPEND on a {kind}"));
-                        }
-                    }
+                    self.extend_top(items, false)?
                 }
                 0x8f => self.push(Value::Set(Vec::new())),
                 0x90 => {
                     let items = self.pop_mark()?;
-                    let target = self.top()?;
-                    match &mut self.pickle.values[target] {
-                        Value::Set(s) => s.extend(items),
-                        other => {
-                            let kind = other.kind_name();
-                            return self.fail(format!("ADDITEMS on a {kind}"));
-                        }
-                    }
+                    self.extend_top(items, true)?
                 }
                 0x91 => {
                     let items = self.pop_mark()?;
@@ -655,6 +641,21 @@ impl<'a> Machine<'_, 'a> {
                         (other as char).escape_default()
                     ))
                 }
+            }
+        }
+    }
+
+    /// APPEND(S) onto the list, or ADDITEMS onto the set (`set`), under the items.
+    fn extend_top(&mut self, items: Vec<Id>, set: bool) -> Result<()> {
+        let target = self.top()?;
+        match (&mut self.pickle.values[target], set) {
+            (Value::List(v), false) | (Value::Set(v), true) => {
+                v.extend(items);
+                Ok(())
+            }
+            (other, _) => {
+                let kind = other.kind_name();
+                self.fail(format!("{} on a {kind}", if set { "ADDITEMS" } else { "APPEND" }))
             }
         }
     }
