@@ -6,7 +6,6 @@ mod common;
 use editone::{Model, NoiseMode, Truncation};
 use tch::Tensor;
 
-const FORWARD_TOL: f64 = 1e-5;
 const GRAD_TOL: f64 = 1e-4;
 
 fn check(name: &str, ours: &Tensor, theirs: &Tensor, tol: f64) {
@@ -24,24 +23,24 @@ fn parity(fixture: &str) {
     let c = reference.get("c");
 
     let map = |psi, cutoff| model.map(z, c, Truncation { psi, cutoff }).unwrap();
-    check(&format!("{fixture} ws_psi1"), &map(1.0, None), r("ws_psi1"), FORWARD_TOL);
-    check(&format!("{fixture} ws_psi0_7"), &map(0.7, None), r("ws_psi0_7"), FORWARD_TOL);
-    check(&format!("{fixture} ws_psi0_5_cutoff8"), &map(0.5, Some(8)), r("ws_psi0_5_cutoff8"), FORWARD_TOL);
+    check(&format!("{fixture} ws_psi1"), &map(1.0, None), r("ws_psi1"), common::forward_tolerance());
+    check(&format!("{fixture} ws_psi0_7"), &map(0.7, None), r("ws_psi0_7"), common::forward_tolerance());
+    check(&format!("{fixture} ws_psi0_5_cutoff8"), &map(0.5, Some(8)), r("ws_psi0_5_cutoff8"), common::forward_tolerance());
 
     let ws = r("ws_psi1");
-    check(&format!("{fixture} img_const"), &model.synthesize(ws, NoiseMode::Const).unwrap(), r("img_const"), FORWARD_TOL);
-    check(&format!("{fixture} img_none"), &model.synthesize(ws, NoiseMode::None).unwrap(), r("img_none"), FORWARD_TOL);
+    check(&format!("{fixture} img_const"), &model.synthesize(ws, NoiseMode::Const).unwrap(), r("img_const"), common::forward_tolerance());
+    check(&format!("{fixture} img_none"), &model.synthesize(ws, NoiseMode::None).unwrap(), r("img_none"), common::forward_tolerance());
     check(
         &format!("{fixture} img_wplus_const"),
         &model.synthesize(r("wplus"), NoiseMode::Const).unwrap(),
         r("img_wplus_const"),
-        FORWARD_TOL,
+        common::forward_tolerance(),
     );
 
     let (_, features) = model.synthesize_with_features(&ws.narrow(0, 0, 1), NoiseMode::Const).unwrap();
     assert_eq!(features.len(), reference.keys().filter(|k| k.starts_with("feat_b")).count());
     for f in &features {
-        check(&format!("{fixture} feat_{}", f.name), &f.map, r(&format!("feat_{}", f.name)), FORWARD_TOL);
+        check(&format!("{fixture} feat_{}", f.name), &f.map, r(&format!("feat_{}", f.name)), common::forward_tolerance());
     }
 
     let w0 = ws.narrow(0, 0, 1).detach().set_requires_grad(true);

@@ -1,39 +1,73 @@
 #!/usr/bin/env bash
-# The one prepared run for a borrowed GPU machine (which has python3 with
-# torch 2.11.0+cu130 but no Rust): the CUDA test binaries and the benchmark.
+# The one prepared run for a borrowed GPU machine (python3 with torch
+# 2.11.0+cu130, no Rust): the CUDA test binaries, CUDA-vs-CPU and float16
+# checks at config-f size, and the benchmark against the PyTorch baseline.
 #
-# Build here first, so that the run only executes:
-#     cargo test --release --no-run          # test binaries in target/release/deps
-#     make install PREFIX=$PWD/build/gpu-prefix
-# then, from the repository root on the GPU machine, carrying target/release,
-# build/gpu-prefix and .cache (the fixtures come in shared/):
-#     bash tools/gpu-check.sh [OUT_DIR]
-# It writes OUT_DIR/gpu.txt (default: ./gpu-out): the GPU's name, every test
-# binary's result, and benches/compare.py tables at 256, 512 and 1024.
+# Here, first:   bash tools/gpu-pack.sh      (builds and fills .gpu/)
+# There, in one device call carrying .gpu:   bash tools/gpu-check.sh "$OUT"
+# Writes OUT/gpu.txt (everything printed), OUT/tests.log (the full test
+# output) and OUT/<model>.json (benches/compare.py tables).
 set -uo pipefail
 OUT=${1:-gpu-out}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu.txt") 2>&1
-
-# The binaries' rpath names this checkout's .venv; use the machine's torch.
+G=$PWD/.gpu
+E=$G/prefix/bin/editone
+# The binaries' runpath names this checkout's .venv; use the machine's torch.
 TORCH_LIB=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
-export LD_LIBRARY_PATH=$TORCH_LIB:$PWD/build/gpu-prefix/lib:${LD_LIBRARY_PATH:-}
-export EDITONE_FIXTURES=$PWD/shared/fixtures/stylegan2
-export EDITONE_DEFAULT_MODEL=$PWD/.cache/models/digiface-dcgan.safetensors
+export LD_LIBRARY_PATH=$TORCH_LIB:$G/prefix/lib:${LD_LIBRARY_PATH:-}
+export EDITONE_FIXTURES=$G/fixtures EDITONE_DEFAULT_MODEL=$G/models/digiface-dcgan.safetensors PYTHONUNBUFFERED=1
+mkdir -p .cache && ln -sfn "$G/models" .cache/models   # where benches/compare.py looks for "default"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
+"$E" info | grep -i device
 
 echo "== tests on CUDA (the engine's device 'auto' picks the GPU)"
-# (checkpoints needs the project's venv to build its files, so it stays here.)
-for t in target/release/deps/{stylegan2_parity,method,drag,invert,default_model}-*; do
-    [ -x "$t" ] || continue
-    case $t in *.d) continue ;; esac
-    echo "-- $t"
-    timeout 300 "$t" --test-threads 1 2>&1 | grep -E "relative error|test result|panicked|FAILED" || true
+for t in "$G"/tests/*; do
+    echo "-- $(basename "$t")"
+    timeout 150 "$t" 2>&1 | tee -a "$OUT/tests.log" | grep -E "relative error|test result|panicked|FAILED" || true
 done
 
-echo "== benchmark"
-for res in 256 512 1024; do
-    timeout 400 python3 benches/compare.py build/gpu-prefix/bin/editone --device cuda --model "config-f-$res" \
-        --batches 1,16,32 --iterations 1000 --count 1000 --seconds 2 --rounds 2 --json "$OUT/config-f-$res.json"
+stage() { echo; echo "== $1"; }
+bench() {  # model, timeout, extra compare.py options
+    timeout "$2" python3 benches/compare.py "$E" --device cuda --threads 4 --model "$1" --seconds 1 --rounds 1 \
+        --json "$OUT/$1.json" "${@:3}"
+}
+stage "config-f-1024: editone vs PyTorch (fp32, TF32 off)"
+bench config-f-1024 200 --batches 1,16,32 --iterations 1000 --count 1000
+
+stage "CUDA vs CPU and float16 at config-f 256 and 1024 (4 seeds, one batch)"
+for res in 256 1024; do
+    m=.cache/bench/config-f-$res.safetensors
+    [ -f "$m" ] || python3 -c "import sys; sys.path.insert(0, 'benches'); import stylegan2_torch as sg; \
+        c = sg.config_f($res); sg.write_native('$m', c, sg.random_weights(c))"
+    for how in "--device cpu --threads 16" "--device cuda" "--device cuda --half"; do
+        f=/tmp/render-$res-$(echo $how | tr -dc 'a-z0-9').f32
+        timeout 120 "$E" $how render --model "$m" --seeds 0-3 --out-f32 "$f" || echo "render failed: $how"
+    done
+    python3 - "$res" <<'PY'
+import sys, numpy as np
+res = sys.argv[1]
+load = lambda how: np.fromfile(f"/tmp/render-{res}-{how}.f32", dtype=np.float32).astype(np.float64)
+cpu = load("devicecputhreads16")
+for how in ("devicecuda", "devicecudahalf"):
+    x = load(how)
+    print(f"config-f {res}, 4 images, {how} vs CPU: relative error {np.abs(x - cpu).max() / np.abs(cpu).max():.3e}, "
+          f"mean |diff| {np.abs(x - cpu).mean():.3e}")
+PY
 done
+
+stage "float16 render at config-f 1024"
+for half in "" "--half"; do
+    echo "-- editone --device cuda $half"
+    timeout 60 "$E" --device cuda $half bench --model .cache/bench/config-f-1024.safetensors --batches 1,16,32 \
+        --iterations 0 --alphas 1 --count 0 --seconds 1 | grep -iE "render|device"
+done
+
+stage "config-f-256"
+bench config-f-256 100 --batches 1,16,32 --iterations 1000 --count 1000
+stage "config-f-512"
+bench config-f-512 130 --batches 1,16,32 --iterations 1000 --count 1000
+stage "default model"
+bench default 60 --batches 1,16,32 --iterations 1000 --count 1000
+echo "done"

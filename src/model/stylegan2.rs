@@ -769,3 +769,29 @@ impl Generator for StyleGan2 {
         Tensor::cat(&per_row[rows], 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The batched (CUDA) form is the fused form to float rounding; checked
+    /// here on the CPU so that a shape or scaling slip shows up without a GPU.
+    #[test]
+    fn batched_modulated_conv_matches_fused() {
+        tch::manual_seed(7);
+        let (n, i, o) = (3, 5, 4);
+        let taps = Tensor::from_slice(&[1f32, 3., 3., 1.]);
+        let filter = taps.outer(&taps) / 64.0;
+        for (up, kernel, demodulate) in [(false, 3, true), (true, 3, true), (false, 1, false)] {
+            let x = Tensor::randn([n, i, 8, 8], tch::kind::FLOAT_CPU);
+            let weight = Tensor::randn([o, i, kernel, kernel], tch::kind::FLOAT_CPU);
+            let styles = Tensor::randn([n, i], tch::kind::FLOAT_CPU) + 1.5;
+            let weight_sq = weight.square().sum_dim_intlist([2i64, 3].as_slice(), false, None::<Kind>);
+            let fused = modulated_conv2d(&x, &weight, &styles, demodulate, up, &filter, Numerics::Nvlabs);
+            let batched = modulated_conv2d_batched(&x, &weight, demodulate.then_some(&weight_sq), &styles, up, &filter);
+            assert_eq!(fused.size(), batched.size());
+            let err = (&fused - &batched).norm().double_value(&[]) / fused.norm().double_value(&[]);
+            assert!(err < 1e-6, "up={up} kernel={kernel}: relative error {err:e}");
+        }
+    }
+}
