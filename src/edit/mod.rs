@@ -13,7 +13,7 @@ pub mod sefa;
 
 use crate::error::{Error, Result};
 use method::RowMask;
-pub use optimize::{Init, Objective, OptimizeOptions, OptimizeReport};
+pub use optimize::{Init, LossObserver, Objective, OptimizeOptions, OptimizeReport};
 
 /// The shape of a model's W+ latent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
