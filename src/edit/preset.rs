@@ -79,6 +79,12 @@ fn narrow(v: &[f64], what: &str, len: usize) -> Result<Vec<f32>> {
 
 /// Writes `edit`, made with `model`, to `path`.
 pub fn save(edit: &Edit, model: &Model, path: &Path) -> Result<()> {
+    let text = to_json(edit, model)?;
+    std::fs::write(path, text).map_err(|e| Error::new(ErrorKind::Io, format!("preset '{}': {e}", path.display())))
+}
+
+/// The preset file's text for `edit`, made with `model`.
+pub fn to_json(edit: &Edit, model: &Model) -> Result<String> {
     let file = PresetFile {
         format: FORMAT.into(),
         version: VERSION,
@@ -91,8 +97,7 @@ pub fn save(edit: &Edit, model: &Model, path: &Path) -> Result<()> {
         strength: edit.strength(),
         optimized: edit.optimized().map(|(options, report)| Optimized { options: options.clone(), report: report.clone() }),
     };
-    let text = serde_json::to_string_pretty(&file).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
-    std::fs::write(path, text).map_err(|e| Error::new(ErrorKind::Io, format!("preset '{}': {e}", path.display())))
+    serde_json::to_string_pretty(&file).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))
 }
 
 /// Reads a preset for `model`. A preset made for another model is
