@@ -8,25 +8,26 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
-    if let Ok(libtorch) = env::var("LIBTORCH") {
-        link_libtorch(Path::new(&libtorch));
-    }
+    let libtorch = env::var("LIBTORCH").expect("LIBTORCH names libtorch (.cargo/config.toml sets it to .venv/libtorch; run `make setup`)");
+    link_libtorch(Path::new(&libtorch));
+    compile_precision_switches(Path::new(&libtorch));
     generate_header();
 }
 
-fn link_libtorch(libtorch: &Path) {
-    // The rpath must survive `make install`, so it names the real folder,
-    // not the .venv/libtorch symlink relative to this checkout.
-    let lib_dir = fs::canonicalize(libtorch.join("lib")).unwrap_or_else(|_| libtorch.join("lib"));
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib_dir.display());
-    // rustc links with --as-needed, and nothing references libtorch_cuda's
-    // symbols directly: without this the CUDA backend is never registered.
-    if lib_dir.join("libtorch_cuda.so").exists() {
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        println!("cargo:rustc-link-arg=-L{}", lib_dir.display());
-        println!("cargo:rustc-link-arg=-ltorch_cuda");
-        println!("cargo:rustc-link-arg=-Wl,--as-needed");
-    }
+include!("build-support/libtorch.rs");
+
+/// csrc/precision.cpp against libtorch's headers, with the C++ ABI the
+/// PyPI wheels use.
+fn compile_precision_switches(libtorch: &Path) {
+    println!("cargo:rerun-if-changed=csrc/precision.cpp");
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .include(libtorch.join("include"))
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .warnings(false)
+        .file("csrc/precision.cpp")
+        .compile("editone_precision");
 }
 
 /// Writes include/editone.h when the generated text differs, so that a

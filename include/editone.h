@@ -209,6 +209,10 @@ typedef struct eo_engine_options {
   // to float32). 0 (default): float32 everywhere. Applies to models
   // loaded afterwards.
   uint32_t half_precision;
+  // 1: CUDA convolutions and matrix products may compute float32 in TF32
+  // (Ampere and later; several times faster, about 1e-3 relative). 0
+  // (default): true float32, matching the official outputs to 1e-4.
+  uint32_t tf32;
 } eo_engine_options;
 
 // Options of eo_latent_invert; fill with eo_invert_options_init.

@@ -67,6 +67,7 @@ typedef struct {
     const char *device; /* NULL = "auto" */
     uint32_t threads;   /* 0 = library default */
     int half;           /* float16 blocks in float16 (CUDA) */
+    int tf32;           /* TF32 for float32 convolutions (CUDA) */
 } engine_args;
 
 /* The option text of the images a command works on. */

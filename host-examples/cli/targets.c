@@ -23,6 +23,7 @@ int start_engine(const engine_args *g)
     opts.device = g->device;
     opts.cpu_threads = g->threads;
     opts.half_precision = (uint32_t)g->half;
+    opts.tf32 = (uint32_t)g->tf32;
     st = eo_init(&opts);
     if (st != EO_OK)
         return lib_error(st, "starting the engine on device '%s'", g->device ? g->device : "auto");

@@ -330,14 +330,12 @@ impl Model {
 }
 
 /// A 2-D convolution (`transposed`: a transposed one) with stride,
-/// padding, groups, unit dilation and no output padding, as conv2d and
-/// conv_transpose2d compute it, but with TF32 always off: libtorch lets
-/// cuDNN use TF32 by default, which would move CUDA results about 1e-3 from
-/// float32 references, and tch has no global switch for it. The same
-/// kernels as conv2d on the CPU.
+/// padding, groups, unit dilation and no output padding. On CUDA it
+/// computes in float32 or TF32 as [`Engine::tf32`] says, in the forward and
+/// the backward pass alike (both read libtorch's global switch).
 pub(crate) fn convolution(x: &Tensor, w: &Tensor, stride: i64, padding: [i64; 2], transposed: bool, groups: i64) -> Tensor {
     let no_bias: Option<Tensor> = None;
-    x.internal_convolution(w, no_bias, [stride, stride], padding, [1, 1], transposed, [0, 0], groups, false, false, true, false)
+    x.convolution(w, no_bias, [stride, stride], padding, [1, 1], transposed, [0, 0], groups)
 }
 
 /// Runs tensor code that may panic (tch's infallible wrappers) and turns a

@@ -711,6 +711,10 @@ static void test_convert(void) {
   opts.device = "cpu";
   opts.half_precision = 2;
   BAD_ARG(eo_init(&opts));
+  CHECK(opts.tf32 == 0, "TF32 is off by default");
+  opts.half_precision = 0;
+  opts.tf32 = 2;
+  BAD_ARG(eo_init(&opts));
 
   OK(eo_latent_release(la));
   OK(eo_latent_release(lb));
