@@ -95,13 +95,14 @@ def latents(G, n, seed, device):
 
 
 def time_render(G, batch, min_s, device):
+    """Images/s, pixels delivered to host memory as editone delivers them."""
     ws = latents(G, batch, batch, device)
     with torch.no_grad():
-        G.pixels(ws)
+        G.pixels(ws).cpu()
         sync(device)
         done, start = 0, time.perf_counter()
         while True:
-            G.pixels(ws)
+            G.pixels(ws).cpu()
             sync(device)
             done += batch
             if time.perf_counter() - start >= min_s:
@@ -152,14 +153,15 @@ def end_to_end(G, iterations, count, device):
         for first in range(0, count, 64):
             ws = latents(G, min(64, count - first), 2000 + first, device)
             alpha = offset - ws.flatten(1) @ unit
-            G.pixels(ws + alpha[:, None, None] * unit.reshape(ws.shape[1:]))
+            G.pixels(ws + alpha[:, None, None] * unit.reshape(ws.shape[1:])).cpu()
     sync(device)
     return time.perf_counter() - start
 
 
 def run_editone(binary, path, args, render_only=False):
     iterations, alphas, count = (0, 1, 0) if render_only else (args.iterations, args.alphas, args.count)
-    cmd = [str(binary), "--device", args.device, "--threads", str(args.threads), "bench", "--model", str(path),
+    precision = ["--tf32"] if args.tf32 else []
+    cmd = [str(binary), "--device", args.device, "--threads", str(args.threads), *precision, "bench", "--model", str(path),
            "--batches", ",".join(map(str, args.batches)), "--iterations", str(iterations),
            "--alphas", str(alphas), "--count", str(count), "--seconds", str(args.seconds), "--json"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -189,12 +191,13 @@ def main():
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--rounds", type=int, default=3,
                     help="render measurements alternate between the two sides this many times; the best counts")
+    ap.add_argument("--tf32", action="store_true", help="CUDA: both sides let float32 convolutions use TF32")
     ap.add_argument("--json", type=Path, help="also write the table here")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     if args.device.startswith("cuda"):
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
     path, make_baseline, label = resolve_model(args.model)
     G = make_baseline(args.device)
     # Shared machines drift: the two sides take turns, and each keeps its best.
@@ -215,7 +218,8 @@ def main():
     base["peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     print(f"model {label}: {ours['architecture']} {ours['resolution']}x{ours['resolution']}; device {ours['device']}, "
-          f"{ours['threads']} threads; libeditone {ours['library']}, torch {torch.__version__}")
+          f"{ours['threads']} threads; libeditone {ours['library']}, torch {torch.__version__}"
+          + (f"; TF32 {'on' if args.tf32 else 'off'}" if args.device.startswith("cuda") else ""))
     print(f"{'':34s} {'editone':>16s} {'PyTorch':>16s} {'speedup':>8s}")
     rows = []
     for r in ours["render"]:
