@@ -29,12 +29,17 @@ for t in "$G"/tests/*; do
 done
 
 stage() { echo; echo "== $1"; }
-bench() {  # model, timeout, extra compare.py options
+bench() {  # model, timeout, extra compare.py options; the JSON is named after all three
+    local name=$1$(printf '%s' "${*:3}" | tr -c 'a-z0-9' '-' | tr -s '-')
     timeout "$2" python3 benches/compare.py "$E" --device cuda --threads 4 --model "$1" --seconds 1 --rounds 1 \
-        --json "$OUT/$1.json" "${@:3}"
+        --json "$OUT/${name%-}.json" "${@:3}"
 }
-stage "config-f-1024: editone vs PyTorch (fp32, TF32 off)"
-bench config-f-1024 200 --batches 1,16,32 --iterations 1000 --count 1000
+# Measured on an H100 (2026-11-27): 1000 d* iterations at 1024 take about
+# 50 s a side in true float32, so the tables use 200 and the time per
+# iteration; each table is printed only at its end, so timeouts are generous.
+stage "config-f-1024: editone vs PyTorch, float32 (TF32 off), then TF32"
+bench config-f-1024 150 --batches 1,16,32 --iterations 200 --count 500
+bench config-f-1024 150 --batches 1,16,32 --iterations 200 --count 500 --tf32
 
 stage "CUDA vs CPU and float16 at config-f 256 and 1024 (4 seeds, one batch)"
 for res in 256 1024; do
@@ -57,17 +62,17 @@ for how in ("devicecuda", "devicecudahalf"):
 PY
 done
 
-stage "float16 render at config-f 1024"
-for half in "" "--half"; do
+stage "float16 and TF32 render at config-f 1024"
+for half in "" "--half" "--tf32" "--tf32 --half"; do
     echo "-- editone --device cuda $half"
     timeout 60 "$E" --device cuda $half bench --model .cache/bench/config-f-1024.safetensors --batches 1,16,32 \
         --iterations 0 --alphas 1 --count 0 --seconds 1 | grep -iE "render|device"
 done
 
 stage "config-f-256"
-bench config-f-256 100 --batches 1,16,32 --iterations 1000 --count 1000
+bench config-f-256 100 --batches 1,16,32 --iterations 200 --count 500 --tf32
 stage "config-f-512"
-bench config-f-512 130 --batches 1,16,32 --iterations 1000 --count 1000
+bench config-f-512 120 --batches 1,16,32 --iterations 200 --count 500 --tf32
 stage "default model"
 bench default 60 --batches 1,16,32 --iterations 1000 --count 1000
 echo "done"
