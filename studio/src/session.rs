@@ -1,0 +1,525 @@
+//! One browser tab's editing session: the example and batch latents, the
+//! current edit, a background renderer that streams images as they finish,
+//! and the long tasks (optimise, drag) with progress and cancellation.
+
+use crate::events::Hub;
+use editone::edit::drag::{self, DragOptions, Point};
+use editone::edit::sefa::Direction;
+use editone::edit::{method, Edit, LatentShape, OptimizeOptions};
+use editone::model::Model;
+use editone::{Error, ErrorKind};
+use serde_json::{json, Value};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+
+/// Batch images rendered per call after the example, which goes alone so
+/// that it shows first.
+const RENDER_CHUNK: usize = 4;
+
+/// How the batch follows the example (the paper's comparison).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Each image by its own alpha_i along n: all end on one hyperplane.
+    Editone,
+    /// Every image moved as the example was, along the naive direction.
+    Naive,
+    /// Every image moved by the example's strength along n.
+    Unscaled,
+}
+
+impl Mode {
+    /// Parses the API's spelling.
+    pub fn parse(name: &str) -> Option<Mode> {
+        match name {
+            "editone" => Some(Mode::Editone),
+            "naive" => Some(Mode::Naive),
+            "unscaled" => Some(Mode::Unscaled),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Editone => "editone",
+            Mode::Naive => "naive",
+            Mode::Unscaled => "unscaled",
+        }
+    }
+}
+
+/// An image position: the example or batch image i.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// The example.
+    Example,
+    /// Batch image i.
+    Batch(usize),
+}
+
+impl Slot {
+    fn to_json(self) -> Value {
+        match self {
+            Slot::Example => json!("example"),
+            Slot::Batch(i) => json!(i),
+        }
+    }
+}
+
+/// The long operations; one runs at a time per session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Computing d*.
+    Optimize,
+    /// A DragGAN drag of the example.
+    Drag,
+}
+
+impl Task {
+    fn name(self) -> &'static str {
+        match self {
+            Task::Optimize => "optimize",
+            Task::Drag => "drag",
+        }
+    }
+}
+
+/// A request the session refuses, with the HTTP status that says why.
+#[derive(Debug)]
+pub struct Refusal {
+    /// 400, 404, 409, 500...
+    pub status: u16,
+    /// Names what was wrong.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A 4xx or 5xx with `message`.
+    pub fn new(status: u16, message: impl Into<String>) -> Refusal {
+        Refusal { status, message: message.into() }
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Refusal {
+        let status = match e.kind {
+            ErrorKind::InvalidArgument | ErrorKind::Format | ErrorKind::Incompatible => 400,
+            _ => 500,
+        };
+        Refusal::new(status, e.to_string())
+    }
+}
+
+struct State {
+    edit: Option<Edit>,
+    mode: Mode,
+    /// Bumped by every change that alters pixels.
+    version: u64,
+    busy: Option<Task>,
+    closed: bool,
+}
+
+/// A rendered PNG and the state version it shows.
+#[derive(Clone)]
+struct Rendered {
+    version: u64,
+    png: Arc<Vec<u8>>,
+}
+
+/// What a slot shows under one state: its latent.
+struct Snapshot {
+    version: u64,
+    latents: Vec<(Slot, Vec<f32>)>,
+}
+
+/// One tab's session. Shared by the request threads, the renderer and the
+/// task thread; all mutable state sits behind `state`.
+pub struct Session {
+    /// Random, unguessable id.
+    pub id: String,
+    model: Arc<Model>,
+    directions: Arc<Vec<Direction>>,
+    example_seed: u64,
+    seeds: Vec<u64>,
+    example: Vec<f32>,
+    batch: Vec<Vec<f32>>,
+    state: Mutex<State>,
+    /// Wakes the renderer when the version moves or the session closes.
+    changed: Condvar,
+    images: Mutex<HashMap<Slot, Rendered>>,
+    cancel: AtomicBool,
+    /// Server-Sent Events subscribers.
+    pub events: Hub,
+}
+
+impl Session {
+    /// A session on `seeds` (the example first, then the batch), with its
+    /// renderer started.
+    pub fn start(id: String, model: Arc<Model>, directions: Arc<Vec<Direction>>, seeds: &[u64]) -> Result<Arc<Session>, Refusal> {
+        let latent = |seed: u64| model.latent_from_seed(seed, None, 1.0);
+        let example = latent(seeds[0])?;
+        let batch = seeds[1..].iter().map(|&s| latent(s)).collect::<Result<Vec<_>, _>>()?;
+        let session = Arc::new(Session {
+            id,
+            model,
+            directions,
+            example_seed: seeds[0],
+            seeds: seeds[1..].to_vec(),
+            example,
+            batch,
+            state: Mutex::new(State { edit: None, mode: Mode::Editone, version: 0, busy: None, closed: false }),
+            changed: Condvar::new(),
+            images: Mutex::new(HashMap::new()),
+            cancel: AtomicBool::new(false),
+            events: Hub::default(),
+        });
+        let renderer = Arc::clone(&session);
+        thread::Builder::new()
+            .name(format!("render-{}", &session.id[..8]))
+            .spawn(move || renderer.render_loop())
+            .map_err(|e| Refusal::new(500, format!("cannot start a renderer: {e}")))?;
+        Ok(session)
+    }
+
+    /// The reply to POST /api/sessions.
+    pub fn describe(&self) -> Value {
+        let directions: Vec<Value> =
+            (0..self.directions.len()).map(|i| json!({"index": i, "label": format!("SeFa {}", i + 1)})).collect();
+        json!({
+            "session": self.id,
+            "resolution": self.model.info().resolution,
+            "count": self.batch.len(),
+            "example_seed": self.example_seed,
+            "seeds": self.seeds,
+            "directions": directions,
+            "state": self.state_json(),
+        })
+    }
+
+    /// STATE (docs/studio-api.md).
+    pub fn state_json(&self) -> Value {
+        let state = self.lock();
+        let alphas = state.edit.as_ref().map(|edit| self.alphas(edit));
+        json!({
+            "version": state.version,
+            "mode": state.mode.name(),
+            "strength": state.edit.as_ref().map(Edit::strength),
+            "has_edit": state.edit.is_some(),
+            "optimized": state.edit.as_ref().is_some_and(|e| e.optimized().is_some()),
+            "busy": state.busy.map(Task::name),
+            "alphas": alphas,
+        })
+    }
+
+    /// alpha_i of every batch image under `edit`.
+    fn alphas(&self, edit: &Edit) -> Vec<f64> {
+        self.batch.iter().map(|w| edit.alpha(w).expect("batch latents have the model's shape")).collect()
+    }
+
+    /// The model's resolution.
+    pub fn resolution(&self) -> usize {
+        self.model.info().resolution
+    }
+
+    /// Stops the renderer; pending event streams end.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.cancel.store(true, Ordering::Relaxed);
+        self.changed.notify_all();
+        self.events.close();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere cannot leave State half-changed: every update
+        // is a plain assignment, so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Bumps the version after a change, wakes the renderer and tells the
+    /// page; `state` is released first so that STATE can be read.
+    fn changed(&self, mut state: MutexGuard<'_, State>) {
+        state.version += 1;
+        drop(state);
+        self.changed.notify_all();
+        self.events.send("state", &self.state_json());
+    }
+
+    /// The edit becomes SeFa direction `index` at `strength` (naive).
+    pub fn set_direction(&self, index: usize, strength: f64) -> Result<(), Refusal> {
+        let direction = self
+            .directions
+            .get(index)
+            .ok_or_else(|| Refusal::new(400, format!("direction {index} does not exist (0 to {})", self.directions.len() - 1)))?;
+        check_strength(strength)?;
+        let info = self.model.info();
+        let shape = LatentShape { num_ws: info.num_ws, w_dim: info.w_dim };
+        let edit = Edit::from_direction(shape, &self.example, &direction.vector, strength as f32)?;
+        let mut state = self.lock();
+        if let Some(task) = state.busy {
+            return Err(Refusal::new(409, format!("a {} task is running; cancel it first", task.name())));
+        }
+        state.edit = Some(edit);
+        self.changed(state);
+        Ok(())
+    }
+
+    /// Sets the example's strength; every alpha_i moves by the same amount.
+    pub fn set_strength(&self, strength: f64) -> Result<(), Refusal> {
+        check_strength(strength)?;
+        let mut state = self.lock();
+        let edit = state.edit.as_mut().ok_or_else(|| Refusal::new(409, "there is no edit yet: pick a direction or drag"))?;
+        edit.set_strength(strength)?;
+        self.changed(state);
+        Ok(())
+    }
+
+    /// Switches between the method and its baselines.
+    pub fn set_mode(&self, mode: Mode) {
+        let mut state = self.lock();
+        state.mode = mode;
+        self.changed(state);
+    }
+
+    /// Asks the running task to stop; false when none runs.
+    pub fn cancel(&self) -> bool {
+        let running = self.lock().busy.is_some();
+        if running {
+            self.cancel.store(true, Ordering::Relaxed);
+        }
+        running
+    }
+
+    /// Starts computing d* for the current edit with the interactive
+    /// settings and `iterations` steps at most.
+    pub fn start_optimize(self: &Arc<Self>, iterations: u32) -> Result<(), Refusal> {
+        let edit = self.lock().edit.clone().ok_or_else(|| Refusal::new(409, "there is no edit to optimise yet"))?;
+        let options = OptimizeOptions { iterations, ..OptimizeOptions::fast() };
+        self.start_task(Task::Optimize, move |session, progress| {
+            let mut edit = edit;
+            let loss = Cell::new(None);
+            let mut on_loss = |_step: u32, value: f64| loss.set(Some(value));
+            let mut report = |_: &str, step: u64, total: u64| progress(step, total, loss.get());
+            edit.optimize_observed(&session.model, &options, Some(&mut report), Some(&mut on_loss))?;
+            Ok(edit)
+        })
+    }
+
+    /// Starts a drag of the example from `handles` to `targets` (model
+    /// pixels); the edit becomes example to dragged.
+    pub fn start_drag(self: &Arc<Self>, handles: Vec<Point>, targets: Vec<Point>, steps: u32) -> Result<(), Refusal> {
+        let res = self.resolution() as f64;
+        let inside = |p: &Point| (0.0..res).contains(&p.x) && (0.0..res).contains(&p.y);
+        if let Some(p) = handles.iter().chain(&targets).find(|p| !inside(p)) {
+            return Err(Refusal::new(400, format!("point ({}, {}) lies outside the {res}x{res} image", p.x, p.y)));
+        }
+        let options = DragOptions { max_steps: steps, ..DragOptions::default() };
+        self.start_task(Task::Drag, move |session, progress| {
+            let mut report = |_: &str, step: u64, total: u64| progress(step, total, None);
+            let (edit, _) =
+                drag::edit_from_drag(&session.model, &session.example, &handles, &targets, &options, Some(&mut report), None)?;
+            Ok(edit)
+        })
+    }
+
+    /// Runs `work` on its own thread as the session's one task. Progress
+    /// goes to the page as events; on success the edit it returns replaces
+    /// the current one, otherwise the edit stays as it was.
+    fn start_task<F>(self: &Arc<Self>, task: Task, work: F) -> Result<(), Refusal>
+    where
+        F: FnOnce(&Session, &mut dyn FnMut(u64, u64, Option<f64>) -> bool) -> Result<Edit, Error> + Send + 'static,
+    {
+        let mut state = self.lock();
+        if let Some(running) = state.busy {
+            return Err(Refusal::new(409, format!("a {} task is already running", running.name())));
+        }
+        state.busy = Some(task);
+        self.cancel.store(false, Ordering::Relaxed);
+        drop(state);
+        self.events.send("state", &self.state_json());
+        let session = Arc::clone(self);
+        thread::Builder::new()
+            .name(format!("{}-{}", task.name(), &self.id[..8]))
+            .spawn(move || {
+                let mut progress = |step: u64, total: u64, loss: Option<f64>| {
+                    session.events.send("progress", &json!({"task": task.name(), "step": step, "total": total, "loss": loss}));
+                    !session.cancel.load(Ordering::Relaxed)
+                };
+                let outcome = work(&session, &mut progress);
+                session.finish(task, outcome);
+            })
+            .map_err(|e| {
+                self.lock().busy = None;
+                Refusal::new(500, format!("cannot start the task: {e}"))
+            })?;
+        Ok(())
+    }
+
+    fn finish(&self, task: Task, outcome: Result<Edit, Error>) {
+        let mut state = self.lock();
+        state.busy = None;
+        let (cancelled, error) = match outcome {
+            Ok(edit) => {
+                state.edit = Some(edit);
+                (false, None)
+            }
+            Err(e) if e.kind == ErrorKind::Cancelled => (true, None),
+            Err(e) => (false, Some(e.to_string())),
+        };
+        self.changed(state);
+        self.events.send("done", &json!({"task": task.name(), "cancelled": cancelled, "error": error, "state": self.state_json()}));
+    }
+
+    /// The latent each slot shows under the current state.
+    fn snapshot(&self, state: &State) -> Snapshot {
+        let slots = std::iter::once((Slot::Example, &self.example))
+            .chain(self.batch.iter().enumerate().map(|(i, w)| (Slot::Batch(i), w)));
+        let latents = slots.map(|(slot, w)| (slot, edited(state.edit.as_ref(), state.mode, w))).collect();
+        Snapshot { version: state.version, latents }
+    }
+
+    /// Renders every slot of each new version in order, example first,
+    /// abandoning a version as soon as a newer one exists, and announces
+    /// each image as it is ready.
+    fn render_loop(&self) {
+        let mut shown = None;
+        loop {
+            let snapshot = {
+                let mut state = self.lock();
+                while !state.closed && shown == Some(state.version) {
+                    state = self.changed.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+                if state.closed {
+                    return;
+                }
+                self.snapshot(&state)
+            };
+            let (example, batch) = snapshot.latents.split_at(1);
+            let complete = std::iter::once(example)
+                .chain(batch.chunks(RENDER_CHUNK))
+                .all(|chunk| self.lock().version == snapshot.version && self.render_chunk(chunk, snapshot.version));
+            if complete {
+                shown = Some(snapshot.version);
+            }
+        }
+    }
+
+    /// Renders and stores one chunk; false (after telling the page) when
+    /// rendering failed.
+    fn render_chunk(&self, chunk: &[(Slot, Vec<f32>)], version: u64) -> bool {
+        let latents: Vec<&[f32]> = chunk.iter().map(|(_, w)| w.as_slice()).collect();
+        match render_pngs(&self.model, &latents) {
+            Ok(pngs) => {
+                for ((slot, _), png) in chunk.iter().zip(pngs) {
+                    self.store(*slot, version, png);
+                    self.events.send("image", &json!({"slot": slot.to_json(), "version": version}));
+                }
+                true
+            }
+            Err(e) => {
+                self.events.send("error", &json!({"error": e.to_string()}));
+                false
+            }
+        }
+    }
+
+    fn store(&self, slot: Slot, version: u64, png: Vec<u8>) {
+        let mut images = self.images.lock().unwrap_or_else(|p| p.into_inner());
+        if images.get(&slot).is_none_or(|r| r.version < version) {
+            images.insert(slot, Rendered { version, png: Arc::new(png) });
+        }
+    }
+
+    /// The PNG of `slot`: the newest rendered, or rendered now when the
+    /// renderer has not reached the current version's image yet.
+    pub fn image(&self, slot: Slot) -> Result<Arc<Vec<u8>>, Refusal> {
+        if let Slot::Batch(i) = slot {
+            if i >= self.batch.len() {
+                return Err(Refusal::new(404, format!("there is no batch image {i} (0 to {})", self.batch.len() - 1)));
+            }
+        }
+        let (version, latent) = {
+            let state = self.lock();
+            let latent = self.snapshot(&state).latents.into_iter().find(|(s, _)| *s == slot).map(|(_, w)| w);
+            (state.version, latent.expect("every slot is in the snapshot"))
+        };
+        if let Some(r) = self.images.lock().unwrap_or_else(|p| p.into_inner()).get(&slot) {
+            if r.version >= version {
+                return Ok(Arc::clone(&r.png));
+            }
+        }
+        let png = render_pngs(&self.model, &[&latent])?.remove(0);
+        self.store(slot, version, png.clone());
+        Ok(Arc::new(png))
+    }
+
+    /// Every image of the current state as (file name, PNG), plus the
+    /// alphas as JSON, for the zip export.
+    pub fn export(&self) -> Result<Vec<(String, Vec<u8>)>, Refusal> {
+        let (snapshot, alphas, mode) = {
+            let state = self.lock();
+            (self.snapshot(&state), state.edit.as_ref().map(|e| self.alphas(e)), state.mode)
+        };
+        let latents: Vec<&[f32]> = snapshot.latents.iter().map(|(_, w)| w.as_slice()).collect();
+        let mut pngs = Vec::with_capacity(latents.len());
+        for chunk in latents.chunks(16) {
+            pngs.extend(render_pngs(&self.model, chunk)?);
+        }
+        let names = std::iter::once("example.png".to_string()).chain(self.seeds.iter().map(|s| format!("seed{s:04}.png")));
+        let mut files: Vec<(String, Vec<u8>)> = names.zip(pngs).collect();
+        let table: Vec<Value> = self
+            .seeds
+            .iter()
+            .enumerate()
+            .map(|(i, seed)| json!({"seed": seed, "alpha": alphas.as_ref().map(|a| a[i])}))
+            .collect();
+        let meta = json!({"mode": mode.name(), "example_seed": self.example_seed, "alphas": table});
+        files.push(("alphas.json".into(), serde_json::to_vec_pretty(&meta).expect("JSON values serialise")));
+        Ok(files)
+    }
+
+    /// The edit as a preset file.
+    pub fn preset(&self) -> Result<String, Refusal> {
+        let state = self.lock();
+        let edit = state.edit.as_ref().ok_or_else(|| Refusal::new(409, "there is no edit to save yet"))?;
+        Ok(editone::edit::preset::to_json(edit, &self.model)?)
+    }
+}
+
+fn check_strength(strength: f64) -> Result<(), Refusal> {
+    if strength.is_finite() && strength.abs() <= 100.0 {
+        Ok(())
+    } else {
+        Err(Refusal::new(400, format!("strength {strength} must be finite and at most 100 in absolute value")))
+    }
+}
+
+/// Where `w` ends under `edit` in `mode`; the example is treated like any
+/// batch image, so in editone mode it lands at its own strength.
+fn edited(edit: Option<&Edit>, mode: Mode, w: &[f32]) -> Vec<f32> {
+    let Some(edit) = edit else { return w.to_vec() };
+    match mode {
+        Mode::Editone => edit.apply(w).expect("latents have the model's shape").0,
+        Mode::Unscaled => method::transfer(w, edit.strength(), edit.unit_direction()),
+        Mode::Naive => {
+            let naive = method::unit_direction(&edit.naive_direction()).expect("an edit's naive direction is non-zero");
+            method::transfer(w, edit.strength(), &naive)
+        }
+    }
+}
+
+/// Renders latents and encodes each image as PNG.
+fn render_pngs(model: &Model, latents: &[&[f32]]) -> Result<Vec<Vec<u8>>, Error> {
+    let images = editone::render::to_images(&model.render(latents)?)?;
+    images
+        .iter()
+        .map(|image| {
+            let mut png = std::io::Cursor::new(Vec::new());
+            image
+                .write_to(&mut png, image::ImageFormat::Png)
+                .map_err(|e| Error::new(ErrorKind::Internal, format!("PNG encoding: {e}")))?;
+            Ok(png.into_inner())
+        })
+        .collect()
+}
