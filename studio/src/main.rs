@@ -18,7 +18,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-const USAGE: &str = "usage: editone-studio [--model PATH] [--port N] [--count N] [--seeds LIST] [--device D] [--threads N]
+const USAGE: &str = "usage: editone-studio [--model PATH] [--port N] [--count N] [--seeds LIST] [--class K]
+                      [--device D] [--threads N]
 
 Serves a page for interactive batch editing on http://127.0.0.1:PORT/ (loopback only).
 
@@ -26,6 +27,7 @@ Serves a page for interactive batch editing on http://127.0.0.1:PORT/ (loopback 
   --port N       port; 0 (default) lets the system pick a free one
   --count N      batch images per page, 1 to 48 (default 12)
   --seeds LIST   example seed first, then the batch, e.g. 0-12 or 7,1-11 (default 0-48)
+  --class K      class of every image, for conditional models (default 0)
   --device D     auto (default), cpu, cuda or cuda:N
   --threads N    CPU threads for tensor math (default: the library's choice)";
 
@@ -43,6 +45,7 @@ struct Args {
     port: u16,
     count: usize,
     seeds: Vec<u64>,
+    class: usize,
     device: String,
     threads: u32,
 }
@@ -52,6 +55,8 @@ pub struct Studio {
     model: Arc<Model>,
     directions: Arc<Vec<Direction>>,
     seeds: Vec<u64>,
+    /// The class label of conditional models (None for unconditional).
+    class: Option<usize>,
     default_count: usize,
     port: u16,
     sessions: Mutex<VecDeque<Arc<Session>>>,
@@ -67,7 +72,7 @@ impl Studio {
             return Err(Refusal::new(400, format!("count {count} must be 1 to {MAX_COUNT}")));
         }
         let seeds = self.seeds_for(count);
-        let session = Session::start(self.new_id(), Arc::clone(&self.model), Arc::clone(&self.directions), &seeds)?;
+        let session = Session::start(self.new_id(), Arc::clone(&self.model), Arc::clone(&self.directions), &seeds, self.class)?;
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions.push_back(Arc::clone(&session));
         while sessions.len() > MAX_SESSIONS {
@@ -129,6 +134,11 @@ fn serve(args: Args) -> Result<(), String> {
         None => Model::load_default(),
     }
     .map_err(|e| format!("model: {e}"))?;
+    let c_dim = model.info().c_dim;
+    if args.class >= c_dim.max(1) {
+        return Err(format!("--class {} does not exist: the model has {c_dim} classes", args.class));
+    }
+    let class = (c_dim > 0).then_some(args.class);
     let directions = sefa::directions(&model, DIRECTIONS.min(model.info().w_dim), None).map_err(|e| format!("directions: {e}"))?;
     let server = tiny_http::Server::http(("127.0.0.1", args.port)).map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
     let port = server.server_addr().to_ip().map(|a| a.port()).ok_or("the server has no IP address")?;
@@ -136,6 +146,7 @@ fn serve(args: Args) -> Result<(), String> {
         model: Arc::new(model),
         directions: Arc::new(directions),
         seeds: args.seeds,
+        class,
         default_count: args.count,
         port,
         sessions: Mutex::new(VecDeque::new()),
@@ -167,7 +178,7 @@ fn serve(args: Args) -> Result<(), String> {
 /// The options, or None for --help.
 fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
     let mut args =
-        Args { model: None, port: 0, count: 12, seeds: (0..=MAX_COUNT as u64).collect(), device: "auto".into(), threads: 0 };
+        Args { model: None, port: 0, count: 12, seeds: (0..=MAX_COUNT as u64).collect(), class: 0, device: "auto".into(), threads: 0 };
     let mut it = argv.into_iter();
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
@@ -185,6 +196,7 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
                 }
             }
             "--seeds" => args.seeds = parse_seeds(&value).ok_or_else(|| format!("--seeds: '{value}' is not a list such as 0-12 or 7,1-11"))?,
+            "--class" => args.class = number(1 << 20)? as usize,
             "--device" => args.device = value,
             "--threads" => args.threads = number(1024)? as u32,
             _ => return Err(format!("unknown option '{flag}'")),

@@ -157,8 +157,14 @@ pub struct Session {
 impl Session {
     /// A session on `seeds` (the example first, then the batch), with its
     /// renderer started.
-    pub fn start(id: String, model: Arc<Model>, directions: Arc<Vec<Direction>>, seeds: &[u64]) -> Result<Arc<Session>, Refusal> {
-        let latent = |seed: u64| model.latent_from_seed(seed, None, 1.0);
+    pub fn start(
+        id: String,
+        model: Arc<Model>,
+        directions: Arc<Vec<Direction>>,
+        seeds: &[u64],
+        class: Option<usize>,
+    ) -> Result<Arc<Session>, Refusal> {
+        let latent = |seed: u64| model.latent_from_seed(seed, class, 1.0);
         let example = latent(seeds[0])?;
         let batch = seeds[1..].iter().map(|&s| latent(s)).collect::<Result<Vec<_>, _>>()?;
         let session = Arc::new(Session {
