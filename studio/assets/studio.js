@@ -355,6 +355,7 @@ function onDone(d) {
   const t = studio.task;
   const secs = t ? ((performance.now() - t.started) / 1000).toFixed(1) : null;
   if (t) t.finished = true;
+  drawLoss();
   const name = d.task === 'drag' ? 'Drag' : 'Optimise';
   if (d.error) {
     setStatus(`${name} failed: ${d.error}`, 'error');
@@ -392,7 +393,8 @@ function drawLoss() {
   ctx.fillStyle = '#6b7280';
   ctx.font = '11px system-ui, sans-serif';
   if (pts.length < 2) {
-    ctx.fillText(t ? 'loss: waiting for progress…' : 'loss curve', 6, 14);
+    const note = !t ? 'loss curve' : t.finished ? `${t.name}: no loss reported` : `${t.name}: waiting for progress…`;
+    ctx.fillText(note, 6, 14);
     return;
   }
   // A log scale when the loss spans more than a decade, as d*'s usually does.
