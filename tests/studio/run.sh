@@ -89,7 +89,11 @@ if ! kill -0 "$STUDIO_PID" 2>/dev/null; then
     rc=1
 fi
 if [ $rc -ne 0 ]; then
-    echo "     the studio's stderr (last 30 lines):"
-    tail -30 "$TMP/stderr" | sed -e 's/^/     | /'
+    if [ -s "$TMP/stderr" ]; then
+        echo "     the studio's stderr (last 30 lines):"
+        tail -30 "$TMP/stderr" | sed -e 's/^/     | /'
+    else
+        echo "     the studio wrote nothing on stderr"
+    fi
 fi
 exit $rc
