@@ -40,7 +40,9 @@ static const char APPLY_USAGE[] =
     "  --json                   print that list on stdout\n"
     "  --out-latents-f32 FILE   write the edited W+ latents, float32 LE, in input order\n"
     "\n"
-    "At least one of --out-dir, --alphas, --json, --out-latents-f32 is needed.\n";
+    "At least one of --out-dir, --alphas, --json, --out-latents-f32 is needed.\n"
+    "Images are made, edited, written and released 64 at a time, so memory does\n"
+    "not grow with their number.\n";
 
 typedef struct {
     const char *model, *preset, *strength, *baseline, *out_dir, *size, *format, *alphas, *out_latents;
@@ -86,17 +88,6 @@ static int parse_apply_values(const char *cmd, const apply_text *x, apply_values
     return parse_targets(cmd, &x->tx, &v->t);
 }
 
-/* Edited latents of the baseline, one call per target. */
-static int apply_baseline(eo_edit e, const eo_latent *ls, size_t n, uint32_t baseline, eo_latent *edited)
-{
-    for (size_t i = 0; i < n; i++) {
-        eo_status st = eo_edit_apply_baseline(e, ls[i], baseline, &edited[i]);
-        if (st != EO_OK)
-            return lib_error(st, "applying the baseline to image %zu", i);
-    }
-    return EC_OK;
-}
-
 static void write_alphas_json(FILE *f, const target_spec *t, const float *alphas)
 {
     fputc('[', f);
@@ -125,66 +116,206 @@ static int write_alphas_file(const target_spec *t, const float *alphas, const ch
     return close_output(f, path, !ferror(f));
 }
 
-/* The outputs of apply: latents, alphas, then images (the slow part). */
-static int write_apply_outputs(const apply_text *x, const apply_values *v, const eo_model_desc *d,
-                               const eo_latent *edited, const float *alphas)
+/*
+ * Targets per chunk. apply makes, edits, writes and releases the targets
+ * a chunk at a time, so that memory does not grow with their number
+ * (beyond one alpha each for --alphas/--json) and images render in device
+ * batches: 64 fills two of the library's batches of 32.
+ */
+#define CHUNK 64
+
+/* An apply under way: what every chunk needs. */
+typedef struct {
+    const apply_values *v;
+    eo_model m;
+    eo_model_desc d;
+    eo_edit e;
+    image_files images;       /* images.dir is NULL without --out-dir */
+    FILE *latents;            /* --out-latents-f32, or NULL */
+    const char *latents_path;
+    float *alphas;            /* one per target for --alphas/--json, or NULL */
+    progress p;
+} apply_run;
+
+/* "seed 3", "latent 5" or "photo 'NAME'": target i in messages. */
+static void describe_target(const target_spec *t, size_t i, char *buf, size_t len)
 {
-    int rc = EC_OK;
-    if (x->out_latents)
-        rc = write_latents_file(edited, v->t.n, d, x->out_latents);
-    if (rc == EC_OK && x->alphas)
-        rc = write_alphas_file(&v->t, alphas, x->alphas);
-    if (rc == EC_OK && x->json)
-        write_alphas_json(stdout, &v->t, alphas);
-    if (rc == EC_OK && x->out_dir)
-        rc = render_files(edited, &v->t, x->out_dir, v->ext, v->size);
+    if (t->seeds)
+        snprintf(buf, len, "seed %" PRIu64, t->seeds[i]);
+    else if (t->names)
+        snprintf(buf, len, "photo '%s'", t->names[i]);
+    else
+        snprintf(buf, len, "latent %zu", i);
+}
+
+/* Edited latents of the baseline, one call per target. */
+static int apply_baseline(const apply_run *r, const eo_latent *ls, size_t first, size_t n, eo_latent *edited)
+{
+    for (size_t i = 0; i < n; i++) {
+        eo_status st = eo_edit_apply_baseline(r->e, ls[i], r->v->baseline, &edited[i]);
+        if (st != EO_OK) {
+            char what[300];
+            describe_target(&r->v->t, first + i, what, sizeof what);
+            return lib_error(st, "applying the baseline to %s", what);
+        }
+    }
+    return EC_OK;
+}
+
+/* Edits targets first .. first + n - 1 (latents ls) into `edited`. */
+static int apply_edit(const apply_run *r, const eo_latent *ls, size_t first, size_t n, eo_latent *edited)
+{
+    char a[300], b[300];
+    eo_status st;
+    if (r->v->has_baseline)
+        return apply_baseline(r, ls, first, n, edited);
+    st = eo_edit_apply_batch(r->e, ls, n, edited, r->alphas ? r->alphas + first : NULL);
+    if (st == EO_OK)
+        return EC_OK;
+    describe_target(&r->v->t, first, a, sizeof a);
+    describe_target(&r->v->t, first + n - 1, b, sizeof b);
+    return lib_error(st, "applying the edit to %s .. %s", a, b);
+}
+
+/* One chunk, targets first .. first + n - 1: made, edited, written, released. */
+static int apply_chunk(apply_run *r, size_t first, size_t n)
+{
+    eo_latent ls[CHUNK], edited[CHUNK];
+    int rc = make_target_range(r->m, &r->d, &r->v->t, first, n, ls);
+    memset(edited, 0, sizeof edited);
+    if (rc == EC_OK)
+        rc = apply_edit(r, ls, first, n, edited);
+    release_latents(ls, n);
+    if (rc == EC_OK && r->latents)
+        rc = write_latents(r->latents, edited, n, &r->d, r->latents_path);
+    if (rc == EC_OK && r->images.dir)
+        rc = render_chunk_files(edited, n, &r->v->t, first, &r->images, &r->p);
+    release_latents(edited, n);
     return rc;
 }
 
-static int apply_edit(eo_edit e, const apply_values *v, const eo_latent *ls, eo_latent *edited, float *alphas)
+/* Every chunk in turn; progress counts targets (images, with --out-dir). */
+static int apply_chunks(apply_run *r)
 {
-    eo_status st;
-    if (v->has_baseline)
-        return apply_baseline(e, ls, v->t.n, v->baseline, edited);
-    st = eo_edit_apply_batch(e, ls, v->t.n, edited, alphas);
+    size_t total = r->v->t.n;
+    int rc = EC_OK;
+    progress_start(&r->p, "apply");
+    for (size_t first = 0; first < total && rc == EC_OK; first += CHUNK) {
+        size_t n = total - first < CHUNK ? total - first : CHUNK;
+        rc = g_interrupted ? EC_CANCELLED : apply_chunk(r, first, n);
+        if (rc == EC_OK)
+            progress_show(&r->p, first + n, total);
+    }
+    progress_finish(&r->p);
+    return rc == EC_CANCELLED ? cancelled("applying the edit") : rc;
+}
+
+static int load_edit(const apply_text *x, const apply_values *v, eo_model m, eo_edit *e)
+{
+    eo_status st = eo_edit_load(m, x->preset, e);
     if (st != EO_OK)
-        return lib_error(st, "applying the edit to %zu images", v->t.n);
+        return lib_error(st, "loading preset '%s' for model '%s'", x->preset, x->model ? x->model : "(default model)");
+    if (x->strength && (st = eo_edit_set_strength(*e, v->strength)) != EO_OK)
+        return lib_error(st, "setting the strength to %g", v->strength);
     return EC_OK;
+}
+
+/* Whether `path` is one of the files target i is read from. */
+static int reads_from(const target_spec *t, size_t i, const char *path)
+{
+    static const char *const suffixes[] = { ".f32", "-photo.png" };
+    if (!t->names)
+        return t->latents_path && same_file(t->latents_path, path);
+    for (size_t k = 0; k < COUNT_OF(suffixes); k++) {
+        size_t len = strlen(t->names[i]) + strlen(suffixes[k]) + 1;
+        char *name = malloc(len), *input;
+        int same;
+        if (!name)
+            return 0;
+        snprintf(name, len, "%s%s", t->names[i], suffixes[k]);
+        input = path_join(t->inverted_dir, name);
+        same = input && same_file(input, path);
+        free(input);
+        free(name);
+        if (same)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * The chunks still read their inputs while --out-latents-f32 is written
+ * (opening it truncates it), so it must not be one of them: writing the
+ * edited latents over --latents-f32 in place would destroy the input.
+ */
+static int check_latents_output(const char *cmd, const apply_text *x, const target_spec *t)
+{
+    if (!x->out_latents || t->seeds)
+        return EC_OK;
+    for (size_t i = 0; i < (t->names ? t->n : 1); i++)
+        if (reads_from(t, i, x->out_latents))
+            return usage_error(cmd, "--out-latents-f32 '%s' is an input; write the edited latents to another file",
+                               x->out_latents);
+    return EC_OK;
+}
+
+/* What the chunks write into: the alphas array, the latents file, the image folder. */
+static int open_apply_outputs(const apply_text *x, apply_run *r)
+{
+    if ((x->alphas || x->json) && !(r->alphas = xcalloc(r->v->t.n, sizeof *r->alphas)))
+        return out_of_memory();
+    if (x->out_latents && !(r->latents = open_output(x->out_latents)))
+        return EC_ERROR;
+    r->latents_path = x->out_latents;
+    if (!x->out_dir)
+        return EC_OK;
+    r->images = (image_files){ x->out_dir, r->v->ext, r->v->size, &r->d };
+    return make_dirs(x->out_dir);
+}
+
+/* After the chunks (rc): the latents file closed (removed on failure), then the alphas. */
+static int finish_apply_outputs(const apply_text *x, apply_run *r, int rc)
+{
+    if (r->latents && rc != EC_OK) {
+        fclose(r->latents); /* the failure is already reported */
+        remove(x->out_latents);
+    } else if (r->latents) {
+        rc = close_output(r->latents, x->out_latents, !ferror(r->latents));
+    }
+    r->latents = NULL;
+    if (rc == EC_OK && x->alphas)
+        rc = write_alphas_file(&r->v->t, r->alphas, x->alphas);
+    if (rc == EC_OK && x->json)
+        write_alphas_json(stdout, &r->v->t, r->alphas);
+    if (rc == EC_OK && x->out_dir)
+        fprintf(stderr, "editone: wrote %zu image%s to %s\n", r->v->t.n, r->v->t.n == 1 ? "" : "s", x->out_dir);
+    return rc;
 }
 
 static int run_apply(const engine_args *g, const apply_text *x, const apply_values *v)
 {
     const char *cmd = "apply";
-    eo_model m = { 0 };
-    eo_model_desc d;
-    eo_edit e = { 0 };
-    eo_latent *ls = NULL, *edited = NULL;
-    float *alphas = NULL;
-    eo_status st;
-    int rc = start_engine(g);
+    apply_run r;
+    int rc;
+    memset(&r, 0, sizeof r);
+    r.v = v;
+    rc = start_engine(g);
     if (rc == EC_OK)
-        rc = open_model(cmd, x->model, &m, &d);
-    if (rc == EC_OK && (st = eo_edit_load(m, x->preset, &e)) != EO_OK)
-        rc = lib_error(st, "loading preset '%s' for model '%s'", x->preset, x->model ? x->model : "(default model)");
-    if (rc == EC_OK && x->strength && (st = eo_edit_set_strength(e, v->strength)) != EO_OK)
-        rc = lib_error(st, "setting the strength to %g", v->strength);
+        rc = open_model(cmd, x->model, &r.m, &r.d);
     if (rc == EC_OK)
-        rc = make_targets(cmd, m, &d, &v->t, &ls);
-    if (rc == EC_OK) {
-        edited = xcalloc(v->t.n, sizeof *edited);
-        alphas = xcalloc(v->t.n, sizeof *alphas);
-        if (!edited || !alphas)
-            rc = out_of_memory();
-    }
+        rc = load_edit(x, v, r.m, &r.e);
     if (rc == EC_OK)
-        rc = apply_edit(e, v, ls, edited, alphas);
+        rc = check_targets(cmd, &r.d, &v->t);
     if (rc == EC_OK)
-        rc = write_apply_outputs(x, v, &d, edited, alphas);
-    free_latents(edited, v->t.n);
-    free_latents(ls, v->t.n);
-    free(alphas);
-    release_edit(&e);
-    release_model(&m);
+        rc = check_latents_output(cmd, x, &v->t);
+    if (rc == EC_OK)
+        rc = open_apply_outputs(x, &r);
+    if (rc == EC_OK)
+        rc = apply_chunks(&r);
+    rc = finish_apply_outputs(x, &r, rc);
+    free(r.alphas);
+    release_edit(&r.e);
+    release_model(&r.m);
     return rc;
 }
 

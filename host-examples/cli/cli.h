@@ -87,6 +87,14 @@ typedef struct {
     char **names;             /* n photo names (NAME of NAME.f32) with inverted_dir */
 } target_spec;
 
+/* Where rendered images go: DIR/<target's name>.<ext>, for a model of shape d. */
+typedef struct {
+    const char *dir;
+    const char *ext;
+    uint32_t size; /* --size: the longer side, 0 = the picture's own size */
+    const eo_model_desc *d;
+} image_files;
+
 /* An edit --drag request: n handle/target pairs and the options around them. */
 typedef struct {
     eo_point *handles, *targets;
@@ -132,7 +140,9 @@ int parse_seed_list(const char *cmd, const char *opt, const char *text, uint64_t
 
 /* util.c: files (errors are reported). */
 int file_size(const char *path, uint64_t *size);
+int same_file(const char *a, const char *b);
 int read_f32_file(const char *path, size_t n, float **out);
+int read_f32_range(const char *path, uint64_t first, size_t n, float **out);
 int write_f32(FILE *f, const float *v, size_t n);
 FILE *open_output(const char *path);
 int close_output(FILE *f, const char *path, int ok);
@@ -168,13 +178,19 @@ int latent_from_seed(eo_model m, const eo_model_desc *d, uint64_t seed, uint32_t
 int read_latent(eo_latent l, const eo_model_desc *d, float **out);
 int parse_targets(const char *cmd, const target_text *tx, target_spec *t);
 void free_targets(target_spec *t);
+int check_targets(const char *cmd, const eo_model_desc *d, const target_spec *t);
+int make_target_range(eo_model m, const eo_model_desc *d, const target_spec *t, size_t first, size_t n,
+                      eo_latent *ls);
 int make_targets(const char *cmd, eo_model m, const eo_model_desc *d, const target_spec *t, eo_latent **out);
+char *target_file_name(const target_spec *t, size_t i, const char *ext);
 
 /* targets.c: outputs. */
 int render_one_file(eo_latent l, const char *dir, const char *name, uint32_t size);
 int render_files(const eo_latent *ls, const target_spec *t, const char *dir, const char *ext, uint32_t size);
 int render_f32_file(const eo_latent *ls, size_t n, const eo_model_desc *d, const char *path);
-int write_latents_file(const eo_latent *ls, size_t n, const eo_model_desc *d, const char *path);
+int render_chunk_files(const eo_latent *ls, size_t n, const target_spec *t, size_t first, const image_files *o,
+                       progress *p);
+int write_latents(FILE *f, const eo_latent *ls, size_t n, const eo_model_desc *d, const char *path);
 int parse_format(const char *cmd, const char *text, const char **ext);
 
 /* The commands (argv holds the arguments after the command's name). */

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -276,35 +277,69 @@ static int make_inverted_latent(eo_model m, const eo_model_desc *d, const target
     return rc;
 }
 
-/* Reads N raw W+ latents from the --latents-f32 file. */
-static int read_latents_file(const target_spec *t, const eo_model_desc *d, float **out)
+/* The --latents-f32 file must hold exactly N latents of the model. */
+static int check_latents_file(const target_spec *t, const eo_model_desc *d)
 {
-    size_t per = latent_floats(d);
     uint64_t size, expected;
     int rc = file_size(t->latents_path, &size);
     if (rc != EC_OK)
         return rc;
-    expected = (uint64_t)t->n * per * 4;
+    expected = (uint64_t)t->n * latent_floats(d) * 4;
     if (size != expected)
         return fail("'%s' holds %" PRIu64 " bytes; expected %" PRIu64 " = %zu latents x %u rows (num_ws) x"
                     " %u floats (w_dim) x 4 bytes",
                     t->latents_path, size, expected, t->n, d->num_ws, d->w_dim);
-    return read_f32_file(t->latents_path, t->n * per, out);
+    return EC_OK;
 }
 
-static int make_raw_latents(eo_model m, const eo_model_desc *d, const target_spec *t, eo_latent *ls)
+/* Rows first .. first + n - 1 of the --latents-f32 file, read as needed. */
+static int make_raw_latents(eo_model m, const eo_model_desc *d, const target_spec *t, size_t first, size_t n,
+                            eo_latent *ls)
 {
     size_t per = latent_floats(d);
     float *w;
-    int rc = read_latents_file(t, d, &w);
+    int rc = read_f32_range(t->latents_path, (uint64_t)first * per, n * per, &w);
     if (rc != EC_OK)
         return rc;
-    for (size_t i = 0; i < t->n && rc == EC_OK; i++) {
+    for (size_t i = 0; i < n && rc == EC_OK; i++) {
         eo_status st = eo_latent_from_w(m, w + i * per, per, &ls[i]);
         if (st != EO_OK)
-            rc = lib_error(st, "making latent %zu of '%s'", i, t->latents_path);
+            rc = lib_error(st, "making latent %zu of '%s'", first + i, t->latents_path);
     }
     free(w);
+    return rc;
+}
+
+/* What can be checked before any latent is made: the class, the file size. */
+int check_targets(const char *cmd, const eo_model_desc *d, const target_spec *t)
+{
+    if (t->seeds)
+        return check_class(cmd, d, t->has_class, t->class_index);
+    if (t->latents_path)
+        return check_latents_file(t, d);
+    return EC_OK;
+}
+
+/*
+ * Makes the latents of targets first .. first + n - 1 (checked with
+ * check_targets) into ls[0..n]; on error none is left.
+ */
+int make_target_range(eo_model m, const eo_model_desc *d, const target_spec *t, size_t first, size_t n,
+                      eo_latent *ls)
+{
+    int rc = EC_OK;
+    memset(ls, 0, n * sizeof *ls);
+    if (t->seeds) {
+        for (size_t i = 0; i < n && rc == EC_OK; i++)
+            rc = latent_from_seed(m, d, t->seeds[first + i], t->class_index, t->psi, &ls[i]);
+    } else if (t->inverted_dir) {
+        for (size_t i = 0; i < n && rc == EC_OK; i++)
+            rc = make_inverted_latent(m, d, t, first + i, &ls[i]);
+    } else {
+        rc = make_raw_latents(m, d, t, first, n, ls);
+    }
+    if (rc != EC_OK)
+        release_latents(ls, n);
     return rc;
 }
 
@@ -312,32 +347,24 @@ static int make_raw_latents(eo_model m, const eo_model_desc *d, const target_spe
 int make_targets(const char *cmd, eo_model m, const eo_model_desc *d, const target_spec *t,
                  eo_latent **out)
 {
-    int rc = EC_OK;
     eo_latent *ls;
-    if (t->seeds && (rc = check_class(cmd, d, t->has_class, t->class_index)) != EC_OK)
+    int rc = check_targets(cmd, d, t);
+    if (rc != EC_OK)
         return rc;
     ls = xcalloc(t->n, sizeof *ls);
     if (!ls)
         return out_of_memory();
-    if (t->seeds) {
-        for (size_t i = 0; i < t->n && rc == EC_OK; i++)
-            rc = latent_from_seed(m, d, t->seeds[i], t->class_index, t->psi, &ls[i]);
-    } else if (t->inverted_dir) {
-        for (size_t i = 0; i < t->n && rc == EC_OK; i++)
-            rc = make_inverted_latent(m, d, t, i, &ls[i]);
-    } else {
-        rc = make_raw_latents(m, d, t, ls);
-    }
+    rc = make_target_range(m, d, t, 0, t->n, ls);
     if (rc != EC_OK) {
-        free_latents(ls, t->n);
+        free(ls);
         return rc;
     }
     *out = ls;
     return EC_OK;
 }
 
-/* "seed0003.png" or "latent0000.png" for target i. */
-static char *target_file_name(const target_spec *t, size_t i, const char *ext)
+/* "seed0003.png", "latent0000.png" or "NAME.png" for target i. */
+char *target_file_name(const target_spec *t, size_t i, const char *ext)
 {
     if (t->names) {
         size_t len = strlen(t->names[i]) + strlen(ext) + 2;
@@ -405,6 +432,220 @@ int render_files(const eo_latent *ls, const target_spec *t, const char *dir, con
     return rc;
 }
 
+/*
+ * Host pixels one eo_render_batch call may fill: a chunk of 64 images of
+ * a 1024 x 1024 model (192 MiB) goes in one call; a chunk of large photos
+ * (residual rendering keeps their size) is split so that memory stays
+ * bounded.
+ */
+#define RENDER_BATCH_BYTES ((size_t)256 << 20)
+
+/*
+ * The size eo_render_to_file gives a w x h picture for `side`: the image
+ * crate's resize_dimensions(w, h, side, side, false), which keeps the
+ * aspect ratio, in the same double arithmetic.
+ */
+static void fit_side(uint32_t *w, uint32_t *h, uint32_t side)
+{
+    double ratio = fmin((double)side / *w, (double)side / *h);
+    double nw = round(*w * ratio), nh = round(*h * ratio);
+    *w = nw < 1 ? 1 : (uint32_t)nw;
+    *h = nh < 1 ? 1 : (uint32_t)nh;
+}
+
+/*
+ * The view in which eo_render_batch gives the pixels eo_render_to_file(l,
+ * path, size) saves: the picture's size (the photo's for a latent that
+ * carries one: it renders residual) fitted to `size` as that function
+ * does (eo_render_batch resamples with the same Lanczos filter, and a
+ * view of the picture's own size is a copy in both); RGB, or grey for a
+ * one-channel model's plain output, so files keep their colour type.
+ */
+static int file_view(eo_latent l, const eo_model_desc *d, uint32_t size, eo_image_view *v)
+{
+    uint32_t w = 0, h = 0;
+    eo_status st = eo_latent_photo(l, &w, &h, NULL);
+    if (st != EO_OK)
+        return lib_error(st, "reading the photo size of a latent");
+    v->format = EO_PIXEL_RGB8;
+    if (w == 0) {
+        w = h = d->resolution;
+        if (d->channels == 1)
+            v->format = EO_PIXEL_GRAY8;
+    }
+    if (size)
+        fit_side(&w, &h, size);
+    v->data = NULL;
+    v->width = w;
+    v->height = h;
+    v->stride = w * (v->format == EO_PIXEL_GRAY8 ? 1 : 3);
+    return EC_OK;
+}
+
+static size_t view_bytes(const eo_image_view *v)
+{
+    return (size_t)v->stride * v->height;
+}
+
+/* How many of the n views (at least one) fit in RENDER_BATCH_BYTES. */
+static size_t views_within_budget(const eo_image_view *views, size_t n)
+{
+    size_t k = 1, bytes = view_bytes(&views[0]);
+    while (k < n && bytes + view_bytes(&views[k]) <= RENDER_BATCH_BYTES)
+        bytes += view_bytes(&views[k++]);
+    return k;
+}
+
+/* A new string DIR/<name of target i>. */
+static char *target_path(const target_spec *t, size_t i, const image_files *o)
+{
+    char *name = target_file_name(t, i, o->ext);
+    char *path = name ? path_join(o->dir, name) : NULL;
+    free(name);
+    return path;
+}
+
+/* Progress of one eo_render_batch call as part of all the targets. */
+typedef struct {
+    progress *p;
+    uint64_t offset, total;
+} batch_progress;
+
+static int32_t on_batch_progress(void *user, const char *stage, uint64_t done, uint64_t total)
+{
+    batch_progress *b = user;
+    (void)stage;
+    (void)total;
+    progress_show(b->p, b->offset + done, b->total);
+    return g_interrupted ? 1 : 0;
+}
+
+/*
+ * After a failed batch: each image alone, so that the error names the
+ * image that fails (and a batch the device could not hold still renders).
+ */
+static int render_views_singly(const eo_latent *ls, eo_image_view *views, size_t n, const target_spec *t,
+                               size_t first, const image_files *o)
+{
+    int rc = EC_OK;
+    for (size_t i = 0; i < n && rc == EC_OK; i++) {
+        eo_status st = g_interrupted ? EO_ERR_CANCELLED : eo_render_batch(&ls[i], 1, &views[i], NULL, NULL);
+        char *path = target_path(t, first + i, o);
+        if (st == EO_ERR_CANCELLED)
+            rc = EC_CANCELLED;
+        else if (!path)
+            rc = out_of_memory();
+        else if (st != EO_OK)
+            rc = lib_error(st, "rendering '%s'", path);
+        free(path);
+    }
+    return rc;
+}
+
+/* Saves view i as the file of target first + i. */
+static int write_view(const eo_image_view *v, const target_spec *t, size_t i, const image_files *o)
+{
+    char *path = target_path(t, i, o);
+    eo_status st;
+    int rc = EC_OK;
+    if (g_interrupted)
+        rc = EC_CANCELLED;
+    else if (!path)
+        rc = out_of_memory();
+    else if ((st = eo_image_write(v, path)) != EO_OK)
+        rc = lib_error(st, "writing '%s'", path);
+    free(path);
+    return rc;
+}
+
+/* n latents in one eo_render_batch call into one host buffer, then their files. */
+static int render_views(const eo_latent *ls, eo_image_view *views, size_t n, const target_spec *t,
+                        size_t first, const image_files *o, batch_progress *bp)
+{
+    size_t bytes = 0;
+    uint8_t *buf;
+    eo_status st;
+    int rc = EC_OK;
+    for (size_t i = 0; i < n; i++)
+        bytes += view_bytes(&views[i]);
+    if (!(buf = malloc(bytes)))
+        return out_of_memory();
+    for (size_t i = 0, at = 0; i < n; at += view_bytes(&views[i]), i++)
+        views[i].data = buf + at;
+    st = eo_render_batch(ls, n, views, on_batch_progress, bp);
+    if (st == EO_ERR_CANCELLED)
+        rc = EC_CANCELLED;
+    else if (st != EO_OK)
+        rc = render_views_singly(ls, views, n, t, first, o);
+    for (size_t i = 0; i < n && rc == EC_OK; i++)
+        rc = write_view(&views[i], t, first + i, o);
+    free(buf);
+    return rc;
+}
+
+/*
+ * Whether eo_render_batch gives the pixels eo_render_to_file gives. For
+ * the DCGAN it does, byte for byte (checked on the CPU for seeds, raw
+ * latents and photos, with and without --size, png and jpg). A StyleGAN2
+ * renders a batch with the official non-fused modulated convolution and
+ * a single image with the fused one: the same maths, rounded differently,
+ * so 1 byte in 14,000 to 22,000 moves by one grey level (the tiny64 and
+ * cond128 fixtures on the CPU). Those models keep one eo_render_to_file
+ * per image, so that apply writes the images 'editone render' writes.
+ */
+static int batch_matches_single(const eo_model_desc *d)
+{
+    return strcmp(d->architecture, "dcgan") == 0;
+}
+
+/* One eo_render_to_file per image, where a batch would differ (above). */
+static int render_singly(const eo_latent *ls, size_t n, const target_spec *t, size_t first, const image_files *o,
+                         progress *p)
+{
+    int rc = EC_OK;
+    for (size_t i = 0; i < n && rc == EC_OK; i++) {
+        char *name = target_file_name(t, first + i, o->ext);
+        if (g_interrupted)
+            rc = EC_CANCELLED;
+        else if (!name)
+            rc = out_of_memory();
+        else
+            rc = render_one_file(ls[i], o->dir, name, o->size);
+        free(name);
+        if (rc == EC_OK)
+            progress_show(p, first + i + 1, t->n);
+    }
+    return rc;
+}
+
+/*
+ * Renders the latents ls[0..n] of targets first .. first + n - 1 to the
+ * files eo_render_to_file would write (the same pixels, sizes and colour
+ * types), in as few eo_render_batch calls as RENDER_BATCH_BYTES allows:
+ * device batches, no round trip per image. Progress counts all t->n
+ * targets; Ctrl-C gives EC_CANCELLED, which the caller reports.
+ */
+int render_chunk_files(const eo_latent *ls, size_t n, const target_spec *t, size_t first, const image_files *o,
+                       progress *p)
+{
+    eo_image_view *views;
+    batch_progress bp = { p, first, t->n };
+    int rc = EC_OK;
+    if (!batch_matches_single(o->d))
+        return render_singly(ls, n, t, first, o, p);
+    if (!(views = xcalloc(n, sizeof *views)))
+        return out_of_memory();
+    for (size_t i = 0; i < n && rc == EC_OK; i++)
+        rc = file_view(ls[i], o->d, o->size, &views[i]);
+    for (size_t i = 0, k = 0; i < n && rc == EC_OK; i += k) {
+        k = views_within_budget(views + i, n - i);
+        bp.offset = first + i;
+        rc = render_views(ls + i, views + i, k, t, first + i, o, &bp);
+    }
+    free(views);
+    return rc;
+}
+
 /* Writes the raw outputs of n latents, n x C x H x W float32 LE, to path. */
 int render_f32_file(const eo_latent *ls, size_t n, const eo_model_desc *d, const char *path)
 {
@@ -441,30 +682,26 @@ int render_f32_file(const eo_latent *ls, size_t n, const eo_model_desc *d, const
     return close_output(f, path, 1);
 }
 
-/* Writes n latents' W+ floats (num_ws x w_dim each, float32 LE) to path. */
-int write_latents_file(const eo_latent *ls, size_t n, const eo_model_desc *d, const char *path)
+/*
+ * Appends n latents' W+ floats (num_ws x w_dim each, float32 LE) to f,
+ * which is writing `path` (named in errors).
+ */
+int write_latents(FILE *f, const eo_latent *ls, size_t n, const eo_model_desc *d, const char *path)
 {
-    FILE *f = open_output(path);
+    size_t per = latent_floats(d);
+    float *w = malloc(per * sizeof *w);
     int rc = EC_OK;
-    if (!f)
-        return EC_ERROR;
+    if (!w)
+        return out_of_memory();
     for (size_t i = 0; i < n && rc == EC_OK; i++) {
-        float *w;
-        rc = read_latent(ls[i], d, &w);
-        if (rc != EC_OK)
-            break;
-        if (!write_f32(f, w, latent_floats(d))) {
-            free(w);
-            return close_output(f, path, 0);
-        }
-        free(w);
+        eo_status st = eo_latent_read(ls[i], w, per, NULL);
+        if (st != EO_OK)
+            rc = lib_error(st, "reading an edited latent for '%s'", path);
+        else if (!write_f32(f, w, per))
+            rc = fail("writing '%s': %s", path, strerror(errno));
     }
-    if (rc != EC_OK) {
-        fclose(f);
-        remove(path);
-        return rc;
-    }
-    return close_output(f, path, 1);
+    free(w);
+    return rc;
 }
 
 /* Image format option: "png" (default) or "jpg". */

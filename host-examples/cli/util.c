@@ -326,6 +326,13 @@ int file_size(const char *path, uint64_t *size)
     return EC_OK;
 }
 
+/* Whether both paths exist and name the same file (links included). */
+int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 static float f32_from_le(const unsigned char *b)
 {
     uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
@@ -344,20 +351,11 @@ static void f32_to_le(float f, unsigned char *b)
     b[3] = (unsigned char)(u >> 24);
 }
 
-/* Reads exactly n little-endian float32 values (the whole file) into a new array. */
-int read_f32_file(const char *path, size_t n, float **out)
+/* Reads n little-endian float32 values from f into v; returns how many it read. */
+static size_t read_f32s(FILE *f, float *v, size_t n)
 {
     unsigned char chunk[4096];
-    float *v = malloc((n ? n : 1) * sizeof *v);
-    FILE *f;
     size_t done = 0;
-    if (!v)
-        return out_of_memory();
-    f = fopen(path, "rb");
-    if (!f) {
-        free(v);
-        return fail("reading '%s': %s", path, strerror(errno));
-    }
     while (done < n) {
         size_t want = n - done < sizeof chunk / 4 ? n - done : sizeof chunk / 4;
         if (fread(chunk, 4, want, f) != want)
@@ -366,7 +364,26 @@ int read_f32_file(const char *path, size_t n, float **out)
             v[done + i] = f32_from_le(chunk + 4 * i);
         done += want;
     }
-    if (done < n || fgetc(f) != EOF) {
+    return done;
+}
+
+/*
+ * Reads n little-endian float32 values starting at value `first` into a
+ * new array; with `whole`, they must also be the whole file.
+ */
+static int read_f32_part(const char *path, uint64_t first, size_t n, int whole, float **out)
+{
+    float *v = malloc((n ? n : 1) * sizeof *v);
+    FILE *f;
+    if (!v)
+        return out_of_memory();
+    f = fopen(path, "rb");
+    if (!f) {
+        free(v);
+        return fail("reading '%s': %s", path, strerror(errno));
+    }
+    if ((first > 0 && fseeko(f, (off_t)(first * 4), SEEK_SET) != 0) || read_f32s(f, v, n) < n ||
+        (whole && fgetc(f) != EOF)) {
         int err = ferror(f);
         fclose(f);
         free(v);
@@ -375,6 +392,22 @@ int read_f32_file(const char *path, size_t n, float **out)
     fclose(f);
     *out = v;
     return EC_OK;
+}
+
+/* Reads exactly n little-endian float32 values (the whole file) into a new array. */
+int read_f32_file(const char *path, size_t n, float **out)
+{
+    return read_f32_part(path, 0, n, 1, out);
+}
+
+/*
+ * Reads values first .. first + n - 1 of a little-endian float32 file
+ * (whose size the caller checked) into a new array: a part of a file too
+ * large to hold.
+ */
+int read_f32_range(const char *path, uint64_t first, size_t n, float **out)
+{
+    return read_f32_part(path, first, n, 0, out);
 }
 
 int write_f32(FILE *f, const float *v, size_t n)
