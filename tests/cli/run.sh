@@ -187,6 +187,28 @@ def size(path, nbytes):
     if got != int(nbytes):
         sys.exit(f"{path}: {got} bytes, expected {nbytes}")
 
+def seeds_in_order(path, first, count):
+    """--alphas of --seeds FIRST-..: one entry per seed, in order."""
+    seeds = [x["seed"] for x in json.load(open(path))]
+    if seeds != list(range(int(first), int(first) + int(count))):
+        sys.exit(f"{path}: seeds {seeds[:3]}..., expected {first}..{int(first) + int(count) - 1}")
+
+def same_alphas(path_a, path_b):
+    """Every seed of b has the alpha it has in a, to the bit."""
+    a = {x["seed"]: x["alpha"] for x in json.load(open(path_a))}
+    for x in json.load(open(path_b)):
+        if a[x["seed"]] != x["alpha"]:
+            sys.exit(f"seed {x['seed']}: alpha {x['alpha']} here, {a[x['seed']]} in {path_a}")
+
+def same_files(dir_a, first_seed, dir_b, count, ext):
+    """seedNNNN.EXT of apply --seeds FIRST-.. equal latentNNNN.EXT of render, byte for byte."""
+    for i in range(int(count)):
+        a = f"{dir_a}/seed{int(first_seed) + i:04d}.{ext}"
+        b = f"{dir_b}/latent{i:04d}.{ext}"
+        if open(a, "rb").read() != open(b, "rb").read():
+            sys.exit(f"{a} and {b} differ")
+    print(f"{count} images equal")
+
 def truncate(path, out):
     data = open(path, "rb").read()
     open(out, "wb").write(data[: len(data) // 2])
@@ -217,6 +239,25 @@ assert len(d) == 3 and all(abs(sum(x * x for x in v) - 1) < 1e-4 for v in d), d
 " "$TMP/last/stdout"
 expect "edit along a direction, fast preset" 0 -- edit --seed 1 --direction 0 --strength 4 --fast --iterations 20 --out "$TMP/sefa.json"
 expect "apply it with the default model" 0 -- apply --preset "$TMP/sefa.json" --seeds 2-3 --json
+# apply streams its targets 64 at a time (3 chunks here, the last one
+# short) and renders each chunk in one batch: the images must be those
+# 'render' makes one by one from the edited latents apply wrote, and the
+# alphas must not depend on where the chunks fall.
+expect "apply 150 seeds in chunks" 0 -- apply --preset "$TMP/sefa.json" --seeds 1-150 --out-dir "$TMP/many" \
+    --alphas "$TMP/many-alphas.json" --json --out-latents-f32 "$TMP/many.f32"
+check "apply wrote 150 images" test "$(ls "$TMP/many" | wc -l)" -eq 150
+check "apply --json prints the --alphas file" cmp "$TMP/many-alphas.json" "$TMP/last/stdout"
+check "150 alphas, seeds in order" py seeds_in_order "$TMP/many-alphas.json" 1 150
+check "150 edited latents" py size "$TMP/many.f32" $((150 * 100 * 4))
+expect "apply seeds 60-140 (other chunk boundaries)" 0 -- apply --preset "$TMP/sefa.json" --seeds 60-140 --json
+check "the same alphas wherever the chunks fall" py same_alphas "$TMP/many-alphas.json" "$TMP/last/stdout"
+expect "render the edited latents one by one" 0 -- render --latents-f32 "$TMP/many.f32" --count 150 --out-dir "$TMP/many-render"
+check "apply's images are render's, byte for byte" py same_files "$TMP/many" 1 "$TMP/many-render" 150 png
+expect "apply 70 seeds, --size 40 --format jpg" 0 -- apply --preset "$TMP/sefa.json" --seeds 1-70 --size 40 \
+    --format jpg --out-dir "$TMP/many-jpg" --out-latents-f32 "$TMP/many-jpg.f32"
+expect "render them with --size 40 --format jpg" 0 -- render --latents-f32 "$TMP/many-jpg.f32" --count 70 \
+    --size 40 --format jpg --out-dir "$TMP/many-jpg-render"
+check "resampled JPEGs are render's, byte for byte" py same_files "$TMP/many-jpg" 1 "$TMP/many-jpg-render" 70 jpg
 expect "drag the nose 8 px right" 0 -- edit --seed 1 --drag 32,36:40,36 --no-optimize --out "$TMP/drag.json" --preview "$TMP/dragprev" --strip-every 5
 check "the drag reached its target" grep -q "every handle reached its target" "$TMP/last/stdout"
 check "drag preview: strip and dragged example" test -s "$TMP/dragprev/drag-strip.png" -a -s "$TMP/dragprev/dragged.png"
