@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use tiny_http::{Header, Method, Request, Response};
+use tiny_http::{Method, Request};
 
 /// Request bodies larger than this are refused (413).
 const MAX_BODY: usize = 64 * 1024;
@@ -40,27 +40,53 @@ pub fn handle(studio: &Studio, mut request: Request) {
     }
 }
 
+/// Writes the reply with `Connection: close`, bypassing tiny_http's
+/// keep-alive: tiny_http 0.12 serves each kept-alive connection on one of a
+/// pool of threads and queues connections that arrive while the pool is
+/// busy until another closes, which Chrome's six parallel connections never
+/// do, so some images never loaded (seen in the end-to-end test). A
+/// `Connection` header on a tiny_http Response is dropped, hence the raw
+/// writer.
 fn send(request: Request, reply: Reply) {
-    let response = match reply {
-        Reply::Json(status, value) => Response::from_data(value.to_string().into_bytes())
-            .with_status_code(status)
-            .with_header(header("Content-Type", "application/json")),
-        Reply::Bytes { content_type, body, download } => {
-            let mut response = Response::from_data(body).with_header(header("Content-Type", content_type));
-            if let Some(name) = download {
-                response.add_header(header("Content-Disposition", &format!("attachment; filename=\"{name}\"")));
-            }
-            response
-        }
+    let (status, content_type, body, download) = match reply {
+        Reply::Json(status, value) => (status, "application/json", value.to_string().into_bytes(), None),
+        Reply::Bytes { content_type, body, download } => (200, content_type, body, download),
         Reply::Events(_) => unreachable!("handle streams events itself"),
     };
-    let response = response.with_header(header("Cache-Control", "no-store")).with_header(header("X-Content-Type-Options", "nosniff"));
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n",
+        reason(status),
+        body.len()
+    );
+    if let Some(name) = download {
+        head += &format!("Content-Disposition: attachment; filename=\"{name}\"\r\n");
+    }
+    head += "\r\n";
+    let mut out = request.into_writer();
     // The page may have gone; nothing to tell anyone then.
-    let _ = request.respond(response);
+    let _ = out.write_all(head.as_bytes()).and_then(|_| out.write_all(&body)).and_then(|_| out.flush());
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header names and values are ASCII")
+/// Refuses a request when too many are in flight.
+pub fn too_busy(request: Request) {
+    send(request, Reply::Json(503, json!({"error": "too many requests at once; try again"})));
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    }
 }
 
 fn route(studio: &Studio, request: &mut Request) -> Result<Reply, Refusal> {
@@ -108,7 +134,7 @@ fn session_route(session: &Arc<Session>, rest: &[&str], method: &Method, request
         (["state"], Method::Get) => state(session),
         (["images", file], Method::Get) => {
             let slot = parse_slot(file)?;
-            let png = session.image(slot)?;
+            let png = session.image(slot, query_version(request.url()))?;
             Ok(Reply::Bytes { content_type: "image/png", body: png.to_vec(), download: None })
         }
         (["events"], Method::Get) => {
@@ -172,6 +198,12 @@ fn session_route(session: &Arc<Session>, rest: &[&str], method: &Method, request
         ) => Err(Refusal::new(405, format!("{method} is not allowed here"))),
         _ => Err(Refusal::new(404, format!("no such session resource: {}", rest.join("/")))),
     }
+}
+
+/// The `v` of "...?v=7", when it is a number.
+fn query_version(url: &str) -> Option<u64> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|pair| pair.strip_prefix("v=")?.parse().ok())
 }
 
 fn parse_slot(file: &str) -> Result<Slot, Refusal> {

@@ -159,8 +159,7 @@ fn serve(args: Args) -> Result<(), String> {
     for request in server.incoming_requests() {
         if active.fetch_add(1, Ordering::SeqCst) >= MAX_REQUESTS {
             active.fetch_sub(1, Ordering::SeqCst);
-            let busy = tiny_http::Response::from_string("{\"error\": \"too many requests at once\"}").with_status_code(503);
-            let _ = request.respond(busy);
+            api::too_busy(request);
             continue;
         }
         let (studio, done) = (Arc::clone(&studio), Arc::clone(&active));

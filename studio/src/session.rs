@@ -437,9 +437,12 @@ impl Session {
         }
     }
 
-    /// The PNG of `slot`: the newest rendered, or rendered now when the
-    /// renderer has not reached the current version's image yet.
-    pub fn image(&self, slot: Slot) -> Result<Arc<Vec<u8>>, Refusal> {
+    /// The PNG of `slot`: the newest rendered if it shows version
+    /// `at_least` or later (default: the current version), else the
+    /// current state's image, rendered now. Pages ask for the version an
+    /// `image` event announced, which the renderer has stored, so a slider
+    /// that has already moved on does not make them wait for a render.
+    pub fn image(&self, slot: Slot, at_least: Option<u64>) -> Result<Arc<Vec<u8>>, Refusal> {
         if let Slot::Batch(i) = slot {
             if i >= self.batch.len() {
                 return Err(Refusal::new(404, format!("there is no batch image {i} (0 to {})", self.batch.len() - 1)));
@@ -447,11 +450,14 @@ impl Session {
         }
         let (version, latent) = {
             let state = self.lock();
-            let latent = self.snapshot(&state).latents.into_iter().find(|(s, _)| *s == slot).map(|(_, w)| w);
-            (state.version, latent.expect("every slot is in the snapshot"))
+            let w = match slot {
+                Slot::Example => &self.example,
+                Slot::Batch(i) => &self.batch[i],
+            };
+            (state.version, edited(state.edit.as_ref(), state.mode, w))
         };
         if let Some(r) = self.images.lock().unwrap_or_else(|p| p.into_inner()).get(&slot) {
-            if r.version >= version {
+            if r.version >= at_least.unwrap_or(version).min(version) {
                 return Ok(Arc::clone(&r.png));
             }
         }

@@ -15,6 +15,7 @@
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -267,7 +268,11 @@ async function run() {
           if (window.__firstNew === null && Number(img.dataset.version) > v) window.__firstNew = performance.now();
         });
       }
-      window.__t0 = performance.now();
+      // From the slider's first input event, as the user would feel it.
+      window.__t0 = null;
+      document.querySelector('#strength').addEventListener('input', () => {
+        if (window.__t0 === null) window.__t0 = performance.now();
+      });
     }, before.version);
     // Presses of 0.05 up to 5 (d* gave the example its own strength, about
     // 3), one input event each, as fast as a held key: the page must
@@ -422,6 +427,29 @@ async function run() {
       }
     }
     check(wrong.length === 0, `bad requests:\n       ${wrong.join('\n       ')}`);
+    // Loopback only: the port must refuse connections on every other address.
+    const others = Object.values(os.networkInterfaces()).flat().filter((a) => !a.internal && a.family === 'IPv4');
+    for (const { address } of others) {
+      const reached = await new Promise((resolve) => {
+        const socket = net.connect({ host: address, port: Number(base.port) });
+        socket.setTimeout(2000, () => { socket.destroy(); resolve(false); });
+        socket.on('connect', () => { socket.destroy(); resolve(true); });
+        socket.on('error', () => resolve(false));
+      });
+      check(!reached, `the studio answered on ${address}:${base.port}; it must listen on 127.0.0.1 only`);
+    }
+    // And it answers loopback names only (a page elsewhere cannot reach it by DNS rebinding).
+    const foreign = await new Promise((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port: Number(base.port) });
+      let reply = '';
+      const done = () => { socket.destroy(); resolve(reply); };
+      socket.setTimeout(5000, done);
+      socket.on('data', (d) => { reply += d; if (reply.includes('\r\n')) done(); });
+      socket.on('end', done);
+      socket.on('error', done);
+      socket.write(`GET /api/sessions/${id}/state HTTP/1.1\r\nHost: evil.example:${base.port}\r\n\r\n`);
+    });
+    check(foreign.startsWith('HTTP/1.1 403'), `a foreign Host header got: ${foreign.split('\r\n')[0]}`);
     const v1 = (await request('GET', `/api/sessions/${id}/state`))[1].version;
     check(v1 === v0, `bad requests changed the session's state version (${v0} -> ${v1})`);
   });

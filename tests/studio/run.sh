@@ -9,8 +9,9 @@
 # build/studio-node once, and drives the page with Debian's Chromium
 # (/usr/bin/chromium, or $CHROMIUM). Screenshots of each step go to
 # build/studio-screens/; --update-screenshot also copies the one after the
-# slider step to docs/studio.png. Without Chromium or Node.js it says
-# SKIPPED loudly and exits 0.
+# slider step to docs/studio.png. $STUDIO_ARGS adds options to the studio
+# (e.g. --threads 1). Without Chromium or Node.js it says SKIPPED loudly and
+# exits 0.
 set -euo pipefail
 
 if [ $# -lt 2 ] || [ $# -gt 3 ] || { [ $# -eq 3 ] && [ "$3" != --update-screenshot ]; }; then
@@ -62,7 +63,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The studio prints "editone studio: http://127.0.0.1:PORT/" once it listens.
-"$STUDIO" --port 0 --count 12 >"$TMP/stdout" 2>"$TMP/stderr" &
+"$STUDIO" --port 0 --count 12 ${STUDIO_ARGS:-} >"$TMP/stdout" 2>"$TMP/stderr" &
 STUDIO_PID=$!
 URL=
 for _ in $(seq 1 600); do
