@@ -584,45 +584,13 @@ static int render_views(const eo_latent *ls, eo_image_view *views, size_t n, con
 }
 
 /*
- * Whether eo_render_batch gives the pixels eo_render_to_file gives. For
- * the DCGAN it does, byte for byte (checked on the CPU for seeds, raw
- * latents and photos, with and without --size, png and jpg). A StyleGAN2
- * renders a batch with the official non-fused modulated convolution and
- * a single image with the fused one: the same maths, rounded differently,
- * so 1 byte in 14,000 to 22,000 moves by one grey level (the tiny64 and
- * cond128 fixtures on the CPU). Those models keep one eo_render_to_file
- * per image, so that apply writes the images 'editone render' writes.
- */
-static int batch_matches_single(const eo_model_desc *d)
-{
-    return strcmp(d->architecture, "dcgan") == 0;
-}
-
-/* One eo_render_to_file per image, where a batch would differ (above). */
-static int render_singly(const eo_latent *ls, size_t n, const target_spec *t, size_t first, const image_files *o,
-                         progress *p)
-{
-    int rc = EC_OK;
-    for (size_t i = 0; i < n && rc == EC_OK; i++) {
-        char *name = target_file_name(t, first + i, o->ext);
-        if (g_interrupted)
-            rc = EC_CANCELLED;
-        else if (!name)
-            rc = out_of_memory();
-        else
-            rc = render_one_file(ls[i], o->dir, name, o->size);
-        free(name);
-        if (rc == EC_OK)
-            progress_show(p, first + i + 1, t->n);
-    }
-    return rc;
-}
-
-/*
  * Renders the latents ls[0..n] of targets first .. first + n - 1 to the
- * files eo_render_to_file would write (the same pixels, sizes and colour
- * types), in as few eo_render_batch calls as RENDER_BATCH_BYTES allows:
- * device batches, no round trip per image. Progress counts all t->n
+ * files eo_render_to_file would write (the same sizes and colour types),
+ * in as few eo_render_batch calls as RENDER_BATCH_BYTES allows: device
+ * batches, no round trip per image. The DCGAN's pixels are those of
+ * single renders byte for byte; a StyleGAN2 batch rounds differently from
+ * a single image (as the official code does between batch sizes), so about
+ * 1 byte in 20,000 may differ by one grey level from 'editone render'. Progress counts all t->n
  * targets; Ctrl-C gives EC_CANCELLED, which the caller reports.
  */
 int render_chunk_files(const eo_latent *ls, size_t n, const target_spec *t, size_t first, const image_files *o,
@@ -631,8 +599,6 @@ int render_chunk_files(const eo_latent *ls, size_t n, const target_spec *t, size
     eo_image_view *views;
     batch_progress bp = { p, first, t->n };
     int rc = EC_OK;
-    if (!batch_matches_single(o->d))
-        return render_singly(ls, n, t, first, o, p);
     if (!(views = xcalloc(n, sizeof *views)))
         return out_of_memory();
     for (size_t i = 0; i < n && rc == EC_OK; i++)
