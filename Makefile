@@ -14,7 +14,7 @@ LIB := target/release/libeditone.so
 TEST_PREFIX := build/test-prefix
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-.PHONY: all setup build test rust-tests c-tests gimp-tests studio-tests header-check install install-gimp demo bench clean
+.PHONY: all setup build test rust-tests c-tests gimp-tests studio-tests header-check install install-gimp demo studio bench clean
 
 all: build
 
@@ -109,6 +109,12 @@ install: build
 	    tools/editone.pc.in > $(PREFIX)/lib/pkgconfig/editone.pc
 	cc $(CLI_CFLAGS) host-examples/cli/*.c \
 	    $$(PKG_CONFIG_PATH=$(PREFIX)/lib/pkgconfig pkg-config --cflags --libs editone) -lm -o $(PREFIX)/bin/editone
+
+# The interactive page on the default model (README, "Try it interactively");
+# STUDIO_ARGS passes options, e.g. STUDIO_ARGS="--model G.pkl --port 8080".
+studio: setup
+	$(CARGO) build $(CARGO_FLAGS) -p editone-studio
+	target/release/editone-studio $(STUDIO_ARGS)
 
 # The main job on the default model: writes demo/contact-sheet.png and
 # demo/strength-sweep.png.
