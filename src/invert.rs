@@ -257,7 +257,12 @@ pub fn residual(model: &Model, photo: &Photo, edited: &[f32]) -> Result<RgbImage
 /// [`residual`] for an edited latent already rendered ([C, R, R], as
 /// [`Model::render`] gives it), so a batch render is not repeated.
 pub fn residual_of_render(model: &Model, photo: &Photo, edited: &Tensor) -> Result<RgbImage> {
-    let base = model.render(&[&photo.base])?.get(0);
+    residual_of_renders(photo, edited, &model.render(&[&photo.base])?.get(0))
+}
+
+/// [`residual_of_render`] with the photo's own latent already rendered
+/// (`base`, [C, R, R]), for hosts that show the same photo many times.
+pub fn residual_of_renders(photo: &Photo, edited: &Tensor, base: &Tensor) -> Result<RgbImage> {
     let [x, y, w, h] = photo.crop;
     let diff = ((edited - base) * 127.5)
         .unsqueeze(0)

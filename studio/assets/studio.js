@@ -136,7 +136,7 @@ function applyState(s) {
   const sess = studio.session;
   const kind = !s.has_edit ? 'no edit yet' : s.optimized ? 'optimised d*' : 'naive direction';
   $('example-caption').textContent =
-    `Example · seed ${sess.example_seed} · ${sess.resolution}×${sess.resolution} · ${kind} · mode ${s.mode}`;
+    `Example · ${sess.example_label} · ${sess.resolution}×${sess.resolution} · ${kind} · mode ${s.mode}`;
   updateControls();
 }
 
@@ -209,9 +209,9 @@ function buildGrid(sess) {
     fig.dataset.slot = String(i);
     const seed = document.createElement('span');
     seed.className = 'seed';
-    seed.textContent = `seed ${sess.seeds[i]}`;
+    seed.textContent = sess.labels[i];
     const img = document.createElement('img');
-    img.alt = `Batch image ${i + 1}, seed ${sess.seeds[i]}`;
+    img.alt = `Batch image ${i + 1}, ${sess.labels[i]}`;
     watchImage(img);
     const cap = document.createElement('figcaption');
     cap.className = 'alpha';

@@ -3,11 +3,13 @@
 
 mod api;
 mod events;
+mod items;
 mod session;
 
 use editone::edit::sefa::{self, Direction};
 use editone::model::Model;
 use editone::{Engine, EngineOptions};
+use items::Source;
 use session::{Refusal, Session};
 use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
@@ -18,8 +20,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-const USAGE: &str = "usage: editone-studio [--model PATH] [--port N] [--count N] [--seeds LIST] [--class K]
-                      [--device D] [--threads N]
+const USAGE: &str = "usage: editone-studio [--model PATH] [--port N] [--count N]
+                      [--seeds LIST [--class K] | --folder DIR] [--device D] [--threads N]
 
 Serves a page for interactive batch editing on http://127.0.0.1:PORT/ (loopback only).
 
@@ -28,6 +30,9 @@ Serves a page for interactive batch editing on http://127.0.0.1:PORT/ (loopback 
   --count N      batch images per page, 1 to 48 (default 12)
   --seeds LIST   example seed first, then the batch, e.g. 0-12 or 7,1-11 (default 0-48)
   --class K      class of every image, for conditional models (default 0)
+  --folder DIR   edit the latents in DIR instead of seeds: every NAME.f32 (W or W+
+                 float32), with NAME-photo.png rendered as a photo when present, as
+                 'editone invert --out DIR' writes them; the first is the example
   --device D     auto (default), cpu, cuda or cuda:N
   --threads N    CPU threads for tensor math (default: the library's choice)";
 
@@ -46,6 +51,7 @@ struct Args {
     count: usize,
     seeds: Vec<u64>,
     class: usize,
+    folder: Option<PathBuf>,
     device: String,
     threads: u32,
 }
@@ -54,9 +60,7 @@ struct Args {
 pub struct Studio {
     model: Arc<Model>,
     directions: Arc<Vec<Direction>>,
-    seeds: Vec<u64>,
-    /// The class label of conditional models (None for unconditional).
-    class: Option<usize>,
+    source: Source,
     default_count: usize,
     port: u16,
     sessions: Mutex<VecDeque<Arc<Session>>>,
@@ -71,26 +75,14 @@ impl Studio {
         if !(1..=MAX_COUNT).contains(&count) {
             return Err(Refusal::new(400, format!("count {count} must be 1 to {MAX_COUNT}")));
         }
-        let seeds = self.seeds_for(count);
-        let session = Session::start(self.new_id(), Arc::clone(&self.model), Arc::clone(&self.directions), &seeds, self.class)?;
+        let items = self.source.items(&self.model, count)?;
+        let session = Session::start(self.new_id(), Arc::clone(&self.model), Arc::clone(&self.directions), items)?;
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions.push_back(Arc::clone(&session));
         while sessions.len() > MAX_SESSIONS {
             sessions.pop_front().expect("more than MAX_SESSIONS").close();
         }
         Ok(session)
-    }
-
-    /// The example seed and `count` batch seeds: the listed ones, then on
-    /// from the largest listed.
-    fn seeds_for(&self, count: usize) -> Vec<u64> {
-        let mut seeds: Vec<u64> = self.seeds.iter().copied().take(count + 1).collect();
-        let mut next = self.seeds.iter().max().map_or(0, |m| m + 1);
-        while seeds.len() < count + 1 {
-            seeds.push(next);
-            next += 1;
-        }
-        seeds
     }
 
     fn session(&self, id: &str) -> Option<Arc<Session>> {
@@ -139,14 +131,17 @@ fn serve(args: Args) -> Result<(), String> {
         return Err(format!("--class {} does not exist: the model has {c_dim} classes", args.class));
     }
     let class = (c_dim > 0).then_some(args.class);
+    let source = match &args.folder {
+        Some(dir) => Source::Folder(items::load_folder(&model, dir)?),
+        None => Source::Seeds { seeds: args.seeds, class },
+    };
     let directions = sefa::directions(&model, DIRECTIONS.min(model.info().w_dim), None).map_err(|e| format!("directions: {e}"))?;
     let server = tiny_http::Server::http(("127.0.0.1", args.port)).map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
     let port = server.server_addr().to_ip().map(|a| a.port()).ok_or("the server has no IP address")?;
     let studio = Arc::new(Studio {
         model: Arc::new(model),
         directions: Arc::new(directions),
-        seeds: args.seeds,
-        class,
+        source,
         default_count: args.count,
         port,
         sessions: Mutex::new(VecDeque::new()),
@@ -177,7 +172,17 @@ fn serve(args: Args) -> Result<(), String> {
 /// The options, or None for --help.
 fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
     let mut args =
-        Args { model: None, port: 0, count: 12, seeds: (0..=MAX_COUNT as u64).collect(), class: 0, device: "auto".into(), threads: 0 };
+        Args {
+        model: None,
+        port: 0,
+        count: 12,
+        seeds: (0..=MAX_COUNT as u64).collect(),
+        class: 0,
+        folder: None,
+        device: "auto".into(),
+        threads: 0,
+    };
+    let seeds_given = argv.iter().any(|a| a == "--seeds");
     let mut it = argv.into_iter();
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
@@ -194,8 +199,11 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
                     return Err("--count must be 1 to 48".into());
                 }
             }
+            "--seeds" if args.folder.is_some() => return Err("give --seeds or --folder, not both".into()),
+            "--folder" if seeds_given => return Err("give --seeds or --folder, not both".into()),
             "--seeds" => args.seeds = parse_seeds(&value).ok_or_else(|| format!("--seeds: '{value}' is not a list such as 0-12 or 7,1-11"))?,
             "--class" => args.class = number(1 << 20)? as usize,
+            "--folder" => args.folder = Some(PathBuf::from(&value)),
             "--device" => args.device = value,
             "--threads" => args.threads = number(1024)? as u32,
             _ => return Err(format!("unknown option '{flag}'")),

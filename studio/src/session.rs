@@ -3,6 +3,7 @@
 //! and the long tasks (optimise, drag) with progress and cancellation.
 
 use crate::events::Hub;
+use crate::items::Item;
 use editone::edit::drag::{self, DragOptions, Point};
 use editone::edit::sefa::Direction;
 use editone::edit::{method, Edit, LatentShape, OptimizeOptions};
@@ -141,10 +142,8 @@ pub struct Session {
     pub id: String,
     model: Arc<Model>,
     directions: Arc<Vec<Direction>>,
-    example_seed: u64,
-    seeds: Vec<u64>,
-    example: Vec<f32>,
-    batch: Vec<Vec<f32>>,
+    example: Arc<Item>,
+    batch: Vec<Arc<Item>>,
     state: Mutex<State>,
     /// Wakes the renderer when the version moves or the session closes.
     changed: Condvar,
@@ -155,24 +154,18 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session on `seeds` (the example first, then the batch), with its
+    /// A session on `items` (the example first, then the batch), with its
     /// renderer started.
-    pub fn start(
-        id: String,
-        model: Arc<Model>,
-        directions: Arc<Vec<Direction>>,
-        seeds: &[u64],
-        class: Option<usize>,
-    ) -> Result<Arc<Session>, Refusal> {
-        let latent = |seed: u64| model.latent_from_seed(seed, class, 1.0);
-        let example = latent(seeds[0])?;
-        let batch = seeds[1..].iter().map(|&s| latent(s)).collect::<Result<Vec<_>, _>>()?;
+    pub fn start(id: String, model: Arc<Model>, directions: Arc<Vec<Direction>>, mut items: Vec<Arc<Item>>) -> Result<Arc<Session>, Refusal> {
+        if items.len() < 2 {
+            return Err(Refusal::new(400, "a session needs an example and at least one batch image"));
+        }
+        let batch = items.split_off(1);
+        let example = items.remove(0);
         let session = Arc::new(Session {
             id,
             model,
             directions,
-            example_seed: seeds[0],
-            seeds: seeds[1..].to_vec(),
             example,
             batch,
             state: Mutex::new(State { edit: None, mode: Mode::Editone, version: 0, busy: None, closed: false }),
@@ -197,8 +190,11 @@ impl Session {
             "session": self.id,
             "resolution": self.model.info().resolution,
             "count": self.batch.len(),
-            "example_seed": self.example_seed,
-            "seeds": self.seeds,
+            "example_label": self.example.label,
+            "labels": self.batch.iter().map(|item| &item.label).collect::<Vec<_>>(),
+            // Seeds, when the images are seeds (for `editone apply --seeds`).
+            "example_seed": self.example.key.get("seed"),
+            "seeds": self.batch.iter().map(|item| item.key.get("seed")).collect::<Option<Vec<_>>>(),
             "directions": directions,
             "state": self.state_json(),
         })
@@ -221,7 +217,7 @@ impl Session {
 
     /// alpha_i of every batch image under `edit`.
     fn alphas(&self, edit: &Edit) -> Vec<f64> {
-        self.batch.iter().map(|w| edit.alpha(w).expect("batch latents have the model's shape")).collect()
+        self.batch.iter().map(|item| edit.alpha(&item.w).expect("batch latents have the model's shape")).collect()
     }
 
     /// The model's resolution.
@@ -261,7 +257,7 @@ impl Session {
         check_strength(strength)?;
         let info = self.model.info();
         let shape = LatentShape { num_ws: info.num_ws, w_dim: info.w_dim };
-        let edit = Edit::from_direction(shape, &self.example, &direction.vector, strength as f32)?;
+        let edit = Edit::from_direction(shape, &self.example.w, &direction.vector, strength as f32)?;
         let mut state = self.lock();
         if let Some(task) = state.busy {
             return Err(Refusal::new(409, format!("a {} task is running; cancel it first", task.name())));
@@ -324,7 +320,7 @@ impl Session {
         self.start_task(Task::Drag, move |session, progress| {
             let mut report = |_: &str, step: u64, total: u64| progress(step, total, None);
             let (edit, _) =
-                drag::edit_from_drag(&session.model, &session.example, &handles, &targets, &options, Some(&mut report), None)?;
+                drag::edit_from_drag(&session.model, &session.example.w, &handles, &targets, &options, Some(&mut report), None)?;
             Ok(edit)
         })
     }
@@ -379,10 +375,43 @@ impl Session {
 
     /// The latent each slot shows under the current state.
     fn snapshot(&self, state: &State) -> Snapshot {
-        let slots = std::iter::once((Slot::Example, &self.example))
-            .chain(self.batch.iter().enumerate().map(|(i, w)| (Slot::Batch(i), w)));
-        let latents = slots.map(|(slot, w)| (slot, edited(state.edit.as_ref(), state.mode, w))).collect();
+        let slots = std::iter::once(Slot::Example).chain((0..self.batch.len()).map(Slot::Batch));
+        let latents = slots.map(|slot| (slot, edited(state.edit.as_ref(), state.mode, &self.item(slot).w))).collect();
         Snapshot { version: state.version, latents }
+    }
+
+    fn item(&self, slot: Slot) -> &Item {
+        match slot {
+            Slot::Example => &self.example,
+            Slot::Batch(i) => &self.batch[i],
+        }
+    }
+
+    /// PNGs of `slots` showing their latents: one render for all, then
+    /// photos get the edit as a residual at their own size (the example's
+    /// cropped to the square the model sees, so that drag points map onto
+    /// it).
+    fn render_pngs(&self, slots: &[(Slot, Vec<f32>)]) -> Result<Vec<Vec<u8>>, Error> {
+        let latents: Vec<&[f32]> = slots.iter().map(|(_, w)| w.as_slice()).collect();
+        let renders = self.model.render(&latents)?;
+        let plain = editone::render::to_images(&renders)?;
+        slots
+            .iter()
+            .zip(plain)
+            .enumerate()
+            .map(|(i, ((slot, _), plain))| {
+                let image = match &self.item(*slot).photo {
+                    None => plain,
+                    Some(p) => {
+                        let full = editone::invert::residual_of_renders(&p.photo, &renders.get(i as i64), &p.base())?;
+                        let [x, y, w, h] = p.photo.crop;
+                        let shown = if *slot == Slot::Example { image::imageops::crop_imm(&full, x, y, w, h).to_image() } else { full };
+                        image::DynamicImage::ImageRgb8(shown)
+                    }
+                };
+                encode_png(&image)
+            })
+            .collect()
     }
 
     /// Renders every slot of each new version in order, example first,
@@ -414,8 +443,7 @@ impl Session {
     /// Renders and stores one chunk; false (after telling the page) when
     /// rendering failed.
     fn render_chunk(&self, chunk: &[(Slot, Vec<f32>)], version: u64) -> bool {
-        let latents: Vec<&[f32]> = chunk.iter().map(|(_, w)| w.as_slice()).collect();
-        match render_pngs(&self.model, &latents) {
+        match self.render_pngs(chunk) {
             Ok(pngs) => {
                 for ((slot, _), png) in chunk.iter().zip(pngs) {
                     self.store(*slot, version, png);
@@ -450,18 +478,14 @@ impl Session {
         }
         let (version, latent) = {
             let state = self.lock();
-            let w = match slot {
-                Slot::Example => &self.example,
-                Slot::Batch(i) => &self.batch[i],
-            };
-            (state.version, edited(state.edit.as_ref(), state.mode, w))
+            (state.version, edited(state.edit.as_ref(), state.mode, &self.item(slot).w))
         };
         if let Some(r) = self.images.lock().unwrap_or_else(|p| p.into_inner()).get(&slot) {
             if r.version >= at_least.unwrap_or(version).min(version) {
                 return Ok(Arc::clone(&r.png));
             }
         }
-        let png = render_pngs(&self.model, &[&latent])?.remove(0);
+        let png = self.render_pngs(&[(slot, latent)])?.remove(0);
         self.store(slot, version, png.clone());
         Ok(Arc::new(png))
     }
@@ -473,20 +497,23 @@ impl Session {
             let state = self.lock();
             (self.snapshot(&state), state.edit.as_ref().map(|e| self.alphas(e)), state.mode)
         };
-        let latents: Vec<&[f32]> = snapshot.latents.iter().map(|(_, w)| w.as_slice()).collect();
-        let mut pngs = Vec::with_capacity(latents.len());
-        for chunk in latents.chunks(16) {
-            pngs.extend(render_pngs(&self.model, chunk)?);
+        let mut pngs = Vec::with_capacity(snapshot.latents.len());
+        for chunk in snapshot.latents.chunks(16) {
+            pngs.extend(self.render_pngs(chunk)?);
         }
-        let names = std::iter::once("example.png".to_string()).chain(self.seeds.iter().map(|s| format!("seed{s:04}.png")));
+        let names = std::iter::once("example.png".to_string()).chain(self.batch.iter().map(|item| format!("{}.png", item.file_stem)));
         let mut files: Vec<(String, Vec<u8>)> = names.zip(pngs).collect();
         let table: Vec<Value> = self
-            .seeds
+            .batch
             .iter()
             .enumerate()
-            .map(|(i, seed)| json!({"seed": seed, "alpha": alphas.as_ref().map(|a| a[i])}))
+            .map(|(i, item)| {
+                let mut row = item.key.clone();
+                row["alpha"] = json!(alphas.as_ref().map(|a| a[i]));
+                row
+            })
             .collect();
-        let meta = json!({"mode": mode.name(), "example_seed": self.example_seed, "alphas": table});
+        let meta = json!({"mode": mode.name(), "example": self.example.key, "alphas": table});
         files.push(("alphas.json".into(), serde_json::to_vec_pretty(&meta).expect("JSON values serialise")));
         Ok(files)
     }
@@ -521,17 +548,10 @@ fn edited(edit: Option<&Edit>, mode: Mode, w: &[f32]) -> Vec<f32> {
     }
 }
 
-/// Renders latents and encodes each image as PNG.
-fn render_pngs(model: &Model, latents: &[&[f32]]) -> Result<Vec<Vec<u8>>, Error> {
-    let images = editone::render::to_images(&model.render(latents)?)?;
-    images
-        .iter()
-        .map(|image| {
-            let mut png = std::io::Cursor::new(Vec::new());
-            image
-                .write_to(&mut png, image::ImageFormat::Png)
-                .map_err(|e| Error::new(ErrorKind::Internal, format!("PNG encoding: {e}")))?;
-            Ok(png.into_inner())
-        })
-        .collect()
+fn encode_png(image: &image::DynamicImage) -> Result<Vec<u8>, Error> {
+    let mut png = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut png, image::ImageFormat::Png)
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("PNG encoding: {e}")))?;
+    Ok(png.into_inner())
 }
