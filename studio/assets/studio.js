@@ -172,7 +172,10 @@ function imageFor(slot) {
   return fig ? fig.querySelector('img') : null;
 }
 
-// Shows `version` of a slot unless a newer one was asked for already.
+// Shows `version` of a slot unless a newer one was asked for already. An
+// image still loading finishes first and then loads the newest version:
+// replacing src at every event would cancel each load during a fast slider
+// drag, and nothing would show until the drag stopped.
 function showImage(slot, version) {
   const img = imageFor(slot);
   if (!img) return;
@@ -180,7 +183,26 @@ function showImage(slot, version) {
   const have = studio.requested.get(key);
   if (have !== undefined && version <= have) return;
   studio.requested.set(key, version);
+  if (img.dataset.loading) {
+    img.dataset.pending = String(version);
+    return;
+  }
+  loadImage(img, key, version);
+}
+
+function loadImage(img, key, version) {
+  img.dataset.loading = key;
   img.src = sessionPath(`images/${key}.png?v=${version}`);
+}
+
+// After a load (or a failed one), the newest version that arrived meanwhile.
+function loadPending(img) {
+  const key = img.dataset.loading;
+  delete img.dataset.loading;
+  if (img.dataset.pending === undefined) return;
+  const version = Number(img.dataset.pending);
+  delete img.dataset.pending;
+  loadImage(img, key, version);
 }
 
 function showAllImages(version) {
@@ -189,14 +211,16 @@ function showAllImages(version) {
 }
 
 // data-version says which version an img displays: set when it has loaded,
-// read from its own URL since a newer src may replace a loading one.
+// read from its own URL.
 function watchImage(img) {
   img.addEventListener('load', () => {
     const v = new URL(img.currentSrc || img.src, location.href).searchParams.get('v');
     if (v !== null) img.dataset.version = v;
+    loadPending(img);
   });
   img.addEventListener('error', () => {
     if (img.getAttribute('src')) setStatus('An image failed to load; is the studio still running?', 'error');
+    loadPending(img);
   });
 }
 
