@@ -426,7 +426,9 @@ enum eo_status eo_edit_apply_batch(struct eo_edit e,
                                    float *alphas);
 
 // A comparison baseline applied to `target` (EO_BASELINE_NAIVE: w_i + dw;
-// EO_BASELINE_UNSCALED: w_i + d*), as a new handle.
+// EO_BASELINE_UNSCALED: w_i + d*), as a new handle. After
+// eo_edit_set_strength the offset is scaled by the new strength over the
+// strength the edit was made with, as the example itself moves.
 enum eo_status eo_edit_apply_baseline(struct eo_edit e,
                                       struct eo_latent target,
                                       eo_baseline baseline,

@@ -107,6 +107,25 @@ fn transfer_puts_every_latent_on_the_example_hyperplane() {
 }
 
 #[test]
+fn baselines_are_the_papers_and_follow_the_example_strength() {
+    let Some((model, shape, w0, edited)) = setup() else { return };
+    let mut edit = Edit::from_latents(shape, &w0, &edited).unwrap();
+    edit.optimize(&model, &OptimizeOptions { iterations: 5, ..OptimizeOptions::default() }, None).unwrap();
+    let w = model.latent_from_seed(40, None, 0.7).unwrap();
+    let plus = |v: &[f32], k: f32| -> Vec<f32> { w.iter().zip(v).map(|(x, d)| x + k * d).collect() };
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-6 * (1.0 + y.abs()));
+    // At the strength the edit was made with: w + dw and w + d*, exactly.
+    assert_eq!(edit.strength_scale(), 1.0);
+    assert_eq!(edit.apply_naive(&w).unwrap(), plus(&edit.naive_direction(), 1.0));
+    assert_eq!(edit.apply_unscaled(&w).unwrap(), plus(edit.direction(), 1.0));
+    // Twice the example's strength: twice the offsets.
+    edit.set_strength(2.0 * edit.strength()).unwrap();
+    assert!((edit.strength_scale() - 2.0).abs() < 1e-12);
+    assert!(close(&edit.apply_naive(&w).unwrap(), &plus(&edit.naive_direction(), 2.0)));
+    assert!(close(&edit.apply_unscaled(&w).unwrap(), &plus(edit.direction(), 2.0)));
+}
+
+#[test]
 fn example_strength_shifts_every_alpha_equally() {
     let Some((model, shape, w0, edited)) = setup() else { return };
     let mut edit = Edit::from_latents(shape, &w0, &edited).unwrap();

@@ -211,16 +211,31 @@ impl Edit {
         Ok((method::transfer(w, alpha, &self.unit), alpha))
     }
 
-    /// Baseline: the same offset dw for every image.
+    /// Baseline: the same offset dw for every image, scaled as the
+    /// example's strength was moved ([`Edit::strength_scale`]).
     pub fn apply_naive(&self, w: &[f32]) -> Result<Vec<f32>> {
         self.check_len(w)?;
-        Ok(w.iter().zip(self.naive_direction()).map(|(x, d)| x + d).collect())
+        Ok(method::transfer(w, self.strength_scale(), &self.naive_direction()))
     }
 
-    /// Baseline: d* without per-image strength.
+    /// Baseline: d* without per-image strength, scaled as the example's
+    /// strength was moved.
     pub fn apply_unscaled(&self, w: &[f32]) -> Result<Vec<f32>> {
         self.check_len(w)?;
-        Ok(w.iter().zip(&self.direction).map(|(x, d)| x + d).collect())
+        Ok(method::transfer(w, self.strength_scale(), &self.direction))
+    }
+
+    /// The example's strength over the strength the edit was made with
+    /// (dw . n): 1 until the host moves it, so that the baselines are the
+    /// paper's (w + dw, w + d*) and follow a strength slider as the method
+    /// does.
+    pub fn strength_scale(&self) -> f64 {
+        let made = method::dot(&self.naive_direction(), &self.unit);
+        if made.abs() > f64::EPSILON {
+            self.strength / made
+        } else {
+            1.0
+        }
     }
 
     fn check_len(&self, w: &[f32]) -> Result<()> {

@@ -440,7 +440,9 @@ pub unsafe extern "C" fn eo_edit_apply_batch(
 }
 
 /// A comparison baseline applied to `target` (EO_BASELINE_NAIVE: w_i + dw;
-/// EO_BASELINE_UNSCALED: w_i + d*), as a new handle.
+/// EO_BASELINE_UNSCALED: w_i + d*), as a new handle. After
+/// eo_edit_set_strength the offset is scaled by the new strength over the
+/// strength the edit was made with, as the example itself moves.
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_apply_baseline(
     e: eo_edit,
