@@ -8,9 +8,6 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Latents a folder may hold at most.
-const MAX_FOLDER_ITEMS: usize = 1000;
-
 /// One image of a page.
 pub struct Item {
     /// Shown on the page: "seed 3" or the file's name.
@@ -80,23 +77,21 @@ fn seed_item(model: &Model, seed: u64, class: Option<usize>) -> Result<Arc<Item>
     }))
 }
 
-/// Every `NAME.f32` in `dir`, in name order: a W or W+ latent of `model`,
-/// with `NAME-photo.png` as its photo when present (what `editone invert
-/// --out DIR` writes). At least two are needed: an example and a batch.
-pub fn load_folder(model: &Model, dir: &Path) -> Result<Vec<Arc<Item>>, String> {
+/// The first `limit` `NAME.f32` in `dir`, in name order (a page never
+/// shows more): each a W or W+ latent of `model`, with `NAME-photo.png` as
+/// its photo when present (what `editone invert --out DIR` writes). At
+/// least two are needed: an example and a batch.
+pub fn load_folder(model: &Model, dir: &Path, limit: usize) -> Result<Vec<Arc<Item>>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter_map(|name| name.strip_suffix(".f32").map(str::to_string))
         .collect();
     names.sort();
-    if names.len() < 2 || names.len() > MAX_FOLDER_ITEMS {
-        return Err(format!(
-            "{}: holds {} .f32 latents; give 2 to {MAX_FOLDER_ITEMS} (the first is the example)",
-            dir.display(),
-            names.len()
-        ));
+    if names.len() < 2 {
+        return Err(format!("{}: holds {} .f32 latents; give at least 2 (the first is the example)", dir.display(), names.len()));
     }
+    names.truncate(limit);
     names.iter().map(|name| folder_item(model, dir, name).map(Arc::new)).collect()
 }
 
@@ -151,7 +146,7 @@ mod tests {
         let photo = image::RgbImage::from_pixel(90, 60, image::Rgb([200, 100, 50]));
         photo.save(dir.join("b-photo.png")).unwrap();
 
-        let items = load_folder(&model, &dir).unwrap();
+        let items = load_folder(&model, &dir, 49).unwrap();
         assert_eq!(items.iter().map(|i| i.label.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(items[0].key, json!({"latent": "a"}));
         assert_eq!(items[1].key, json!({"photo": "b"}));
@@ -160,12 +155,12 @@ mod tests {
         assert_eq!(photo.base().size(), [3, 64, 64]);
 
         write_latent(&dir, "c", &[1.0, 2.0, 3.0]);
-        let err = load_folder(&model, &dir).err().unwrap();
+        let err = load_folder(&model, &dir, 49).err().unwrap();
         assert!(err.contains("c.f32") && err.contains("not a latent of this model"), "{err}");
         write_latent(&dir, "c", &vec![f32::NAN; w_dim]);
-        assert!(load_folder(&model, &dir).is_err());
+        assert!(load_folder(&model, &dir, 49).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
-        let empty = load_folder(&model, &std::env::temp_dir().join("editone-no-such-folder")).err().unwrap();
+        let empty = load_folder(&model, &std::env::temp_dir().join("editone-no-such-folder"), 49).err().unwrap();
         assert!(empty.contains("editone-no-such-folder"), "{empty}");
     }
 }

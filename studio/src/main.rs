@@ -30,9 +30,10 @@ Serves a page for interactive batch editing on http://127.0.0.1:PORT/ (loopback 
   --count N      batch images per page, 1 to 48 (default 12)
   --seeds LIST   example seed first, then the batch, e.g. 0-12 or 7,1-11 (default 0-48)
   --class K      class of every image, for conditional models (default 0)
-  --folder DIR   edit the latents in DIR instead of seeds: every NAME.f32 (W or W+
-                 float32), with NAME-photo.png rendered as a photo when present, as
-                 'editone invert --out DIR' writes them; the first is the example
+  --folder DIR   edit the latents in DIR instead of seeds: NAME.f32 files (W or W+
+                 float32, the first 49 by name), with NAME-photo.png rendered as a
+                 photo when present, as 'editone invert --out DIR' writes them; the
+                 first is the example
   --device D     auto (default), cpu, cuda or cuda:N
   --threads N    CPU threads for tensor math (default: the library's choice)";
 
@@ -132,7 +133,7 @@ fn serve(args: Args) -> Result<(), String> {
     }
     let class = (c_dim > 0).then_some(args.class);
     let source = match &args.folder {
-        Some(dir) => Source::Folder(items::load_folder(&model, dir)?),
+        Some(dir) => Source::Folder(items::load_folder(&model, dir, MAX_COUNT + 1)?),
         None => Source::Seeds { seeds: args.seeds, class },
     };
     let directions = sefa::directions(&model, DIRECTIONS.min(model.info().w_dim), None).map_err(|e| format!("directions: {e}"))?;
@@ -182,7 +183,7 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
         device: "auto".into(),
         threads: 0,
     };
-    let seeds_given = argv.iter().any(|a| a == "--seeds");
+    let mut seeds_given = false;
     let mut it = argv.into_iter();
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
@@ -199,15 +200,19 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
                     return Err("--count must be 1 to 48".into());
                 }
             }
-            "--seeds" if args.folder.is_some() => return Err("give --seeds or --folder, not both".into()),
-            "--folder" if seeds_given => return Err("give --seeds or --folder, not both".into()),
-            "--seeds" => args.seeds = parse_seeds(&value).ok_or_else(|| format!("--seeds: '{value}' is not a list such as 0-12 or 7,1-11"))?,
+            "--seeds" => {
+                seeds_given = true;
+                args.seeds = parse_seeds(&value).ok_or_else(|| format!("--seeds: '{value}' is not a list such as 0-12 or 7,1-11"))?;
+            }
             "--class" => args.class = number(1 << 20)? as usize,
             "--folder" => args.folder = Some(PathBuf::from(&value)),
             "--device" => args.device = value,
             "--threads" => args.threads = number(1024)? as u32,
             _ => return Err(format!("unknown option '{flag}'")),
         }
+    }
+    if seeds_given && args.folder.is_some() {
+        return Err("give --seeds or --folder, not both".into());
     }
     Ok(Some(args))
 }

@@ -6,7 +6,7 @@ use crate::events::Hub;
 use crate::items::Item;
 use editone::edit::drag::{self, DragOptions, Point};
 use editone::edit::sefa::Direction;
-use editone::edit::{method, Edit, LatentShape, OptimizeOptions};
+use editone::edit::{Edit, LatentShape, OptimizeOptions};
 use editone::model::Model;
 use editone::{Error, ErrorKind};
 use serde_json::{json, Value};
@@ -358,18 +358,23 @@ impl Session {
         Ok(())
     }
 
+    /// Ends the task: a new edit changes the pixels (a new version); a
+    /// cancelled or failed task leaves them, and `done` carries STATE.
     fn finish(&self, task: Task, outcome: Result<Edit, Error>) {
         let mut state = self.lock();
         state.busy = None;
         let (cancelled, error) = match outcome {
             Ok(edit) => {
                 state.edit = Some(edit);
+                self.changed(state);
                 (false, None)
             }
-            Err(e) if e.kind == ErrorKind::Cancelled => (true, None),
-            Err(e) => (false, Some(e.to_string())),
+            Err(e) => {
+                drop(state);
+                let cancelled = e.kind == ErrorKind::Cancelled;
+                (cancelled, (!cancelled).then(|| e.to_string()))
+            }
         };
-        self.changed(state);
         self.events.send("done", &json!({"task": task.name(), "cancelled": cancelled, "error": error, "state": self.state_json()}));
     }
 
@@ -434,7 +439,9 @@ impl Session {
             let complete = std::iter::once(example)
                 .chain(batch.chunks(RENDER_CHUNK))
                 .all(|chunk| self.lock().version == snapshot.version && self.render_chunk(chunk, snapshot.version));
-            if complete {
+            // A failed render is not retried until something changes; a
+            // version abandoned for a newer one is picked up above.
+            if complete || self.lock().version == snapshot.version {
                 shown = Some(snapshot.version);
             }
         }
@@ -446,7 +453,7 @@ impl Session {
         match self.render_pngs(chunk) {
             Ok(pngs) => {
                 for ((slot, _), png) in chunk.iter().zip(pngs) {
-                    self.store(*slot, version, png);
+                    self.store(*slot, version, Arc::new(png));
                     self.events.send("image", &json!({"slot": slot.to_json(), "version": version}));
                 }
                 true
@@ -458,10 +465,10 @@ impl Session {
         }
     }
 
-    fn store(&self, slot: Slot, version: u64, png: Vec<u8>) {
+    fn store(&self, slot: Slot, version: u64, png: Arc<Vec<u8>>) {
         let mut images = self.images.lock().unwrap_or_else(|p| p.into_inner());
         if images.get(&slot).is_none_or(|r| r.version < version) {
-            images.insert(slot, Rendered { version, png: Arc::new(png) });
+            images.insert(slot, Rendered { version, png });
         }
     }
 
@@ -476,18 +483,19 @@ impl Session {
                 return Err(Refusal::new(404, format!("there is no batch image {i} (0 to {})", self.batch.len() - 1)));
             }
         }
-        let (version, latent) = {
-            let state = self.lock();
-            (state.version, edited(state.edit.as_ref(), state.mode, &self.item(slot).w))
-        };
+        let version = self.lock().version;
         if let Some(r) = self.images.lock().unwrap_or_else(|p| p.into_inner()).get(&slot) {
             if r.version >= at_least.unwrap_or(version).min(version) {
                 return Ok(Arc::clone(&r.png));
             }
         }
-        let png = self.render_pngs(&[(slot, latent)])?.remove(0);
-        self.store(slot, version, png.clone());
-        Ok(Arc::new(png))
+        let (version, latent) = {
+            let state = self.lock();
+            (state.version, edited(state.edit.as_ref(), state.mode, &self.item(slot).w))
+        };
+        let png = Arc::new(self.render_pngs(&[(slot, latent)])?.remove(0));
+        self.store(slot, version, Arc::clone(&png));
+        Ok(png)
     }
 
     /// Every image of the current state as (file name, PNG), plus the
@@ -538,14 +546,12 @@ fn check_strength(strength: f64) -> Result<(), Refusal> {
 /// batch image, so in editone mode it lands at its own strength.
 fn edited(edit: Option<&Edit>, mode: Mode, w: &[f32]) -> Vec<f32> {
     let Some(edit) = edit else { return w.to_vec() };
-    match mode {
-        Mode::Editone => edit.apply(w).expect("latents have the model's shape").0,
-        Mode::Unscaled => method::transfer(w, edit.strength(), edit.unit_direction()),
-        Mode::Naive => {
-            let naive = method::unit_direction(&edit.naive_direction()).expect("an edit's naive direction is non-zero");
-            method::transfer(w, edit.strength(), &naive)
-        }
-    }
+    let moved = match mode {
+        Mode::Editone => edit.apply(w).map(|(w, _)| w),
+        Mode::Naive => edit.apply_naive(w),
+        Mode::Unscaled => edit.apply_unscaled(w),
+    };
+    moved.expect("latents have the model's shape")
 }
 
 fn encode_png(image: &image::DynamicImage) -> Result<Vec<u8>, Error> {
