@@ -506,8 +506,13 @@ impl Session {
             (self.snapshot(&state), state.edit.as_ref().map(|e| self.alphas(e)), state.mode)
         };
         let mut pngs = Vec::with_capacity(snapshot.latents.len());
-        for chunk in snapshot.latents.chunks(16) {
-            pngs.extend(self.render_pngs(chunk)?);
+        for (slot, latent) in snapshot.latents {
+            // The renderer has usually stored this version already.
+            let stored = self.images.lock().unwrap_or_else(|p| p.into_inner()).get(&slot).cloned();
+            match stored {
+                Some(r) if r.version == snapshot.version => pngs.push(r.png.to_vec()),
+                _ => pngs.push(self.render_pngs(&[(slot, latent)])?.remove(0)),
+            }
         }
         let names = std::iter::once("example.png".to_string()).chain(self.batch.iter().map(|item| format!("{}.png", item.file_stem)));
         let mut files: Vec<(String, Vec<u8>)> = names.zip(pngs).collect();
