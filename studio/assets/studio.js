@@ -111,6 +111,14 @@ function applyState(s) {
   // The slider is the user's while they move it; otherwise it shows the
   // server's strength.
   if (!strengthSender.active()) {
+    // The slider reaches twice the edit's strength (at least 10, at most the
+    // server's 100): a direction on a StyleGAN2 moves every W+ row, so its
+    // strength grows with sqrt(num_ws) and may not fit the default range.
+    const reach = Math.min(100, Math.max(10, Math.ceil(Math.abs(s.strength ?? 0) * 2)));
+    if (reach > Number($('strength').max)) {
+      $('strength').min = String(-reach);
+      $('strength').max = String(reach);
+    }
     // (strength is null until there is an edit)
     $('strength').value = String(s.strength ?? 0);
     $('strength-value').textContent = fmtStrength(s.strength);
