@@ -228,16 +228,9 @@ static int reads_from(const target_spec *t, size_t i, const char *path)
     if (!t->names)
         return t->latents_path && same_file(t->latents_path, path);
     for (size_t k = 0; k < COUNT_OF(suffixes); k++) {
-        size_t len = strlen(t->names[i]) + strlen(suffixes[k]) + 1;
-        char *name = malloc(len), *input;
-        int same;
-        if (!name)
-            return 0;
-        snprintf(name, len, "%s%s", t->names[i], suffixes[k]);
-        input = path_join(t->inverted_dir, name);
-        same = input && same_file(input, path);
+        char *input = named_path(t->inverted_dir, t->names[i], suffixes[k]);
+        int same = input && same_file(input, path);
         free(input);
-        free(name);
         if (same)
             return 1;
     }

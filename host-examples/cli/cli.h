@@ -147,6 +147,7 @@ int write_f32(FILE *f, const float *v, size_t n);
 FILE *open_output(const char *path);
 int close_output(FILE *f, const char *path, int ok);
 char *path_join(const char *dir, const char *name);
+char *named_path(const char *dir, const char *name, const char *suffix);
 int make_dirs(const char *dir);
 void json_string(FILE *f, const char *s);
 void json_number(FILE *f, double v);

@@ -68,23 +68,11 @@ int read_image(const char *path, eo_pixel_format format, eo_image_view *view)
 }
 
 /* Writes DIR/NAME<suffix>; `write` does the work on the full path. */
-static char *output_path(const char *dir, const char *name, const char *suffix)
-{
-    size_t len = strlen(name) + strlen(suffix) + 1;
-    char *file = malloc(len), *path;
-    if (!file)
-        return NULL;
-    snprintf(file, len, "%s%s", name, suffix);
-    path = path_join(dir, file);
-    free(file);
-    return path;
-}
-
 static int write_outputs(eo_latent l, const eo_model_desc *d, const eo_image_view *photo, const char *dir,
                          const char *name, const uint32_t crop[4], float psnr, const char *source, int json)
 {
-    char *f32 = output_path(dir, name, ".f32"), *meta = output_path(dir, name, ".json");
-    char *copy = output_path(dir, name, "-photo.png"), *rec = output_path(dir, name, "-reconstruction.png");
+    char *f32 = named_path(dir, name, ".f32"), *meta = named_path(dir, name, ".json");
+    char *copy = named_path(dir, name, "-photo.png"), *rec = named_path(dir, name, "-reconstruction.png");
     size_t n = latent_floats(d);
     float *w = xcalloc(n, sizeof *w);
     uint8_t *pixels = xcalloc((size_t)d->resolution * d->resolution, 3);

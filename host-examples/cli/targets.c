@@ -250,19 +250,12 @@ void free_targets(target_spec *t)
 /* DIR/NAME.f32 with the photo DIR/NAME-photo.png, as one latent. */
 static int make_inverted_latent(eo_model m, const eo_model_desc *d, const target_spec *t, size_t i, eo_latent *l)
 {
-    size_t len = strlen(t->names[i]) + 16;
-    char *file = malloc(len), *path;
+    char *path = named_path(t->inverted_dir, t->names[i], ".f32");
     float *w = NULL;
     eo_image_view photo = { 0 };
-    int rc;
-    if (!file)
-        return out_of_memory();
-    snprintf(file, len, "%s.f32", t->names[i]);
-    path = path_join(t->inverted_dir, file);
-    rc = path ? read_f32_file(path, latent_floats(d), &w) : out_of_memory();
+    int rc = path ? read_f32_file(path, latent_floats(d), &w) : out_of_memory();
     free(path);
-    snprintf(file, len, "%s-photo.png", t->names[i]);
-    path = path_join(t->inverted_dir, file);
+    path = named_path(t->inverted_dir, t->names[i], "-photo.png");
     if (rc == EC_OK)
         rc = path ? read_image(path, EO_PIXEL_RGB8, &photo) : out_of_memory();
     if (rc == EC_OK) {
@@ -273,7 +266,6 @@ static int make_inverted_latent(eo_model m, const eo_model_desc *d, const target
     free(photo.data);
     free(w);
     free(path);
-    free(file);
     return rc;
 }
 

@@ -460,6 +460,20 @@ char *path_join(const char *dir, const char *name)
     return p;
 }
 
+/* A new string "dir/<name><suffix>", e.g. the files 'editone invert' writes
+   for a photo: NAME.f32, NAME-photo.png. */
+char *named_path(const char *dir, const char *name, const char *suffix)
+{
+    size_t len = strlen(name) + strlen(suffix) + 1;
+    char *file = malloc(len), *path;
+    if (!file)
+        return NULL;
+    snprintf(file, len, "%s%s", name, suffix);
+    path = path_join(dir, file);
+    free(file);
+    return path;
+}
+
 /* mkdir -p */
 int make_dirs(const char *dir)
 {
