@@ -10,16 +10,17 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     let libtorch = env::var("LIBTORCH").expect("LIBTORCH names libtorch (.cargo/config.toml sets it to .venv/libtorch; run `make setup`)");
     link_libtorch(Path::new(&libtorch));
-    compile_precision_switches(Path::new(&libtorch));
+    compile_libtorch_shims(Path::new(&libtorch));
     generate_header();
 }
 
 include!("build-support/libtorch.rs");
 
-/// csrc/precision.cpp against libtorch's headers, with the C++ ABI the
-/// PyPI wheels use.
-fn compile_precision_switches(libtorch: &Path) {
-    println!("cargo:rerun-if-changed=csrc/precision.cpp");
+/// The C++ in csrc/ (what tch does not expose: the TF32 switches and the
+/// CPU allocator) against libtorch's headers, with the C++ ABI the PyPI
+/// wheels use.
+fn compile_libtorch_shims(libtorch: &Path) {
+    println!("cargo:rerun-if-changed=csrc");
     cc::Build::new()
         .cpp(true)
         .std("c++17")
@@ -27,7 +28,8 @@ fn compile_precision_switches(libtorch: &Path) {
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .warnings(false)
         .file("csrc/precision.cpp")
-        .compile("editone_precision");
+        .file("csrc/cpu_cache.cpp")
+        .compile("editone_shims");
 }
 
 /// Writes include/editone.h when the generated text differs, so that a

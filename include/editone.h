@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The default of [`EngineOptions::cpu_cache_mib`].
+#define DEFAULT_CPU_CACHE_MIB 1024
+
 // Version of the C ABI described by this header; bumped whenever an
 // existing function, struct or constant changes meaning.
 #define EO_ABI_VERSION 1
@@ -213,6 +216,10 @@ typedef struct eo_engine_options {
   // (Ampere and later; several times faster, about 1e-3 relative). 0
   // (default): true float32, matching the official outputs to 1e-4.
   uint32_t tf32;
+  // MiB of freed CPU buffers of 1 MiB and up that the engine keeps for
+  // reuse (default 1024; 0 keeps none, at most 1048576). Large buffers
+  // glibc would otherwise map afresh and page-fault in on every render.
+  uint32_t cpu_cache_mib;
 } eo_engine_options;
 
 // Options of eo_latent_invert; fill with eo_invert_options_init.
@@ -309,6 +316,8 @@ typedef uint32_t eo_render_mode;
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+extern void editone_cpu_cache(size_t cap_bytes);
 
 // The message of the last failed call on this thread, or "" if none has
 // failed. Valid until the next failing call on the same thread.

@@ -28,11 +28,25 @@ pub struct EngineOptions {
     /// instead of 1e-6. Off by default, so that CUDA matches the official
     /// float32 outputs to 1e-4; no effect on the CPU.
     pub tf32: bool,
+    /// MiB of freed large CPU buffers (1 MiB and up) kept for reuse; 0
+    /// keeps none. Without it every activation over glibc's mmap threshold
+    /// is a fresh mmap, page-faulted in on first write: a third of a 256x256
+    /// StyleGAN2 render on 2 cores (issue 9).
+    pub cpu_cache_mib: u32,
 }
+
+/// The default of [`EngineOptions::cpu_cache_mib`].
+pub const DEFAULT_CPU_CACHE_MIB: u32 = 1024;
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { device: "auto".into(), cpu_threads: 0, half_precision: false, tf32: false }
+        EngineOptions {
+            device: "auto".into(),
+            cpu_threads: 0,
+            half_precision: false,
+            tf32: false,
+            cpu_cache_mib: DEFAULT_CPU_CACHE_MIB,
+        }
     }
 }
 
@@ -40,6 +54,8 @@ extern "C" {
     // csrc/precision.cpp
     fn editone_set_tf32(allow: bool);
     fn editone_tf32() -> bool;
+    // csrc/cpu_cache.cpp
+    fn editone_cpu_cache(cap_bytes: usize);
 }
 
 /// The process-wide engine.
@@ -71,6 +87,9 @@ impl Engine {
         engine.half_precision.store(options.half_precision, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: sets two flags of libtorch's global context.
         unsafe { editone_set_tf32(options.tf32) };
+        // SAFETY: installs (once) or resizes the CPU allocator's cache; the
+        // shim locks around both.
+        unsafe { editone_cpu_cache((options.cpu_cache_mib as usize) << 20) };
         Ok(engine)
     }
 

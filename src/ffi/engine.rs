@@ -25,11 +25,22 @@ pub struct eo_engine_options {
     /// (Ampere and later; several times faster, about 1e-3 relative). 0
     /// (default): true float32, matching the official outputs to 1e-4.
     pub tf32: u32,
+    /// MiB of freed CPU buffers of 1 MiB and up that the engine keeps for
+    /// reuse (default 1024; 0 keeps none, at most 1048576). Large buffers
+    /// glibc would otherwise map afresh and page-fault in on every render.
+    pub cpu_cache_mib: u32,
 }
 
 impl Default for eo_engine_options {
     fn default() -> Self {
-        eo_engine_options { struct_size: std::mem::size_of::<Self>() as u32, cpu_threads: 0, device: std::ptr::null(), half_precision: 0, tf32: 0 }
+        eo_engine_options {
+            struct_size: std::mem::size_of::<Self>() as u32,
+            cpu_threads: 0,
+            device: std::ptr::null(),
+            half_precision: 0,
+            tf32: 0,
+            cpu_cache_mib: crate::engine::DEFAULT_CPU_CACHE_MIB,
+        }
     }
 }
 
@@ -57,7 +68,11 @@ pub unsafe extern "C" fn eo_init(opts: *const eo_engine_options) -> eo_status {
         };
         let half_precision = flag(raw.half_precision, "half_precision")?;
         let tf32 = flag(raw.tf32, "tf32")?;
-        Engine::init(&EngineOptions { device, cpu_threads: raw.cpu_threads, half_precision, tf32 }).map(|_| ())
+        if raw.cpu_cache_mib > 1 << 20 {
+            return Err(Error::invalid(format!("opts.cpu_cache_mib {} is out of range (at most 1048576)", raw.cpu_cache_mib)));
+        }
+        let options = EngineOptions { device, cpu_threads: raw.cpu_threads, half_precision, tf32, cpu_cache_mib: raw.cpu_cache_mib };
+        Engine::init(&options).map(|_| ())
     })
 }
 

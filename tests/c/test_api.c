@@ -715,6 +715,11 @@ static void test_convert(void) {
   opts.half_precision = 0;
   opts.tf32 = 2;
   BAD_ARG(eo_init(&opts));
+  opts.tf32 = 0;
+  CHECK(opts.cpu_cache_mib == 1024, "the CPU buffer cache keeps 1024 MiB by default, not %u", opts.cpu_cache_mib);
+  opts.cpu_cache_mib = (1u << 20) + 1;
+  BAD_ARG(eo_init(&opts));
+  CHECK(strstr(eo_last_error(), "cpu_cache_mib") != NULL, "message does not name the field: %s", eo_last_error());
 
   OK(eo_latent_release(la));
   OK(eo_latent_release(lb));
