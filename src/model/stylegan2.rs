@@ -202,7 +202,7 @@ impl Dense {
 
     fn forward(&self, x: &Tensor) -> Tensor {
         if self.lrelu {
-            bias_act(&x.matmul(&self.weight.tr()), &self.bias, true, SQRT_2, None)
+            bias_act(x.matmul(&self.weight.tr()), &self.bias, true, SQRT_2, None)
         } else {
             // 'linear' with a bias is one GEMM that adds the bias inside it.
             self.bias.unsqueeze(0).addmm(x, &self.weight.tr())
@@ -211,11 +211,28 @@ impl Dense {
 }
 
 /// `bias_act` reference path: add bias along dim 1, optional lrelu(0.2),
-/// gain, clamp.
-fn bias_act(x: &Tensor, bias: &Tensor, lrelu: bool, gain: f64, clamp: Option<f64>) -> Tensor {
+/// gain, clamp. Takes `x` by value: when nothing needs its gradient (a
+/// render) every step runs in place, the same arithmetic without a fresh
+/// activation-sized buffer per step.
+fn bias_act(x: Tensor, bias: &Tensor, lrelu: bool, gain: f64, clamp: Option<f64>) -> Tensor {
     let mut shape = vec![1i64; x.dim()];
     shape[1] = -1;
-    let mut y = x + bias.reshape(&shape);
+    let bias = bias.reshape(&shape);
+    if !x.requires_grad() {
+        let mut y = x;
+        let _ = y.g_add_(&bias);
+        if lrelu {
+            let _ = y.leaky_relu_backward_grad_input(&y, &y, LRELU_ALPHA, false);
+        }
+        if gain != 1.0 {
+            let _ = y.g_mul_scalar_(gain);
+        }
+        if let Some(c) = clamp {
+            let _ = y.clamp_(-c, c);
+        }
+        return y;
+    }
+    let mut y = x + bias;
     if lrelu {
         // tch's leaky_relu has no slope argument. leaky_relu_backward(y, y, a)
         // is y > 0 ? y : y * a, exactly ATen's leaky_relu, in one pass. The
@@ -237,10 +254,16 @@ fn bias_act(x: &Tensor, bias: &Tensor, lrelu: bool, gain: f64, clamp: Option<f64
 /// (a depthwise true convolution), no downsampling.
 fn upfirdn2d(x: &Tensor, filter: &Tensor, up: i64, pad: [i64; 4], gain: f64, numerics: Numerics) -> Tensor {
     let (n, c, h, w) = x.size4().expect("upfirdn2d input is 4-D");
+    let [px0, px1, py0, py1] = pad;
+    if up == 1 && numerics == Numerics::Nvlabs && px0 == px1 && py0 == py1 && px0 >= 0 && py0 >= 0 {
+        // The convolution pads with the same zeros itself, without an
+        // activation-sized padded copy.
+        let f = (filter * gain).flip([0, 1]).unsqueeze(0).unsqueeze(0);
+        return convolution(x, &f.repeat([c, 1, 1, 1]), 1, [py0, px0], false, c);
+    }
     let mut x = x.reshape([n, c, h, 1, w, 1]);
     x = x.constant_pad_nd([0, up - 1, 0, 0, 0, up - 1]);
     x = x.reshape([n, c, h * up, w * up]);
-    let [px0, px1, py0, py1] = pad;
     x = x.constant_pad_nd([px0.max(0), px1.max(0), py0.max(0), py1.max(0)]);
     let (hp, wp) = (x.size()[2], x.size()[3]);
     x = x.narrow(2, (-py0).max(0), hp - (-py0).max(0) - (-py1).max(0));
@@ -454,11 +477,17 @@ impl SynthesisLayer {
                 modulated_conv2d(x, &self.weight, &styles, true, self.up, &self.filter, self.numerics)
             };
             match noise {
+                Some(noise) if !y.requires_grad() => {
+                    let mut y = y;
+                    let _ = y.g_add_(&noise);
+                    y
+                }
                 Some(noise) => y + noise,
                 None => y,
             }
         };
-        bias_act(&x, &self.bias.to_kind(x.kind()), true, SQRT_2, self.clamp)
+        let bias = self.bias.to_kind(x.kind());
+        bias_act(x, &bias, true, SQRT_2, self.clamp)
     }
 }
 
@@ -498,7 +527,8 @@ impl ToRgb {
         } else {
             modulated_conv2d(x, &self.weight, &styles, false, false, filter, self.numerics)
         };
-        bias_act(&y, &self.bias.to_kind(y.kind()), false, 1.0, self.clamp)
+        let bias = self.bias.to_kind(y.kind());
+        bias_act(y, &bias, false, 1.0, self.clamp)
     }
 }
 
