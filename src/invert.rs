@@ -264,7 +264,7 @@ pub fn residual_of_render(model: &Model, photo: &Photo, edited: &Tensor) -> Resu
 /// (`base`, [C, R, R]), for hosts that show the same photo many times.
 pub fn residual_of_renders(photo: &Photo, edited: &Tensor, base: &Tensor) -> Result<RgbImage> {
     let [x, y, w, h] = photo.crop;
-    let diff = ((edited - base) * 127.5)
+    let diff = ((edited.to_device(base.device()) - base) * 127.5)
         .unsqueeze(0)
         .upsample_bilinear2d([h as i64, w as i64], false, None, None)
         .squeeze_dim(0)

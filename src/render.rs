@@ -6,6 +6,7 @@ use crate::model::Model;
 use crate::progress::{report, Progress};
 use image::imageops::FilterType;
 use image::{DynamicImage, GrayImage, RgbImage};
+use std::borrow::Cow;
 use std::path::Path;
 use tch::{Kind, Tensor};
 
@@ -17,8 +18,10 @@ pub(crate) const BATCH: usize = 32;
 
 /// Renders flattened W+ latents of `model` in device batches of [`BATCH`],
 /// handing each output to `sink` with its index, as the raw [C, H, W]
-/// tensor and as pixels (converted a batch at a time), and reporting
-/// progress ("render", images done, images in all) after each batch.
+/// tensor (still on the engine's device) and as pixels (converted a batch
+/// at a time on the device, so only bytes cross to the host), and
+/// reporting progress ("render", images done, images in all) after each
+/// batch.
 pub fn render_in_batches(
     model: &Model,
     latents: &[&[f32]],
@@ -26,7 +29,7 @@ pub fn render_in_batches(
     mut sink: impl FnMut(usize, &Tensor, DynamicImage) -> Result<()>,
 ) -> Result<()> {
     for (b, chunk) in latents.chunks(BATCH).enumerate() {
-        let images = model.render(chunk)?;
+        let images = model.render_on_device(chunk)?;
         for (i, pixels) in to_images(&images)?.into_iter().enumerate() {
             sink(b * BATCH + i, &images.get(i as i64), pixels)?;
         }
@@ -63,17 +66,16 @@ pub fn to_image(img: &Tensor) -> Result<DynamicImage> {
     Ok(to_images(&img.unsqueeze(0))?.remove(0))
 }
 
-/// [`to_image`] for a batch [N, C, H, W], converted in one pass.
+/// [`to_image`] for a batch [N, C, H, W], converted in one pass on the
+/// batch's device.
 pub fn to_images(batch: &Tensor) -> Result<Vec<DynamicImage>> {
     let (n, c, h, w) = batch.size4().map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
     let bytes = (batch.to_kind(Kind::Float) * 127.5 + 128.0).clamp(0.0, 255.0).to_kind(Kind::Uint8);
     let nhwc = bytes.permute([0, 2, 3, 1]).contiguous().to_device(tch::Device::Cpu);
-    let data = Vec::<u8>::try_from(nhwc.flatten(0, -1))?;
-    let per_image = (c * h * w) as usize;
     let (w, h) = (w as u32, h as u32);
-    (0..n as usize)
+    (0..n)
         .map(|i| {
-            let pixels = data[i * per_image..(i + 1) * per_image].to_vec();
+            let pixels = Vec::<u8>::try_from(nhwc.get(i).flatten(0, -1))?;
             let image = match c {
                 3 => RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8),
                 1 => GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8),
@@ -96,10 +98,13 @@ pub fn resize(image: DynamicImage, width: u32, height: u32) -> DynamicImage {
 /// Copies an image into a host buffer of `height` rows of `stride` bytes.
 pub fn write_pixels(image: &DynamicImage, format: PixelFormat, dst: &mut [u8], stride: usize) -> Result<()> {
     let (w, h) = (image.width() as usize, image.height() as usize);
-    let packed: Vec<u8> = match format {
-        PixelFormat::Rgba8 => image.to_rgba8().into_raw(),
-        PixelFormat::Rgb8 => image.to_rgb8().into_raw(),
-        PixelFormat::Gray8 => image.to_luma8().into_raw(),
+    // Rendered images are RGB or gray already: copied once, not converted.
+    let packed: Cow<[u8]> = match (format, image) {
+        (PixelFormat::Rgb8, DynamicImage::ImageRgb8(rgb)) => Cow::Borrowed(rgb.as_raw()),
+        (PixelFormat::Gray8, DynamicImage::ImageLuma8(gray)) => Cow::Borrowed(gray.as_raw()),
+        (PixelFormat::Rgba8, _) => Cow::Owned(image.to_rgba8().into_raw()),
+        (PixelFormat::Rgb8, _) => Cow::Owned(image.to_rgb8().into_raw()),
+        (PixelFormat::Gray8, _) => Cow::Owned(image.to_luma8().into_raw()),
     };
     let row = w * format.bytes_per_pixel();
     if stride < row || dst.len() < stride * (h - 1) + row {

@@ -154,7 +154,7 @@ pub unsafe extern "C" fn eo_render_f32(l: eo_latent, buf: *mut f32, len: usize) 
         }
         let out = slice_out(buf, len, "buf")?;
         render_each(&latents, None, |_, img, _| {
-            out.copy_from_slice(&Vec::<f32>::try_from(img.flatten(0, -1))?);
+            out.copy_from_slice(&Vec::<f32>::try_from(img.to_device(tch::Device::Cpu).flatten(0, -1))?);
             Ok(())
         })
     })

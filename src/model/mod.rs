@@ -279,14 +279,19 @@ impl Model {
     /// Renders flattened W+ latents (each num_ws * w_dim floats) without
     /// autograd, noise 'const': [N, C, H, W] on the CPU.
     pub fn render(&self, latents: &[&[f32]]) -> Result<Tensor> {
+        Ok(self.render_on_device(latents)?.to_device(tch::Device::Cpu))
+    }
+
+    /// [`Model::render`], left on the engine's device, so that a batch can
+    /// be turned into pixels there and only bytes cross to the host.
+    pub fn render_on_device(&self, latents: &[&[f32]]) -> Result<Tensor> {
         let info = self.info();
         let flat: Vec<f32> = latents.iter().flat_map(|w| w.iter().copied()).collect();
         if latents.is_empty() || flat.len() != latents.len() * info.num_ws * info.w_dim {
             return Err(Error::invalid("render needs one or more latents of num_ws * w_dim floats"));
         }
         let ws = Tensor::from_slice(&flat).reshape([latents.len() as i64, info.num_ws as i64, info.w_dim as i64]);
-        let img = tch::no_grad(|| self.synthesize(&ws, NoiseMode::Const))?;
-        Ok(img.to_device(tch::Device::Cpu))
+        tch::no_grad(|| self.synthesize(&ws, NoiseMode::Const))
     }
 
     /// Broadcasts W [N, w_dim] to W+ and checks the shape of a W+ input.
