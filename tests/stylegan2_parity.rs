@@ -79,5 +79,17 @@ fn w_and_repeated_wplus_render_the_same() {
     let wplus = w.unsqueeze(1).repeat([1, 10, 1]);
     let a = model.synthesize(&w, NoiseMode::Const).unwrap();
     let b = model.synthesize(&wplus, NoiseMode::Const).unwrap();
-    assert_eq!(common::rel_err(&a, &b), 0.0);
+    let (a2, b2) = (model.synthesize(&w, NoiseMode::Const).unwrap(), model.synthesize(&wplus, NoiseMode::Const).unwrap());
+    eprintln!(
+        "W vs W+: {:.3e}; again: W {:.3e}, W+ {:.3e}, W vs W+ {:.3e}",
+        common::rel_err(&a, &b),
+        common::rel_err(&a, &a2),
+        common::rel_err(&b, &b2),
+        common::rel_err(&a2, &b2)
+    );
+    // Bit for bit on the CPU. CUDA is not deterministic from run to run
+    // here: on an H200 the same W rendered twice differed by 3.2e-7, as
+    // much as W against its W+ (2.4e-7), so there the bound is that noise.
+    let bound = if a.device().is_cuda() { 1e-6 } else { 0.0 };
+    assert!(common::rel_err(&a, &b) <= bound, "W vs W+: {:e}", common::rel_err(&a, &b));
 }

@@ -300,9 +300,9 @@ impl Model {
         let (num_ws, w_dim) = (info.num_ws as i64, info.w_dim as i64);
         let size = ws.size();
         let ws = match size.as_slice() {
-            // Materialised, so that W and its repeated W+ take the same
-            // kernels: on CUDA the expanded view's strides picked another
-            // matmul and differed by 3e-7.
+            // Materialised: a W then takes exactly the path of its repeated
+            // W+ (on the CPU they render bit for bit alike; CUDA differs by
+            // its run-to-run noise either way, see tests/stylegan2_parity.rs).
             [_, d] if *d == w_dim => ws.f_unsqueeze(1)?.f_expand([-1, num_ws, -1], false)?.f_contiguous()?,
             [_, r, d] if *r == num_ws && *d == w_dim => ws.shallow_clone(),
             _ => {
