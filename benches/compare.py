@@ -171,7 +171,7 @@ def run_editone(binary, path, args, render_only=False):
 
 
 def row(label, ours, base, higher_is_better, unit):
-    if ours is None or base is None:
+    if not ours or not base:  # not measured, or nothing to time (0 iterations)
         ratio = "n/a"
     else:
         ratio = f"{(ours / base if higher_is_better else base / ours):.2f}x"
