@@ -68,6 +68,7 @@ typedef struct {
     uint32_t threads;   /* 0 = library default */
     int half;           /* float16 blocks in float16 (CUDA) */
     int tf32;           /* TF32 for float32 convolutions (CUDA) */
+    int64_t cpu_cache_mib; /* freed CPU buffers kept, MiB; -1 = library default */
 } engine_args;
 
 /* The option text of the images a command works on. */

@@ -223,6 +223,8 @@ static int print_main_help(void)
            "                float16, as the official code does (faster; not bit-equal)\n"
            "  --tf32        on CUDA (Ampere and later), let float32 convolutions use TF32:\n"
            "                several times faster, about 1e-3 from true float32\n"
+           "  --cpu-cache M MiB of freed large CPU buffers kept for reuse (default 1024;\n"
+           "                0 keeps none: less memory, slower renders of large models)\n"
            "  --version     print the library version and C ABI\n");
     fputs(EXIT_STATUS_HELP, stdout);
     return EC_OK;
@@ -239,13 +241,15 @@ static int valid_device(const char *s)
 /* The global options before the command; *first is the command's index. */
 static int parse_globals(int argc, char **argv, engine_args *g, int *first)
 {
-    const char *device = NULL, *threads = NULL;
+    const char *device = NULL, *threads = NULL, *cpu_cache = NULL;
+    uint32_t cache_mib;
     int version = 0;
     option opts[] = {
         { "--device", &device, NULL },
         { "--threads", &threads, NULL },
         { "--half", NULL, &g->half },
         { "--tf32", NULL, &g->tf32 },
+        { "--cpu-cache", &cpu_cache, NULL },
         { "--version", NULL, &version },
     };
     int rc = parse_options(NULL, argc - 1, argv + 1, opts, COUNT_OF(opts), first);
@@ -264,13 +268,16 @@ static int parse_globals(int argc, char **argv, engine_args *g, int *first)
         return usage_error(NULL, "--device: '%s' is not auto, cpu, cuda or cuda:N", device);
     if (threads && opt_u32(NULL, "--threads", threads, 1, 4096, &g->threads))
         return EC_USAGE;
+    if (cpu_cache && opt_u32(NULL, "--cpu-cache", cpu_cache, 0, 1u << 20, &cache_mib))
+        return EC_USAGE;
+    g->cpu_cache_mib = cpu_cache ? (int64_t)cache_mib : -1;
     g->device = device;
     return EC_OK;
 }
 
 int main(int argc, char **argv)
 {
-    engine_args g = { NULL, 0, 0, 0 };
+    engine_args g = { NULL, 0, 0, 0, -1 };
     int first = 0, rc;
     if (eo_abi_version() != EO_ABI_VERSION) {
         fprintf(stderr, "editone: libeditone has C ABI %u, this program was built for ABI %d\n",

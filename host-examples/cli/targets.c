@@ -25,6 +25,8 @@ int start_engine(const engine_args *g)
     opts.cpu_threads = g->threads;
     opts.half_precision = (uint32_t)g->half;
     opts.tf32 = (uint32_t)g->tf32;
+    if (g->cpu_cache_mib >= 0)
+        opts.cpu_cache_mib = (uint32_t)g->cpu_cache_mib;
     st = eo_init(&opts);
     if (st != EO_OK)
         return lib_error(st, "starting the engine on device '%s'", g->device ? g->device : "auto");

@@ -239,6 +239,10 @@ assert len(d) == 3 and all(abs(sum(x * x for x in v) - 1) < 1e-4 for v in d), d
 " "$TMP/last/stdout"
 expect "edit along a direction, fast preset" 0 -- edit --seed 1 --direction 0 --strength 4 --fast --iterations 20 --out "$TMP/sefa.json"
 expect "apply it with the default model" 0 -- apply --preset "$TMP/sefa.json" --seeds 2-3 --json
+expect "apply with the CPU buffer cache" 0 -- apply --preset "$TMP/sefa.json" --seeds 2-9 --out-dir "$TMP/cached"
+expect "and without it" 0 -- --cpu-cache 0 apply --preset "$TMP/sefa.json" --seeds 2-9 --out-dir "$TMP/uncached"
+check "the cache does not change a byte" diff -r "$TMP/cached" "$TMP/uncached"
+expect "a --cpu-cache beyond 1048576 MiB" 2 "--cpu-cache" -- --cpu-cache 2000000 info
 # apply streams its targets 64 at a time (3 chunks here, the last one
 # short) and renders each chunk in one batch: the images must be those
 # 'render' makes one by one from the edited latents apply wrote, and the
