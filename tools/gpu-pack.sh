@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
 rm -rf .gpu && mkdir -p .gpu/tests .gpu/models
-tests=(stylegan2_parity method drag invert default_model engine)
+tests=(stylegan2_parity method drag invert default_model engine cpu_cache)
 cargo test --release --no-run --message-format=json "${tests[@]/#/--test=}" --lib 2>/dev/null |
     python3 -c 'import json, sys
 for line in sys.stdin:
