@@ -18,20 +18,23 @@ pub(crate) const BATCH: usize = 32;
 
 /// Renders flattened W+ latents of `model` in device batches of [`BATCH`],
 /// handing each output to `sink` with its index, as the raw [C, H, W]
-/// tensor (still on the engine's device) and as pixels (converted a batch
-/// at a time on the device, so only bytes cross to the host), and
-/// reporting progress ("render", images done, images in all) after each
-/// batch.
+/// tensor (still on the engine's device) and, when `pixels` is asked for,
+/// as pixels (converted a batch at a time on the device, so only bytes
+/// cross to the host), and reporting progress ("render", images done,
+/// images in all) after each batch.
 pub fn render_in_batches(
     model: &Model,
     latents: &[&[f32]],
+    pixels: bool,
     mut progress: Option<Progress<'_>>,
-    mut sink: impl FnMut(usize, &Tensor, DynamicImage) -> Result<()>,
+    mut sink: impl FnMut(usize, &Tensor, Option<DynamicImage>) -> Result<()>,
 ) -> Result<()> {
     for (b, chunk) in latents.chunks(BATCH).enumerate() {
         let images = model.render_on_device(chunk)?;
-        for (i, pixels) in to_images(&images)?.into_iter().enumerate() {
-            sink(b * BATCH + i, &images.get(i as i64), pixels)?;
+        let mut converted = if pixels { to_images(&images)?.into_iter().map(Some).collect() } else { Vec::new() };
+        converted.resize(chunk.len(), None);
+        for (i, image) in converted.into_iter().enumerate() {
+            sink(b * BATCH + i, &images.get(i as i64), image)?;
         }
         report(&mut progress, "render", (b * BATCH + chunk.len()) as u64, latents.len() as u64)?;
     }

@@ -2,7 +2,7 @@
 
 use super::{call, eo_latent, eo_progress_fn, eo_status, handles, slice_arg, slice_out, str_arg, with_progress};
 use crate::engine::Latent;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::invert;
 use crate::render::{self, PixelFormat};
 use std::ffi::{c_char, c_void};
@@ -70,14 +70,22 @@ fn latents_of_one_model(ls: &[eo_latent]) -> Result<Vec<Arc<Latent>>> {
     Ok(latents)
 }
 
-/// Renders latents (all of one model) through `sink`, in device batches.
+/// Renders latents (all of one model) through `sink`, in device batches,
+/// with pixels when `pixels` (see [`plain_needed`]).
 fn render_each(
     latents: &[Arc<Latent>],
+    pixels: bool,
     progress: Option<crate::progress::Progress<'_>>,
-    sink: impl FnMut(usize, &tch::Tensor, image::DynamicImage) -> Result<()>,
+    sink: impl FnMut(usize, &tch::Tensor, Option<image::DynamicImage>) -> Result<()>,
 ) -> Result<()> {
     let ws: Vec<&[f32]> = latents.iter().map(|l| l.w.as_slice()).collect();
-    render::render_in_batches(&latents[0].model, &ws, progress, sink)
+    render::render_in_batches(&latents[0].model, &ws, pixels, progress, sink)
+}
+
+/// Whether any of `latents` shows its plain render in `mode` (photos in
+/// residual mode need only the raw output).
+fn plain_needed(latents: &[Arc<Latent>], mode: eo_render_mode) -> bool {
+    latents.iter().any(|l| !(matches!(mode, EO_RENDER_AUTO | EO_RENDER_RESIDUAL) && l.photo.is_some()))
 }
 
 /// How a latent becomes a picture (EO_RENDER_*).
@@ -92,8 +100,8 @@ pub const EO_RENDER_PLAIN: eo_render_mode = 1;
 pub const EO_RENDER_RESIDUAL: eo_render_mode = 2;
 
 /// The picture of latent `l` (whose raw output is `img`, as pixels
-/// `plain`) in `mode`.
-fn picture(latent: &Latent, img: &tch::Tensor, plain: image::DynamicImage, mode: eo_render_mode) -> Result<image::DynamicImage> {
+/// `plain` when [`plain_needed`]) in `mode`.
+fn picture(latent: &Latent, img: &tch::Tensor, plain: Option<image::DynamicImage>, mode: eo_render_mode) -> Result<image::DynamicImage> {
     match (mode, &latent.photo) {
         (EO_RENDER_AUTO | EO_RENDER_RESIDUAL, Some(photo)) => {
             Ok(image::DynamicImage::ImageRgb8(invert::residual_of_render(&latent.model, photo, img)?))
@@ -101,14 +109,14 @@ fn picture(latent: &Latent, img: &tch::Tensor, plain: image::DynamicImage, mode:
         (EO_RENDER_RESIDUAL, None) => {
             Err(Error::invalid("residual rendering needs a latent inverted from a photo (or an edit of one)"))
         }
-        (EO_RENDER_AUTO | EO_RENDER_PLAIN, _) => Ok(plain),
+        (EO_RENDER_AUTO | EO_RENDER_PLAIN, _) => plain.ok_or_else(|| Error::new(ErrorKind::Internal, "the plain render was not converted")),
         (other, _) => Err(Error::invalid(format!("render mode {other} is not an EO_RENDER_* value"))),
     }
 }
 
 fn into_view(
     latent: &Latent,
-    (img, plain): (&tch::Tensor, image::DynamicImage),
+    (img, plain): (&tch::Tensor, Option<image::DynamicImage>),
     mode: eo_render_mode,
     view: &eo_image_view,
     what: &str,
@@ -134,7 +142,9 @@ pub unsafe extern "C" fn eo_render_ex(l: eo_latent, mode: eo_render_mode, dst: *
         let view = *slice_arg(dst as *const eo_image_view, 1, "dst")?.first().expect("one view");
         view_arg(&view, "dst")?;
         let latents = latents_of_one_model(&[l])?;
-        render_each(&latents, None, |i, img, plain| into_view(&latents[i], (img, plain), mode, &view, "dst"))
+        render_each(&latents, plain_needed(&latents, mode), None, |i, img, plain| {
+            into_view(&latents[i], (img, plain), mode, &view, "dst")
+        })
     })
 }
 
@@ -153,7 +163,7 @@ pub unsafe extern "C" fn eo_render_f32(l: eo_latent, buf: *mut f32, len: usize) 
             )));
         }
         let out = slice_out(buf, len, "buf")?;
-        render_each(&latents, None, |_, img, _| {
+        render_each(&latents, false, None, |_, img, _| {
             out.copy_from_slice(&Vec::<f32>::try_from(img.to_device(tch::Device::Cpu).flatten(0, -1))?);
             Ok(())
         })
@@ -178,7 +188,10 @@ pub unsafe extern "C" fn eo_render_batch(
             view_arg(v, &format!("dsts[{i}]"))?;
         }
         let latents = latents_of_one_model(ls)?;
-        with_progress(progress, user, |p| render_each(&latents, p, |i, img, plain| into_view(&latents[i], (img, plain), EO_RENDER_AUTO, &views[i], "dst")))
+        let pixels = plain_needed(&latents, EO_RENDER_AUTO);
+        with_progress(progress, user, |p| {
+            render_each(&latents, pixels, p, |i, img, plain| into_view(&latents[i], (img, plain), EO_RENDER_AUTO, &views[i], "dst"))
+        })
     })
 }
 
@@ -241,7 +254,7 @@ pub unsafe extern "C" fn eo_render_to_file(l: eo_latent, path: *const c_char, si
             return Err(Error::invalid(format!("size {size} is larger than {MAX_SIDE}")));
         }
         let latents = latents_of_one_model(&[l])?;
-        render_each(&latents, None, |_, img, plain| {
+        render_each(&latents, plain_needed(&latents, EO_RENDER_AUTO), None, |_, img, plain| {
             let image = picture(&latents[0], img, plain, EO_RENDER_AUTO)?;
             let image = if size == 0 { image } else { image.resize(size, size, image::imageops::FilterType::Lanczos3) };
             render::save(&image, path)
