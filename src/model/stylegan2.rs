@@ -211,9 +211,9 @@ impl Dense {
 }
 
 /// `bias_act` reference path: add bias along dim 1, optional lrelu(0.2),
-/// gain, clamp. Takes `x` by value: when nothing needs its gradient (a
-/// render) every step runs in place, the same arithmetic without a fresh
-/// activation-sized buffer per step.
+/// gain, clamp. Takes `x` by value, a fresh result that no one else reads:
+/// when nothing needs its gradient (a render) every step runs in place in
+/// it, the same arithmetic without a new activation-sized buffer per step.
 fn bias_act(x: Tensor, bias: &Tensor, lrelu: bool, gain: f64, clamp: Option<f64>) -> Tensor {
     let mut shape = vec![1i64; x.dim()];
     shape[1] = -1;
@@ -506,9 +506,7 @@ impl SynthesisLayer {
         let bias = self.bias.to_kind(x.kind());
         bias_act(x, &bias, true, SQRT_2, self.clamp)
     }
-}
 
-impl SynthesisLayer {
     /// The layer for a float32 batch on CUDA (see [`batched`]) in half the
     /// passes over its activations: the official non-fused convolution of
     /// the style-scaled input, then demodulation, noise, bias and the
