@@ -62,21 +62,13 @@ public:
         }
         free_.push_back({p, size});
         cached_ += size;
-        while (cached_ > cap_) {
-            cached_ -= free_.front().size;
-            c10::free_cpu(free_.front().ptr);
-            free_.pop_front();
-        }
+        evict_over_cap();
     }
 
     void set_cap(size_t cap) {
         std::lock_guard<std::mutex> lock(mutex_);
         cap_ = cap;
-        while (cached_ > cap_) {
-            cached_ -= free_.front().size;
-            c10::free_cpu(free_.front().ptr);
-            free_.pop_front();
-        }
+        evict_over_cap();
     }
 
     static void release(void* p);
@@ -86,6 +78,16 @@ private:
         void* ptr;
         size_t size;
     };
+
+    // Gives the oldest kept blocks back until at most cap_ bytes are kept;
+    // mutex_ is held.
+    void evict_over_cap() {
+        while (cached_ > cap_) {
+            cached_ -= free_.front().size;
+            c10::free_cpu(free_.front().ptr);
+            free_.pop_front();
+        }
+    }
 
     // The smallest kept block of at least n bytes and at most n + n/8 (so a
     // small request never pins a much larger block), or a new one.
