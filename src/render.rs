@@ -31,8 +31,7 @@ pub fn render_in_batches(
 ) -> Result<()> {
     for (b, chunk) in latents.chunks(BATCH).enumerate() {
         let images = model.render_on_device(chunk)?;
-        let mut converted = if pixels { to_images(&images)?.into_iter().map(Some).collect() } else { Vec::new() };
-        converted.resize(chunk.len(), None);
+        let converted = if pixels { to_images(&images)?.into_iter().map(Some).collect() } else { vec![None; chunk.len()] };
         for (i, image) in converted.into_iter().enumerate() {
             sink(b * BATCH + i, &images.get(i as i64), image)?;
         }
