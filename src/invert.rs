@@ -257,19 +257,22 @@ pub fn residual(model: &Model, photo: &Photo, edited: &[f32]) -> Result<RgbImage
 /// [`residual`] for an edited latent already rendered ([C, R, R], as
 /// [`Model::render`] gives it), so a batch render is not repeated.
 pub fn residual_of_render(model: &Model, photo: &Photo, edited: &Tensor) -> Result<RgbImage> {
-    residual_of_renders(photo, edited, &model.render(&[&photo.base])?.get(0))
+    residual_of_renders(photo, edited, &model.render_on_device(&[&photo.base])?.get(0))
 }
 
 /// [`residual_of_render`] with the photo's own latent already rendered
 /// (`base`, [C, R, R]), for hosts that show the same photo many times.
+/// The change is resampled where `edited` lives (the engine's device after
+/// a batch render), so only the crop-sized result crosses to the host.
 pub fn residual_of_renders(photo: &Photo, edited: &Tensor, base: &Tensor) -> Result<RgbImage> {
     let [x, y, w, h] = photo.crop;
-    let diff = ((edited.to_device(base.device()) - base) * 127.5)
+    let diff = ((edited - base.to_device(edited.device())) * 127.5)
         .unsqueeze(0)
         .upsample_bilinear2d([h as i64, w as i64], false, None, None)
         .squeeze_dim(0)
         .permute([1, 2, 0])
-        .contiguous();
+        .contiguous()
+        .to_device(tch::Device::Cpu);
     let diff = Vec::<f32>::try_from(diff.flatten(0, -1))?;
     let mut out = photo.image.clone();
     for row in 0..h {

@@ -398,8 +398,7 @@ impl Session {
     /// it).
     fn render_pngs(&self, slots: &[(Slot, Vec<f32>)]) -> Result<Vec<Vec<u8>>, Error> {
         let latents: Vec<&[f32]> = slots.iter().map(|(_, w)| w.as_slice()).collect();
-        // Pixels are made on the engine's device; photos take their raw
-        // render to the host for the residual.
+        // Pixels, and the photos' residuals, are made on the engine's device.
         let renders = self.model.render_on_device(&latents)?;
         let plain = editone::render::to_images(&renders)?;
         slots
