@@ -215,7 +215,8 @@ impl Edit {
     /// example's strength was moved ([`Edit::strength_scale`]).
     pub fn apply_naive(&self, w: &[f32]) -> Result<Vec<f32>> {
         self.check_len(w)?;
-        Ok(method::transfer(w, self.strength_scale(), &self.naive_direction()))
+        let dw = self.naive_direction();
+        Ok(method::transfer(w, self.scale_for(&dw), &dw))
     }
 
     /// Baseline: d* without per-image strength, scaled as the example's
@@ -230,7 +231,12 @@ impl Edit {
     /// paper's (w + dw, w + d*) and follow a strength slider as the method
     /// does.
     pub fn strength_scale(&self) -> f64 {
-        let made = method::dot(&self.naive_direction(), &self.unit);
+        self.scale_for(&self.naive_direction())
+    }
+
+    /// [`Edit::strength_scale`] with the naive direction dw already made.
+    fn scale_for(&self, dw: &[f32]) -> f64 {
+        let made = method::dot(dw, &self.unit);
         if made.abs() > f64::EPSILON {
             self.strength / made
         } else {
