@@ -317,8 +317,6 @@ typedef uint32_t eo_render_mode;
 extern "C" {
 #endif // __cplusplus
 
-extern void editone_cpu_cache(size_t cap_bytes);
-
 // The message of the last failed call on this thread, or "" if none has
 // failed. Valid until the next failing call on the same thread.
 const char *eo_last_error(void);
