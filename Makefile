@@ -124,7 +124,8 @@ demo: setup
 # Benchmarks, never asserted: `editone bench` beside the PyTorch baseline
 # (benches/compare.py) on the default model, both fixtures and a random
 # config-f 256x256 (light settings: CPU), then drag and inversion timings
-# (Rust) and the fast preset's convergence on the default model.
+# (Rust), the CPU Winograd convolution against the direct one, and the fast
+# preset's convergence on the default model.
 BENCH_PREFIX := build/bench-prefix
 bench: build
 	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/$(BENCH_PREFIX)
@@ -134,6 +135,7 @@ bench: build
 	$(VENV)/bin/python benches/compare.py $(BENCH_PREFIX)/bin/editone --model config-f-256 --batches 1,8 \
 	  --iterations 3 --count 0 --seconds 6 --rounds 2
 	$(CARGO) run $(CARGO_FLAGS) --quiet --example bench
+	$(CARGO) test $(CARGO_FLAGS) --quiet --lib winograd_speed -- --ignored --nocapture
 	$(VENV)/bin/python tools/bench_default.py $(LIB)
 
 clean:

@@ -16,9 +16,9 @@ fn main() {
 
 include!("build-support/libtorch.rs");
 
-/// The C++ in csrc/ (what tch does not expose: the TF32 switches and the
-/// CPU allocator) against libtorch's headers, with the C++ ABI the PyPI
-/// wheels use.
+/// The C++ in csrc/ (what tch does not expose: the TF32 switches, the
+/// CPU allocator, the Winograd transforms) against libtorch's headers,
+/// with the C++ ABI the PyPI wheels use.
 fn compile_libtorch_shims(libtorch: &Path) {
     println!("cargo:rerun-if-changed=csrc");
     cc::Build::new()
@@ -29,6 +29,7 @@ fn compile_libtorch_shims(libtorch: &Path) {
         .warnings(false)
         .file("csrc/precision.cpp")
         .file("csrc/cpu_cache.cpp")
+        .file("csrc/winograd.cpp")
         .compile("editone_shims");
 }
 

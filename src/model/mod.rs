@@ -11,6 +11,7 @@ pub mod dcgan;
 pub mod pickle;
 pub mod stylegan2;
 pub mod weights;
+mod winograd;
 
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};

@@ -4,8 +4,10 @@
 //! agree to float rounding.
 
 use super::weights::Weights;
+use super::winograd;
 use super::{convolution, Feature, Generator, ModelInfo, Noise, NoiseMode, Truncation};
 use crate::error::{Error, Result};
+use once_cell::sync::OnceCell;
 use serde::Deserialize;
 use tch::{Device, Kind, Tensor};
 
@@ -313,6 +315,14 @@ fn modulate(weight: &Tensor, styles: &Tensor, demodulate: bool) -> (Tensor, Opti
     (w, dcoefs)
 }
 
+/// The demodulation coefficients [N, O] of `styles` [N, I] for a weight
+/// whose squares summed over the kernel are `weight_sq` [O, I]:
+/// rsqrt(sum_i s_i^2 sum_k w_oik^2 + 1e-8), the official coefficients to
+/// float rounding, without making the modulated weights.
+fn demodulation(styles: &Tensor, weight_sq: &Tensor) -> Tensor {
+    (styles.square().matmul(&weight_sq.tr()) + 1e-8).rsqrt()
+}
+
 /// `conv2d_resample` for the two cases the generator uses: a same-size
 /// convolution, or `up` (a stride-2 transposed convolution, then the FIR
 /// filter; the padding bookkeeping gives transpose padding 0 and FIR padding
@@ -355,14 +365,13 @@ fn modulated_conv2d(x: &Tensor, weight: &Tensor, styles: &Tensor, demodulate: bo
 /// formulation: the input scaled by the styles, one plain convolution for
 /// the whole batch, the output scaled by the demodulation coefficients.
 /// The same function as the fused path to float rounding, but one large
-/// convolution instead of N small grouped ones, and no per-image weights:
-/// the coefficients are rsqrt(sum_i s_i^2 sum_k w_oik^2 + 1e-8), from
-/// `weight_sq` [O, I] = sum_k w_oik^2 (None: no demodulation).
+/// convolution instead of N small grouped ones, and no per-image weights;
+/// `weight_sq` as in [`demodulation`] (None: no demodulation).
 fn modulated_conv2d_batched(x: &Tensor, weight: &Tensor, weight_sq: Option<&Tensor>, styles: &Tensor, up: bool, filter: &Tensor) -> Tensor {
     let n = x.size()[0];
     let y = conv2d_resample(&(x * styles.reshape([n, -1, 1, 1])), weight, 1, up, filter, Numerics::Nvlabs);
     match weight_sq {
-        Some(w2) => y * (styles.square().matmul(&w2.tr()) + 1e-8).rsqrt().reshape([n, -1, 1, 1]),
+        Some(w2) => y * demodulation(styles, w2).reshape([n, -1, 1, 1]),
         None => y,
     }
 }
@@ -433,6 +442,9 @@ struct SynthesisLayer {
     weight: Tensor,
     /// sum over the kernel of weight^2, [O, I], for batched demodulation.
     weight_sq: Tensor,
+    /// The weight transformed for `winograd::conv3x3`, made at the first
+    /// CPU render that uses it.
+    winograd_weight: OnceCell<Tensor>,
     bias: Tensor,
     noise_strength: Tensor,
     noise_const: Tensor,
@@ -463,6 +475,7 @@ impl SynthesisLayer {
             affine,
             weight,
             weight_sq,
+            winograd_weight: OnceCell::new(),
             bias,
             noise_strength,
             noise_const,
@@ -492,7 +505,7 @@ impl SynthesisLayer {
         let x = if x.kind() == Kind::Half {
             modulated_conv2d_half(x, &self.weight, &styles, true, self.up, &self.filter, noise.as_ref())
         } else {
-            let y = modulated_conv2d(x, &self.weight, &styles, true, self.up, &self.filter, self.numerics);
+            let y = self.modulated_conv(x, &styles);
             match noise {
                 Some(noise) if !y.requires_grad() => {
                     let mut y = y;
@@ -507,6 +520,17 @@ impl SynthesisLayer {
         bias_act(x, &bias, true, SQRT_2, self.clamp)
     }
 
+    /// The layer's float32 modulated convolution: Winograd's in CPU
+    /// inference where that is faster (see `winograd::applies`), else the
+    /// official fused one.
+    fn modulated_conv(&self, x: &Tensor, styles: &Tensor) -> Tensor {
+        if !self.up && !styles.requires_grad() && winograd::applies(x, &self.weight) {
+            let u = self.winograd_weight.get_or_init(|| winograd::transform_weight(&self.weight));
+            return winograd::conv3x3(x, u, styles, &demodulation(styles, &self.weight_sq));
+        }
+        modulated_conv2d(x, &self.weight, styles, true, self.up, &self.filter, self.numerics)
+    }
+
     /// The layer for a float32 batch on CUDA (see [`batched`]) in half the
     /// passes over its activations: the official non-fused convolution of
     /// the style-scaled input, then demodulation, noise, bias and the
@@ -518,7 +542,7 @@ impl SynthesisLayer {
     fn forward_batched(&self, x: &Tensor, styles: &Tensor, noise: Option<&Tensor>) -> Tensor {
         let n = x.size()[0];
         let y = conv2d_resample(&(x * styles.reshape([n, -1, 1, 1])), &self.weight, 1, self.up, &self.filter, Numerics::Nvlabs);
-        let dcoefs = (styles.square().matmul(&self.weight_sq.tr()) + 1e-8).rsqrt() * SQRT_2;
+        let dcoefs = demodulation(styles, &self.weight_sq) * SQRT_2;
         let bias = self.bias.reshape([1, -1, 1, 1]) * SQRT_2;
         let shift = match noise {
             Some(noise) => bias + noise * SQRT_2,
@@ -846,6 +870,34 @@ impl Generator for StyleGan2 {
 mod tests {
     use super::*;
 
+    /// A synthesis layer with random weights, noise strength 0.3 and a
+    /// random constant noise map, as NVlabs computes it.
+    fn random_layer(channels: (i64, i64), w_dim: i64, res: i64, up: bool, clamp: Option<f64>) -> SynthesisLayer {
+        let cpu = tch::kind::FLOAT_CPU;
+        let (i, o) = channels;
+        let taps = Tensor::from_slice(&[1f32, 3., 3., 1.]);
+        let weight = Tensor::randn([o, i, 3, 3], cpu);
+        SynthesisLayer {
+            affine: Dense { weight: Tensor::randn([i, w_dim], cpu) * 0.3, bias: Tensor::ones([i], cpu), lrelu: false },
+            weight_sq: weight.square().sum_dim_intlist([2i64, 3].as_slice(), false, None::<Kind>),
+            weight,
+            winograd_weight: OnceCell::new(),
+            bias: Tensor::randn([o], cpu),
+            noise_strength: Tensor::from(0.3f32),
+            noise_const: Tensor::randn([res, res], cpu),
+            filter: taps.outer(&taps) / 64.0,
+            up,
+            resolution: res,
+            clamp,
+            numerics: Numerics::Nvlabs,
+        }
+    }
+
+    /// |a - b| / |b| over all entries.
+    fn rel(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).norm().double_value(&[]) / b.norm().double_value(&[])
+    }
+
     /// A whole synthesis layer in its batched (CUDA) form against the fused
     /// form and `bias_act`, with noise, both resampling cases and a clamp
     /// that bites, in a render (in place) and with gradients; on the CPU,
@@ -855,24 +907,9 @@ mod tests {
         tch::manual_seed(11);
         let cpu = tch::kind::FLOAT_CPU;
         let (n, i, o, w_dim) = (3, 5, 4, 6);
-        let taps = Tensor::from_slice(&[1f32, 3., 3., 1.]);
-        let rel = |a: &Tensor, b: &Tensor| (a - b).norm().double_value(&[]) / b.norm().double_value(&[]);
         for (up, clamp) in [(false, None), (true, Some(0.5))] {
             let res = if up { 16 } else { 8 };
-            let weight = Tensor::randn([o, i, 3, 3], cpu);
-            let layer = SynthesisLayer {
-                affine: Dense { weight: Tensor::randn([i, w_dim], cpu) * 0.3, bias: Tensor::ones([i], cpu), lrelu: false },
-                weight_sq: weight.square().sum_dim_intlist([2i64, 3].as_slice(), false, None::<Kind>),
-                weight,
-                bias: Tensor::randn([o], cpu),
-                noise_strength: Tensor::from(0.3f32),
-                noise_const: Tensor::randn([res, res], cpu),
-                filter: taps.outer(&taps) / 64.0,
-                up,
-                resolution: res,
-                clamp,
-                numerics: Numerics::Nvlabs,
-            };
+            let layer = random_layer((i, o), w_dim, res, up, clamp);
             let x = Tensor::randn([n, i, 8, 8], cpu);
             let w = Tensor::randn([n, w_dim], cpu);
             let noise = &layer.noise_const * &layer.noise_strength;
@@ -890,6 +927,32 @@ mod tests {
             let g_batched = grad(&|x| layer.forward_batched(x, &layer.affine.forward(&w), Some(&noise)));
             assert!(rel(&g_batched, &g_fused) < 1e-5, "gradient, up={up}: {:e}", rel(&g_batched, &g_fused));
         }
+    }
+
+    /// A CPU render of a layer large enough for the Winograd convolution
+    /// takes it (the transformed weight gets made) and stays the official
+    /// fused layer to float rounding; with a gradient the layer keeps the
+    /// official path.
+    #[test]
+    fn winograd_layer_matches_fused_layer() {
+        tch::manual_seed(5);
+        let cpu = tch::kind::FLOAT_CPU;
+        let (n, c, w_dim, res) = (2, 128, 8, 16);
+        let layer = random_layer((c, c), w_dim, res, false, Some(0.5));
+        let x = Tensor::randn([n, c, res, res], cpu);
+        let w = Tensor::randn([n, w_dim], cpu);
+        let official = {
+            let styles = layer.affine.forward(&w);
+            let y = modulated_conv2d(&x, &layer.weight, &styles, true, false, &layer.filter, Numerics::Nvlabs);
+            let y = y + &layer.noise_const * &layer.noise_strength;
+            bias_act(y, &layer.bias, true, SQRT_2, layer.clamp)
+        };
+        let with_grad = layer.forward(&x.detach().set_requires_grad(true), &w, NoiseMode::Const, None);
+        assert!(layer.winograd_weight.get().is_none(), "a gradient takes the official path");
+        assert!(rel(&with_grad, &official) < 1e-6, "official path: {:e}", rel(&with_grad, &official));
+        let render = tch::no_grad(|| layer.forward(&x, &w, NoiseMode::Const, None));
+        assert!(layer.winograd_weight.get().is_some(), "a render takes the Winograd path");
+        assert!(rel(&render, &official) < 1e-6, "Winograd: {:e}", rel(&render, &official));
     }
 
     /// The batched (CUDA) form is the fused form to float rounding; checked
