@@ -379,8 +379,10 @@ fn modulated_conv2d_batched(x: &Tensor, weight: &Tensor, weight_sq: Option<&Tens
 /// Whether a float32 batch takes the batched path: on CUDA, where one
 /// large convolution beats N grouped ones, with NVlabs numerics (whose
 /// official code is reproduced to rounding either way) and N > 1. On the
-/// CPU the fused path, bit-exact with the official code, is as fast (see
-/// [`MICRO_BATCH_BYTES`]); rosinality's code is fused at every batch size.
+/// CPU the fused path is as fast (see [`MICRO_BATCH_BYTES`]), and CPU
+/// renders take the Winograd convolution where it pays instead (see
+/// `SynthesisLayer::modulated_conv`); rosinality's code is fused at every
+/// batch size.
 fn batched(x: &Tensor, numerics: Numerics) -> bool {
     x.device().is_cuda() && x.size()[0] > 1 && x.kind() == Kind::Float && numerics == Numerics::Nvlabs
 }
