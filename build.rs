@@ -17,7 +17,7 @@ fn main() {
 include!("build-support/libtorch.rs");
 
 /// The C++ in csrc/ (what tch does not expose: the TF32 switches, the
-/// CPU allocator, the Winograd transforms) against libtorch's headers,
+/// CPU allocator, the Winograd transforms, the profiler) against libtorch's headers,
 /// with the C++ ABI the PyPI wheels use.
 fn compile_libtorch_shims(libtorch: &Path) {
     println!("cargo:rerun-if-changed=csrc");
@@ -30,6 +30,7 @@ fn compile_libtorch_shims(libtorch: &Path) {
         .file("csrc/precision.cpp")
         .file("csrc/cpu_cache.cpp")
         .file("csrc/winograd.cpp")
+        .file("csrc/profiler.cpp")
         .compile("editone_shims");
 }
 

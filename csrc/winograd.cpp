@@ -32,7 +32,8 @@ constexpr int64_t kPassBytes = int64_t(8) << 20;
 
 // The input transform of tile rows [ty0, ty1) of one channel plane `x`
 // (H x W, scaled by `s`) into v: 16 planes of `stride` floats each, tile
-// (ty, tx) at column (ty - ty0) * tw + tx.
+// (ty, tx) at column (ty - ty0) * tw + tx. `rows` is scratch space for
+// 8 * (W + 2) floats.
 void input_transform(const float* x, float s, int64_t h, int64_t w, int64_t ty0, int64_t ty1, float* v, int64_t stride, float* rows) {
     const int64_t tw = w / 2, wp = w + 2;
     float* b[4] = {rows, rows + wp, rows + 2 * wp, rows + 3 * wp};

@@ -6,6 +6,7 @@
 //! - [`model`]: the generator trait, native StyleGAN2, model files.
 //! - [`edit`]: the paper's method: example edits, d*, transfer, presets.
 //! - [`progress`]: progress callbacks and cancellation.
+//! - [`profile`]: where work spends its time, from libtorch's profiler.
 //! - [`invert`]: projecting photos into the latent space; residual rendering.
 //! - [`seed`]: latent seeds identical to the official scripts' numpy draws.
 //! - [`render`]: generator output to pixels and image files.
@@ -22,6 +23,7 @@ pub mod invert;
 pub mod error;
 mod ffi;
 pub mod model;
+pub mod profile;
 pub mod progress;
 pub mod render;
 pub mod seed;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one prepared run for a borrowed GPU machine (python3 with torch
 # 2.11.0+cu130, no Rust): the CUDA test binaries, CUDA-vs-CPU and float16
-# checks at config-f size, and the benchmark against the PyTorch baseline.
+# checks at config-f size, a profile of where a 1024 render spends its
+# time, and the benchmark against the PyTorch baseline.
 #
 # Here, first:   bash tools/gpu-pack.sh      (builds and fills .gpu/)
 # There, in one device call carrying .gpu:   bash tools/gpu-check.sh "$OUT"
@@ -40,6 +41,12 @@ bench() {  # model, timeout, extra compare.py options; the JSON is named after a
 # each side optimises once (the end-to-end run's d* is the one timed).
 stage "config-f-1024: editone vs PyTorch, TF32 (PyTorch's default for convolutions)"
 bench config-f-1024 240 --batches 1,16,32 --iterations 1000 --count 1000 --tf32
+stage "where a config-f 1024 render's time goes (libtorch's profiler; batch 16, 3 batches)"
+for how in "--tf32" "" "--tf32 --half"; do
+    echo "-- profile --device cuda $how"
+    timeout 90 "$G/profile" .cache/bench/config-f-1024.safetensors --device cuda --batch 16 --batches 3 --top 30 $how 2>&1 |
+        grep -vE "^(ERROR|WARNING|STAGE)"
+done
 stage "config-f-1024: editone vs PyTorch, true float32 (TF32 off)"
 bench config-f-1024 200 --batches 1,16,32 --iterations 200 --count 500
 

@@ -3,7 +3,7 @@
 # has python3 with torch 2.11.0+cu130 but no Rust), and packs it into .gpu/
 # (ignored by git through .git/info/exclude; about 50 MB, under the 64 MiB a
 # device call may carry): the test binaries, an installed prefix, the
-# fixtures and the default model. Then, in one device call carrying .gpu:
+# fixtures, the default model and the profiler example. Then, in one device call carrying .gpu:
 #     bash tools/gpu-check.sh "$OUT"
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,8 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
         print(m["executable"])' | xargs -I{} cp {} .gpu/tests/
 make --no-print-directory install PREFIX="$PWD/.gpu/prefix" >/dev/null
+cargo build --release --locked --example profile
+cp target/release/examples/profile .gpu/
 cp -r ../shared/fixtures/stylegan2 .gpu/fixtures
 cp .cache/models/digiface-dcgan.safetensors .cache/models/digiface-dcgan.reference.safetensors .gpu/models/
 du -sh .gpu

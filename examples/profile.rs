@@ -1,0 +1,102 @@
+//! Where a render's time goes: libtorch's profiler around batch renders of
+//! a model, as `render_in_batches` runs them (synthesis on the engine's
+//! device, pixels made there, bytes to the host). Prints the GPU kernels
+//! (on CUDA) and the CPU operators that took the most time.
+//!
+//!     cargo run --release --example profile -- MODEL [--device cpu|cuda]
+//!         [--batch N] [--batches K] [--tf32] [--half] [--top N]
+//!
+//! MODEL is a model file or folder, e.g. `.cache/bench/config-f-1024.safetensors`
+//! as `benches/compare.py` writes it. Development only; nothing asserts it.
+
+use editone::profile::{profile, OpTime};
+use editone::{Engine, EngineOptions, Model};
+use std::path::PathBuf;
+use std::time::Instant;
+
+struct Args {
+    model: PathBuf,
+    options: EngineOptions,
+    batch: usize,
+    batches: usize,
+    top: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let mut parsed = Args { model: PathBuf::new(), options: EngineOptions::default(), batch: 16, batches: 4, top: 25 };
+    let number = |value: Option<String>, flag: &str| -> Result<usize, String> {
+        value.and_then(|v| v.parse().ok()).filter(|&n| n > 0).ok_or(format!("{flag} takes a positive number"))
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--device" => parsed.options.device = args.next().ok_or("--device takes cpu, cuda or cuda:N")?,
+            "--batch" => parsed.batch = number(args.next(), "--batch")?,
+            "--batches" => parsed.batches = number(args.next(), "--batches")?,
+            "--top" => parsed.top = number(args.next(), "--top")?,
+            "--tf32" => parsed.options.tf32 = true,
+            "--half" => parsed.options.half_precision = true,
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            path => parsed.model = PathBuf::from(path),
+        }
+    }
+    if parsed.model.as_os_str().is_empty() {
+        return Err("usage: profile MODEL [--device D] [--batch N] [--batches K] [--tf32] [--half] [--top N]".into());
+    }
+    Ok(parsed)
+}
+
+/// One batch as `render_in_batches` makes it: pixels on the device, then
+/// bytes on the host.
+fn render_batch(model: &Model, latents: &[&[f32]]) {
+    let batch = model.render_on_device(latents).expect("the batch renders");
+    let images = editone::render::to_images(&batch).expect("pixels are made");
+    std::hint::black_box(images);
+}
+
+fn print_table(title: &str, times: &[OpTime], top: usize) {
+    let total: f64 = times.iter().map(|t| t.seconds).sum();
+    println!("\n{title} (sum {:.1} ms)", total * 1e3);
+    for t in times.iter().take(top) {
+        let mut name = t.name.clone();
+        if name.len() > 110 {
+            name.truncate(107);
+            name.push_str("...");
+        }
+        println!("{:9.2} ms {:5.1}% {:6} calls  {name}", t.seconds * 1e3, 100.0 * t.seconds / total, t.calls);
+    }
+}
+
+fn main() {
+    let args = parse_args().unwrap_or_else(|message| {
+        eprintln!("{message}");
+        std::process::exit(2)
+    });
+    let engine = Engine::init(&args.options).expect("the engine starts");
+    let model = Model::load(&args.model).expect("the model loads");
+    let info = model.info().clone();
+    let latents: Vec<Vec<f32>> = (0..args.batch as u64)
+        .map(|seed| model.latent_from_seed(seed, (info.c_dim > 0).then_some(0), 1.0).expect("a latent"))
+        .collect();
+    let refs: Vec<&[f32]> = latents.iter().map(|w| w.as_slice()).collect();
+    render_batch(&model, &refs); // warm-up: kernels chosen, buffers cached
+    let cuda = engine.device().is_cuda();
+    let start = Instant::now();
+    let ((), times) = profile(cuda, || (0..args.batches).for_each(|_| render_batch(&model, &refs))).expect("the profiler runs");
+    let seconds = start.elapsed().as_secs_f64();
+    let images = (args.batch * args.batches) as f64;
+    println!(
+        "{}x{} model on {}, batch {}, {} batches: {:.2} ms per image under the profiler",
+        info.resolution,
+        info.resolution,
+        engine.device_name(),
+        args.batch,
+        args.batches,
+        seconds / images * 1e3
+    );
+    let (gpu, cpu): (Vec<OpTime>, Vec<OpTime>) = times.into_iter().partition(|t| t.device == "cuda");
+    if cuda {
+        print_table("GPU kernels", &gpu, args.top);
+    }
+    print_table("CPU operators (inclusive: an operator's time includes those it calls)", &cpu, args.top);
+}
