@@ -15,12 +15,13 @@ use tch::{Device, Kind, Tensor};
 
 /// Where the Winograd convolution beats libtorch's direct one on the CPU
 /// (2 cores, `conv3x3` against the direct convolution of the modulated
-/// weight): 1.5-1.75x at 512 channels from 16x16 to 64x64, 1.25-1.5x at
-/// 256 channels up to 128x128, 1.0-1.2x at 128 channels up to 128x128; but
-/// 0.7x at 64 channels, and 0.93x at 128 channels on 256x256, where the
-/// transforms' memory traffic outweighs the multiplications saved.
+/// weight, `winograd_speed` below): 1.5-1.75x at 512 channels from 16x16 to
+/// 64x64, 1.1-1.55x at 256 channels from 16x16 to 128x128, 0.95-1.2x at 128
+/// channels from 16x16 to 128x128; but 0.6-0.8x at 64 channels, 0.8-1.15x
+/// on 8x8 maps, and 0.93x at 128 channels on 256x256, where the transforms'
+/// memory traffic costs more than the multiplications saved.
 const MIN_CHANNELS: i64 = 128;
-const MIN_SIDE: i64 = 8;
+const MIN_SIDE: i64 = 16;
 const MAX_PIXELS: i64 = 128 * 128;
 
 /// Whether a 3x3 same-size convolution of `x` by `weight` [O, C, 3, 3]
@@ -185,7 +186,7 @@ mod tests {
         assert!(applies(&x(128, 16, 16), &weight(128, 128, 3)));
         assert!(applies(&x(512, 128, 128), &weight(512, 512, 3)));
         assert!(!applies(&x(128, 15, 16), &weight(128, 128, 3)));
-        assert!(!applies(&x(128, 4, 4), &weight(128, 128, 3)));
+        assert!(!applies(&x(128, 8, 8), &weight(128, 128, 3)));
         assert!(!applies(&x(128, 256, 256), &weight(128, 128, 3)));
         assert!(!applies(&x(128, 16, 16).set_requires_grad(true), &weight(128, 128, 3)));
         assert!(!applies(&x(128, 16, 16), &weight(64, 128, 3)));
