@@ -442,7 +442,8 @@ fn modulated_conv2d_half(x: &Tensor, weight: &Tensor, styles: &Tensor, demodulat
 struct SynthesisLayer {
     affine: Dense,
     weight: Tensor,
-    /// sum over the kernel of weight^2, [O, I], for batched demodulation.
+    /// sum over the kernel of weight^2, [O, I], for demodulation without
+    /// modulated weights (CUDA batches, the Winograd convolution).
     weight_sq: Tensor,
     /// The weight transformed for `winograd::conv3x3`, made at the first
     /// CPU render that uses it.
