@@ -361,13 +361,13 @@ fn modulated_conv2d(x: &Tensor, weight: &Tensor, styles: &Tensor, demodulate: bo
     y.reshape([n, o, ho, wo])
 }
 
-/// `modulated_conv2d` for a batch (N > 1), the official non-fused
-/// formulation: the input scaled by the styles, one plain convolution for
-/// the whole batch, the output scaled by the demodulation coefficients.
+/// `modulated_conv2d` in the official non-fused formulation (see
+/// [`non_fused`]): the input scaled by the styles, one plain convolution
+/// for the whole batch, the output scaled by the demodulation coefficients.
 /// The same function as the fused path to float rounding, but one large
 /// convolution instead of N small grouped ones, and no per-image weights;
 /// `weight_sq` as in [`demodulation`] (None: no demodulation).
-fn modulated_conv2d_batched(x: &Tensor, weight: &Tensor, weight_sq: Option<&Tensor>, styles: &Tensor, up: bool, filter: &Tensor) -> Tensor {
+fn modulated_conv2d_non_fused(x: &Tensor, weight: &Tensor, weight_sq: Option<&Tensor>, styles: &Tensor, up: bool, filter: &Tensor) -> Tensor {
     let n = x.size()[0];
     let y = conv2d_resample(&(x * styles.reshape([n, -1, 1, 1])), weight, 1, up, filter, Numerics::Nvlabs);
     match weight_sq {
@@ -376,15 +376,24 @@ fn modulated_conv2d_batched(x: &Tensor, weight: &Tensor, weight_sq: Option<&Tens
     }
 }
 
-/// Whether a float32 batch takes the batched path: on CUDA, where one
-/// large convolution beats N grouped ones, with NVlabs numerics (whose
-/// official code is reproduced to rounding either way) and N > 1. On the
-/// CPU the fused path is as fast (see [`MICRO_BATCH_BYTES`]), and CPU
-/// renders take the Winograd convolution where it pays instead (see
-/// `SynthesisLayer::modulated_conv`); rosinality's code is fused at every
-/// batch size.
-fn batched(x: &Tensor, numerics: Numerics) -> bool {
-    x.device().is_cuda() && x.size()[0] > 1 && x.kind() == Kind::Float && numerics == Numerics::Nvlabs
+/// Whether a float32 layer takes the official non-fused form (the input
+/// scaled by the styles, one plain convolution, the output scaled by the
+/// demodulation coefficients) instead of the fused one, with NVlabs
+/// numerics (whose official code is reproduced to rounding either way):
+/// - a batch on CUDA (N > 1), where one large convolution beats N grouped
+///   ones;
+/// - anything that needs a gradient (d\*, drag, inversion), which is also
+///   how the official code trains: the fused form's backward pass computes
+///   the gradient of every image's modulated weight, one more convolution
+///   per layer that the non-fused form does without (d\* at 256x256 on 2
+///   CPU cores: 2.8 s per iteration fused, 1.6 s non-fused).
+///
+/// CPU renders keep the fused form, as fast there (see
+/// [`MICRO_BATCH_BYTES`]), or take the Winograd convolution where it pays
+/// (see `SynthesisLayer::modulated_conv`); rosinality's code is always fused.
+fn non_fused(x: &Tensor, styles: &Tensor, numerics: Numerics) -> bool {
+    let cuda_batch = x.device().is_cuda() && x.size()[0] > 1;
+    x.kind() == Kind::Float && numerics == Numerics::Nvlabs && (cuda_batch || styles.requires_grad())
 }
 
 /// On the CPU a batch is synthesised in micro-batches whose largest
@@ -502,8 +511,8 @@ impl SynthesisLayer {
             }
             NoiseMode::None => None,
         };
-        if x.kind() != Kind::Half && batched(x, self.numerics) {
-            return self.forward_batched(x, &styles, noise.as_ref());
+        if x.kind() != Kind::Half && non_fused(x, &styles, self.numerics) {
+            return self.forward_non_fused(x, &styles, noise.as_ref());
         }
         let x = if x.kind() == Kind::Half {
             modulated_conv2d_half(x, &self.weight, &styles, true, self.up, &self.filter, noise.as_ref())
@@ -534,7 +543,7 @@ impl SynthesisLayer {
         modulated_conv2d(x, &self.weight, styles, true, self.up, &self.filter, self.numerics)
     }
 
-    /// The layer for a float32 batch on CUDA (see [`batched`]) in half the
+    /// The layer in the non-fused form (see [`non_fused`]) in half the
     /// passes over its activations: the official non-fused convolution of
     /// the style-scaled input, then demodulation, noise, bias and the
     /// activation gain in one `addcmul` (the gain is positive, so it can
@@ -542,7 +551,7 @@ impl SynthesisLayer {
     /// official function to float rounding (checked against the fused
     /// path in the tests below); GPUs spend most of a render on such
     /// elementwise passes once convolutions use TF32.
-    fn forward_batched(&self, x: &Tensor, styles: &Tensor, noise: Option<&Tensor>) -> Tensor {
+    fn forward_non_fused(&self, x: &Tensor, styles: &Tensor, noise: Option<&Tensor>) -> Tensor {
         let n = x.size()[0];
         let y = conv2d_resample(&(x * styles.reshape([n, -1, 1, 1])), &self.weight, 1, self.up, &self.filter, Numerics::Nvlabs);
         let dcoefs = demodulation(styles, &self.weight_sq) * SQRT_2;
@@ -591,8 +600,8 @@ impl ToRgb {
         }
         let y = if x.kind() == Kind::Half {
             modulated_conv2d_half(x, &self.weight, &styles, false, false, filter, None)
-        } else if batched(x, self.numerics) {
-            modulated_conv2d_batched(x, &self.weight, None, &styles, false, filter)
+        } else if non_fused(x, &styles, self.numerics) {
+            modulated_conv2d_non_fused(x, &self.weight, None, &styles, false, filter)
         } else {
             modulated_conv2d(x, &self.weight, &styles, false, false, filter, self.numerics)
         };
@@ -901,12 +910,23 @@ mod tests {
         (a - b).norm().double_value(&[]) / b.norm().double_value(&[])
     }
 
-    /// A whole synthesis layer in its batched (CUDA) form against the fused
-    /// form and `bias_act`, with noise, both resampling cases and a clamp
-    /// that bites, in a render (in place) and with gradients; on the CPU,
-    /// so that a slip shows up without a GPU.
+    /// The official fused layer, written out: modulated convolution, noise,
+    /// then `bias_act`.
+    fn fused_layer(layer: &SynthesisLayer, x: &Tensor, w: &Tensor) -> Tensor {
+        let styles = layer.affine.forward(w);
+        let y = modulated_conv2d(x, &layer.weight, &styles, true, layer.up, &layer.filter, Numerics::Nvlabs);
+        let y = y + &layer.noise_const * &layer.noise_strength;
+        bias_act(y, &layer.bias, true, SQRT_2, layer.clamp)
+    }
+
+    /// A whole synthesis layer in its non-fused form (CUDA batches and
+    /// gradients) against the fused form, with noise, both resampling cases
+    /// and a clamp that bites: in a render (in place), and with gradients
+    /// through the input and through the latent (where `forward` itself
+    /// takes the non-fused form). On the CPU, so that a slip shows up
+    /// without a GPU.
     #[test]
-    fn batched_layer_matches_fused_layer() {
+    fn non_fused_layer_matches_fused_layer() {
         tch::manual_seed(11);
         let cpu = tch::kind::FLOAT_CPU;
         let (n, i, o, w_dim) = (3, 5, 4, 6);
@@ -916,19 +936,23 @@ mod tests {
             let x = Tensor::randn([n, i, 8, 8], cpu);
             let w = Tensor::randn([n, w_dim], cpu);
             let noise = &layer.noise_const * &layer.noise_strength;
-            // On the CPU forward() takes the fused path.
+            let non_fused = |x: &Tensor, w: &Tensor| layer.forward_non_fused(x, &layer.affine.forward(w), Some(&noise));
+            // A CPU render takes the fused form.
             let fused = tch::no_grad(|| layer.forward(&x, &w, NoiseMode::Const, None));
-            let batched = tch::no_grad(|| layer.forward_batched(&x, &layer.affine.forward(&w), Some(&noise)));
-            assert_eq!(batched.size(), fused.size());
-            assert!(rel(&batched, &fused) < 1e-6, "render, up={up}: {:e}", rel(&batched, &fused));
-            let grad = |f: &dyn Fn(&Tensor) -> Tensor| {
-                let x = x.detach().set_requires_grad(true);
-                f(&x).square().sum(Kind::Float).backward();
-                x.grad()
+            let render = tch::no_grad(|| non_fused(&x, &w));
+            assert_eq!(render.size(), fused.size());
+            assert!(rel(&render, &fused) < 1e-6, "render, up={up}: {:e}", rel(&render, &fused));
+            let grad = |input: &Tensor, f: &dyn Fn(&Tensor) -> Tensor| {
+                let input = input.detach().set_requires_grad(true);
+                f(&input).square().sum(Kind::Float).backward();
+                input.grad()
             };
-            let g_fused = grad(&|x| layer.forward(x, &w, NoiseMode::Const, None));
-            let g_batched = grad(&|x| layer.forward_batched(x, &layer.affine.forward(&w), Some(&noise)));
-            assert!(rel(&g_batched, &g_fused) < 1e-5, "gradient, up={up}: {:e}", rel(&g_batched, &g_fused));
+            let g_fused = grad(&x, &|x| fused_layer(&layer, x, &w));
+            let g_non_fused = grad(&x, &|x| non_fused(x, &w));
+            assert!(rel(&g_non_fused, &g_fused) < 1e-5, "input gradient, up={up}: {:e}", rel(&g_non_fused, &g_fused));
+            let g_fused = grad(&w, &|w| fused_layer(&layer, &x, w));
+            let g_forward = grad(&w, &|w| layer.forward(&x, w, NoiseMode::Const, None));
+            assert!(rel(&g_forward, &g_fused) < 1e-5, "latent gradient, up={up}: {:e}", rel(&g_forward, &g_fused));
         }
     }
 
@@ -944,12 +968,7 @@ mod tests {
         let layer = random_layer((c, c), w_dim, res, false, Some(0.5));
         let x = Tensor::randn([n, c, res, res], cpu);
         let w = Tensor::randn([n, w_dim], cpu);
-        let official = {
-            let styles = layer.affine.forward(&w);
-            let y = modulated_conv2d(&x, &layer.weight, &styles, true, false, &layer.filter, Numerics::Nvlabs);
-            let y = y + &layer.noise_const * &layer.noise_strength;
-            bias_act(y, &layer.bias, true, SQRT_2, layer.clamp)
-        };
+        let official = fused_layer(&layer, &x, &w);
         let with_grad = layer.forward(&x.detach().set_requires_grad(true), &w, NoiseMode::Const, None);
         assert!(layer.winograd_weight.get().is_none(), "a gradient takes the official path");
         assert!(rel(&with_grad, &official) < 1e-6, "official path: {:e}", rel(&with_grad, &official));
@@ -958,10 +977,10 @@ mod tests {
         assert!(rel(&render, &official) < 1e-6, "Winograd: {:e}", rel(&render, &official));
     }
 
-    /// The batched (CUDA) form is the fused form to float rounding; checked
-    /// here on the CPU so that a shape or scaling slip shows up without a GPU.
+    /// The non-fused form is the fused form to float rounding; checked here
+    /// on the CPU so that a shape or scaling slip shows up without a GPU.
     #[test]
-    fn batched_modulated_conv_matches_fused() {
+    fn non_fused_modulated_conv_matches_fused() {
         tch::manual_seed(7);
         let (n, i, o) = (3, 5, 4);
         let taps = Tensor::from_slice(&[1f32, 3., 3., 1.]);
@@ -972,9 +991,9 @@ mod tests {
             let styles = Tensor::randn([n, i], tch::kind::FLOAT_CPU) + 1.5;
             let weight_sq = weight.square().sum_dim_intlist([2i64, 3].as_slice(), false, None::<Kind>);
             let fused = modulated_conv2d(&x, &weight, &styles, demodulate, up, &filter, Numerics::Nvlabs);
-            let batched = modulated_conv2d_batched(&x, &weight, demodulate.then_some(&weight_sq), &styles, up, &filter);
-            assert_eq!(fused.size(), batched.size());
-            let err = (&fused - &batched).norm().double_value(&[]) / fused.norm().double_value(&[]);
+            let non_fused = modulated_conv2d_non_fused(&x, &weight, demodulate.then_some(&weight_sq), &styles, up, &filter);
+            assert_eq!(fused.size(), non_fused.size());
+            let err = (&fused - &non_fused).norm().double_value(&[]) / fused.norm().double_value(&[]);
             assert!(err < 1e-6, "up={up} kernel={kernel}: relative error {err:e}");
         }
     }
