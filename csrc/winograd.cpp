@@ -119,9 +119,10 @@ at::Tensor conv3x3(const at::Tensor& x, const at::Tensor& u, const at::Tensor& i
     const int64_t th = h / 2, tw = w / 2;
     const int64_t rows_per_pass = std::clamp<int64_t>(kPassBytes / (16 * c * tw * 4), 1, th);
     at::Tensor y = at::empty({n, o, h, w}, x.options());
-    // One spare column per row so that the 16 planes, read and written side
-    // by side, do not fall on the same cache sets.
-    at::Tensor v = at::zeros({16, c, rows_per_pass * tw + 1}, x.options());
+    // One spare column per row, kept at zero, so that the 16 planes, read
+    // and written side by side, do not fall on the same cache sets.
+    at::Tensor v = at::empty({16, c, rows_per_pass * tw + 1}, x.options());
+    v.select(2, rows_per_pass * tw).zero_();
     const float* xp = x.data_ptr<float>();
     const float* sp = in_scale.data_ptr<float>();
     const float* dp = out_scale.data_ptr<float>();
