@@ -94,6 +94,12 @@ impl From<tch::TchError> for Error {
     }
 }
 
+/// The NUL-terminated message a C++ shim in csrc/ wrote into `buffer`.
+pub(crate) fn shim_message(buffer: &[u8]) -> String {
+    let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+    String::from_utf8_lossy(&buffer[..end]).into_owned()
+}
+
 /// The message a panic was raised with.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload

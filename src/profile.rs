@@ -3,7 +3,7 @@
 //! kernel, summed by name. A development tool (`examples/profile.rs`);
 //! the profiler is process-wide, so only one profile runs at a time.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{shim_message, Error, Result};
 use std::ffi::{c_char, CStr};
 use std::sync::Mutex;
 
@@ -35,24 +35,56 @@ static PROFILER: Mutex<()> = Mutex::new(());
 /// longest first.
 pub fn profile<T>(cuda: bool, work: impl FnOnce() -> T) -> Result<(T, Vec<OpTime>)> {
     let _only_one = PROFILER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut error = [0u8; 256];
-    // SAFETY: `error` is writable for its length; the C++ side catches
-    // every exception.
-    if !unsafe { editone_profile_begin(cuda, error.as_mut_ptr(), error.len()) } {
-        return Err(profiler_error("start", &error));
-    }
+    let recording = Recording::start(cuda)?;
     let value = work();
-    // SAFETY: as above; a non-null result is a NUL-terminated string that
-    // editone_profile_free releases.
-    let summary = unsafe { editone_profile_end(error.as_mut_ptr(), error.len()) };
-    if summary.is_null() {
-        return Err(profiler_error("stop", &error));
-    }
-    let text = unsafe { CStr::from_ptr(summary) }.to_string_lossy().into_owned();
-    unsafe { editone_profile_free(summary) };
-    let mut times: Vec<OpTime> = text.lines().filter_map(parse_line).collect();
+    let mut times: Vec<OpTime> = recording.finish()?.lines().filter_map(parse_line).collect();
     times.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
     Ok((value, times))
+}
+
+/// The profiler while it records; stopped when dropped, so that a panic in
+/// the work does not leave it running for the next profile.
+struct Recording {
+    active: bool,
+}
+
+impl Recording {
+    fn start(cuda: bool) -> Result<Recording> {
+        let mut error = [0u8; 256];
+        // SAFETY: `error` is writable for its length; the C++ side catches
+        // every exception.
+        if unsafe { editone_profile_begin(cuda, error.as_mut_ptr(), error.len()) } {
+            Ok(Recording { active: true })
+        } else {
+            Err(Error::from_torch("libtorch's profiler did not start", &shim_message(&error)))
+        }
+    }
+
+    /// Stops recording and returns the summary text.
+    fn finish(mut self) -> Result<String> {
+        self.active = false;
+        let mut error = [0u8; 256];
+        // SAFETY: as in `start`; a non-null result is a NUL-terminated
+        // string that editone_profile_free releases.
+        let summary = unsafe { editone_profile_end(error.as_mut_ptr(), error.len()) };
+        if summary.is_null() {
+            return Err(Error::from_torch("libtorch's profiler did not stop", &shim_message(&error)));
+        }
+        let text = unsafe { CStr::from_ptr(summary) }.to_string_lossy().into_owned();
+        unsafe { editone_profile_free(summary) };
+        Ok(text)
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if self.active {
+            let mut error = [0u8; 256];
+            // SAFETY: as in `finish`; the summary, if any, is released unread.
+            let summary = unsafe { editone_profile_end(error.as_mut_ptr(), error.len()) };
+            unsafe { editone_profile_free(summary) };
+        }
+    }
 }
 
 /// One summary line: device, calls, nanoseconds and name, tab-separated.
@@ -63,11 +95,6 @@ fn parse_line(line: &str) -> Option<OpTime> {
     let nanos: u64 = fields.next()?.parse().ok()?;
     let name = fields.next()?.to_string();
     Some(OpTime { device, name, calls, seconds: nanos as f64 * 1e-9 })
-}
-
-fn profiler_error(what: &str, error: &[u8]) -> Error {
-    let end = error.iter().position(|&b| b == 0).unwrap_or(error.len());
-    Error::new(ErrorKind::Internal, format!("libtorch's profiler did not {what}: {}", String::from_utf8_lossy(&error[..end])))
 }
 
 #[cfg(test)]
@@ -96,6 +123,14 @@ mod tests {
         // Nothing is recorded once the profile ends.
         let (_, again) = profile(false, || ()).expect("a second profile runs");
         assert!(again.iter().all(|t| t.name != "aten::cumsum"));
+    }
+
+    #[test]
+    fn a_panic_in_the_work_stops_the_profiler() {
+        let panicked = std::panic::catch_unwind(|| profile(false, || panic!("work failed")));
+        assert!(panicked.is_err());
+        let (value, _) = profile(false, || 7).expect("the profiler starts again after a panic");
+        assert_eq!(value, 7);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! size as the direct convolution's own rounding error (see the tests), but
 //! not bit for bit; it is used where no gradient is needed.
 
+use crate::error::shim_message;
 use tch::{Device, Kind, Tensor};
 
 /// Where the Winograd convolution beats libtorch's direct one on the CPU
@@ -86,8 +87,7 @@ pub(crate) fn conv3x3(x: &Tensor, u: &Tensor, in_scale: &Tensor, out_scale: &Ten
     // the shapes checked above; the C++ side returns a new tensor or null.
     let y = unsafe { editone_winograd_conv3x3(x.as_ptr(), u.as_ptr(), in_scale.as_ptr(), out_scale.as_ptr(), error.as_mut_ptr(), error.len()) };
     if y.is_null() {
-        let end = error.iter().position(|&b| b == 0).unwrap_or(error.len());
-        panic!("Winograd convolution failed: {}", String::from_utf8_lossy(&error[..end]));
+        panic!("Winograd convolution failed: {}", shim_message(&error));
     }
     // SAFETY: a tensor the C++ side allocated with `new` for us to own.
     unsafe { Tensor::from_ptr(y) }
