@@ -35,9 +35,9 @@ static PROFILER: Mutex<()> = Mutex::new(());
 /// longest first.
 pub fn profile<T>(cuda: bool, work: impl FnOnce() -> T) -> Result<(T, Vec<OpTime>)> {
     let _only_one = PROFILER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let recording = Recording::start(cuda)?;
+    let mut recording = Recording::start(cuda)?;
     let value = work();
-    let mut times: Vec<OpTime> = recording.finish()?.lines().filter_map(parse_line).collect();
+    let mut times: Vec<OpTime> = recording.stop()?.lines().filter_map(parse_line).collect();
     times.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
     Ok((value, times))
 }
@@ -61,7 +61,7 @@ impl Recording {
     }
 
     /// Stops recording and returns the summary text.
-    fn finish(mut self) -> Result<String> {
+    fn stop(&mut self) -> Result<String> {
         self.active = false;
         let mut error = [0u8; 256];
         // SAFETY: as in `start`; a non-null result is a NUL-terminated
@@ -79,10 +79,8 @@ impl Recording {
 impl Drop for Recording {
     fn drop(&mut self) {
         if self.active {
-            let mut error = [0u8; 256];
-            // SAFETY: as in `finish`; the summary, if any, is released unread.
-            let summary = unsafe { editone_profile_end(error.as_mut_ptr(), error.len()) };
-            unsafe { editone_profile_free(summary) };
+            // Unwinding from the work: the summary is of no use.
+            let _ = self.stop();
         }
     }
 }
