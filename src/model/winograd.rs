@@ -149,22 +149,22 @@ mod tests {
         for c in [64, 128, 256, 512] {
             for h in [8, 16, 32, 64, 128, 256].into_iter().filter(|&h| c * h <= 32768) {
                 let o = c;
-            let x = Tensor::randn([1, c, h, h], (Kind::Float, Device::Cpu));
-            let g = Tensor::randn([o, c, 3, 3], (Kind::Float, Device::Cpu));
-            let s = Tensor::rand([1, c], (Kind::Float, Device::Cpu)) + 0.5;
-            let d = Tensor::rand([1, o], (Kind::Float, Device::Cpu)) + 0.5;
-            let u = transform_weight(&g);
-            let wino = time(&|| conv3x3(&x, &u, &s, &d));
-            let wm = &g * s.reshape([1, -1, 1, 1]) * d.reshape([-1, 1, 1, 1]);
-            let dir = time(&|| x.conv2d(&wm, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1));
-            let gflop = 2.0 * (c * o * 9 * h * h) as f64 / 1e9;
-            eprintln!(
-                "{c} channels, {h}x{h}: direct {:.1} ms ({:.0} GFLOP/s), Winograd {:.1} ms, {:.2}x",
-                dir * 1e3,
-                gflop / dir,
-                wino * 1e3,
-                dir / wino
-            );
+                let x = Tensor::randn([1, c, h, h], (Kind::Float, Device::Cpu));
+                let g = Tensor::randn([o, c, 3, 3], (Kind::Float, Device::Cpu));
+                let s = Tensor::rand([1, c], (Kind::Float, Device::Cpu)) + 0.5;
+                let d = Tensor::rand([1, o], (Kind::Float, Device::Cpu)) + 0.5;
+                let u = transform_weight(&g);
+                let wino = time(&|| conv3x3(&x, &u, &s, &d));
+                let wm = &g * s.reshape([1, -1, 1, 1]) * d.reshape([-1, 1, 1, 1]);
+                let dir = time(&|| x.conv2d(&wm, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1));
+                let gflop = 2.0 * (c * o * 9 * h * h) as f64 / 1e9;
+                eprintln!(
+                    "{c} channels, {h}x{h}: direct {:.1} ms ({:.0} GFLOP/s), Winograd {:.1} ms, {:.2}x",
+                    dir * 1e3,
+                    gflop / dir,
+                    wino * 1e3,
+                    dir / wino
+                );
             }
         }
     }
