@@ -69,8 +69,8 @@ fn frame(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, color: Rgb<u8>) {
 fn faces(model: &Model, latents: &[Vec<f32>]) -> Vec<RgbImage> {
     let refs: Vec<&[f32]> = latents.iter().map(|w| w.as_slice()).collect();
     let mut out = Vec::new();
-    render::render_in_batches(model, &refs, true, None, |_, _, pixels| {
-        let face = pixels.expect("pixels were asked for").to_rgb8();
+    render::render_in_batches(model, &refs, Some(render::PixelFormat::Rgb8), None, |_, _, pixels| {
+        let face = pixels.expect("pixels were asked for").to_image()?.to_rgb8();
         out.push(image::imageops::resize(&face, CELL, CELL, FilterType::Lanczos3));
         Ok(())
     })

@@ -4,7 +4,7 @@ use super::{call, eo_latent, eo_progress_fn, eo_status, handles, slice_arg, slic
 use crate::engine::Latent;
 use crate::error::{Error, ErrorKind, Result};
 use crate::invert;
-use crate::render::{self, PixelFormat};
+use crate::render::{self, HostImage, PixelFormat};
 use std::ffi::{c_char, c_void};
 use std::path::Path;
 use std::sync::Arc;
@@ -71,12 +71,12 @@ fn latents_of_one_model(ls: &[eo_latent]) -> Result<Vec<Arc<Latent>>> {
 }
 
 /// Renders latents (all of one model) through `sink`, in device batches,
-/// with pixels when `pixels` (see [`plain_needed`]).
+/// with pixels laid out for `pixels` when given (see [`plain_needed`]).
 fn render_each(
     latents: &[Arc<Latent>],
-    pixels: bool,
+    pixels: Option<PixelFormat>,
     progress: Option<crate::progress::Progress<'_>>,
-    sink: impl FnMut(usize, &tch::Tensor, Option<image::DynamicImage>) -> Result<()>,
+    sink: impl FnMut(usize, &tch::Tensor, Option<HostImage<'_>>) -> Result<()>,
 ) -> Result<()> {
     let ws: Vec<&[f32]> = latents.iter().map(|l| l.w.as_slice()).collect();
     render::render_in_batches(&latents[0].model, &ws, pixels, progress, sink)
@@ -99,32 +99,56 @@ pub const EO_RENDER_PLAIN: eo_render_mode = 1;
 /// generator cannot reproduce, but carries the edit only as a change.
 pub const EO_RENDER_RESIDUAL: eo_render_mode = 2;
 
+/// What a latent shows: the pixels of its plain render, or the residual
+/// render of the photo it was inverted from.
+enum Picture<'a> {
+    Plain(HostImage<'a>),
+    Residual(image::DynamicImage),
+}
+
+impl Picture<'_> {
+    fn into_image(self) -> Result<image::DynamicImage> {
+        match self {
+            Picture::Plain(pixels) => pixels.to_image(),
+            Picture::Residual(image) => Ok(image),
+        }
+    }
+}
+
 /// The picture of latent `l` (whose raw output is `img`, as pixels
 /// `plain` when [`plain_needed`]) in `mode`.
-fn picture(latent: &Latent, img: &tch::Tensor, plain: Option<image::DynamicImage>, mode: eo_render_mode) -> Result<image::DynamicImage> {
+fn picture<'a>(latent: &Latent, img: &tch::Tensor, plain: Option<HostImage<'a>>, mode: eo_render_mode) -> Result<Picture<'a>> {
     match (mode, &latent.photo) {
         (EO_RENDER_AUTO | EO_RENDER_RESIDUAL, Some(photo)) => {
-            Ok(image::DynamicImage::ImageRgb8(invert::residual_of_render(&latent.model, photo, img)?))
+            Ok(Picture::Residual(image::DynamicImage::ImageRgb8(invert::residual_of_render(&latent.model, photo, img)?)))
         }
         (EO_RENDER_RESIDUAL, None) => {
             Err(Error::invalid("residual rendering needs a latent inverted from a photo (or an edit of one)"))
         }
-        (EO_RENDER_AUTO | EO_RENDER_PLAIN, _) => plain.ok_or_else(|| Error::new(ErrorKind::Internal, "the plain render was not converted")),
+        (EO_RENDER_AUTO | EO_RENDER_PLAIN, _) => plain
+            .map(Picture::Plain)
+            .ok_or_else(|| Error::new(ErrorKind::Internal, "the plain render was not converted")),
         (other, _) => Err(Error::invalid(format!("render mode {other} is not an EO_RENDER_* value"))),
     }
 }
 
 fn into_view(
     latent: &Latent,
-    (img, plain): (&tch::Tensor, Option<image::DynamicImage>),
+    (img, plain): (&tch::Tensor, Option<HostImage<'_>>),
     mode: eo_render_mode,
     view: &eo_image_view,
     what: &str,
 ) -> Result<()> {
     // SAFETY: the host promised `view` describes memory it owns.
     let (format, bytes) = unsafe { view_arg(view, what)? };
-    let image = render::resize(picture(latent, img, plain, mode)?, view.width, view.height);
-    render::write_pixels(&image, format, bytes, view.stride as usize)
+    let stride = view.stride as usize;
+    match picture(latent, img, plain, mode)? {
+        // The common case, the model's size: bytes straight into the view.
+        Picture::Plain(pixels) if (pixels.width(), pixels.height()) == (view.width, view.height) => {
+            pixels.write(format, bytes, stride)
+        }
+        picture => render::write_pixels(&render::resize(picture.into_image()?, view.width, view.height), format, bytes, stride),
+    }
 }
 
 /// Renders a latent into a host image view (EO_RENDER_AUTO, noise 'const').
@@ -142,7 +166,8 @@ pub unsafe extern "C" fn eo_render_ex(l: eo_latent, mode: eo_render_mode, dst: *
         let view = *slice_arg(dst as *const eo_image_view, 1, "dst")?.first().expect("one view");
         view_arg(&view, "dst")?;
         let latents = latents_of_one_model(&[l])?;
-        render_each(&latents, plain_needed(&latents, mode), None, |i, img, plain| {
+        let pixels = plain_needed(&latents, mode).then(|| pixel_format(view.format)).transpose()?;
+        render_each(&latents, pixels, None, |i, img, plain| {
             into_view(&latents[i], (img, plain), mode, &view, "dst")
         })
     })
@@ -163,7 +188,7 @@ pub unsafe extern "C" fn eo_render_f32(l: eo_latent, buf: *mut f32, len: usize) 
             )));
         }
         let out = slice_out(buf, len, "buf")?;
-        render_each(&latents, false, None, |_, img, _| {
+        render_each(&latents, None, None, |_, img, _| {
             out.copy_from_slice(&Vec::<f32>::try_from(img.to_device(tch::Device::Cpu).flatten(0, -1))?);
             Ok(())
         })
@@ -188,7 +213,8 @@ pub unsafe extern "C" fn eo_render_batch(
             view_arg(v, &format!("dsts[{i}]"))?;
         }
         let latents = latents_of_one_model(ls)?;
-        let pixels = plain_needed(&latents, EO_RENDER_AUTO);
+        // Laid out for the first view; views in other layouts are converted.
+        let pixels = plain_needed(&latents, EO_RENDER_AUTO).then(|| pixel_format(views[0].format)).transpose()?;
         with_progress(progress, user, |p| {
             render_each(&latents, pixels, p, |i, img, plain| into_view(&latents[i], (img, plain), EO_RENDER_AUTO, &views[i], "dst"))
         })
@@ -254,8 +280,9 @@ pub unsafe extern "C" fn eo_render_to_file(l: eo_latent, path: *const c_char, si
             return Err(Error::invalid(format!("size {size} is larger than {MAX_SIDE}")));
         }
         let latents = latents_of_one_model(&[l])?;
-        render_each(&latents, plain_needed(&latents, EO_RENDER_AUTO), None, |_, img, plain| {
-            let image = picture(&latents[0], img, plain, EO_RENDER_AUTO)?;
+        let pixels = plain_needed(&latents, EO_RENDER_AUTO).then_some(PixelFormat::Rgb8);
+        render_each(&latents, pixels, None, |_, img, plain| {
+            let image = picture(&latents[0], img, plain, EO_RENDER_AUTO)?.into_image()?;
             let image = if size == 0 { image } else { image.resize(size, size, image::imageops::FilterType::Lanczos3) };
             render::save(&image, path)
         })
