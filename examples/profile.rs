@@ -5,7 +5,11 @@
 //! the most time.
 //!
 //!     cargo run --release --example profile -- MODEL [--device cpu|cuda]
-//!         [--batch N] [--batches K] [--tf32] [--half] [--top N]
+//!         [--batch N] [--batches K] [--tf32] [--half] [--cudnn-benchmark] [--top N]
+//!
+//! `--cudnn-benchmark` lets cuDNN time its algorithms for each new shape
+//! and keep the fastest (libtorch's `cudnn.benchmark`), to see what that
+//! would give before the library makes it a choice.
 //!
 //! MODEL is a model file or folder, e.g. `.cache/bench/config-f-1024.safetensors`
 //! as `benches/compare.py` writes it. Development only; nothing asserts it.
@@ -22,11 +26,12 @@ struct Args {
     batch: usize,
     batches: usize,
     top: usize,
+    cudnn_benchmark: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
-    let mut parsed = Args { model: PathBuf::new(), options: EngineOptions::default(), batch: 16, batches: 4, top: 25 };
+    let mut parsed = Args { model: PathBuf::new(), options: EngineOptions::default(), batch: 16, batches: 4, top: 25, cudnn_benchmark: false };
     let number = |value: Option<String>, flag: &str| -> Result<usize, String> {
         value.and_then(|v| v.parse().ok()).filter(|&n| n > 0).ok_or(format!("{flag} takes a positive number"))
     };
@@ -38,12 +43,13 @@ fn parse_args() -> Result<Args, String> {
             "--top" => parsed.top = number(args.next(), "--top")?,
             "--tf32" => parsed.options.tf32 = true,
             "--half" => parsed.options.half_precision = true,
+            "--cudnn-benchmark" => parsed.cudnn_benchmark = true,
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             path => parsed.model = PathBuf::from(path),
         }
     }
     if parsed.model.as_os_str().is_empty() {
-        return Err("usage: profile MODEL [--device D] [--batch N] [--batches K] [--tf32] [--half] [--top N]".into());
+        return Err("usage: profile MODEL [--device D] [--batch N] [--batches K] [--tf32] [--half] [--cudnn-benchmark] [--top N]".into());
     }
     Ok(parsed)
 }
@@ -83,6 +89,7 @@ fn main() {
         std::process::exit(2)
     });
     let engine = Engine::init(&args.options).expect("the engine starts");
+    tch::Cuda::cudnn_set_benchmark(args.cudnn_benchmark);
     let model = Model::load(&args.model).expect("the model loads");
     let info = model.info().clone();
     let latents: Vec<Vec<f32>> = (0..args.batch as u64)
