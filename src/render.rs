@@ -1,6 +1,7 @@
 //! From generator output to pixels: the official float-to-uint8 rule,
 //! resampling to the host's size, pixel formats, and image files.
 
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Model;
 use crate::progress::{report, Progress};
@@ -25,12 +26,36 @@ pub fn render_in_batches(
     model: &Model,
     latents: &[&[f32]],
     pixels: Option<PixelFormat>,
+    progress: Option<Progress<'_>>,
+    sink: impl FnMut(usize, &Tensor, Option<HostImage<'_>>) -> Result<()>,
+) -> Result<()> {
+    // On CUDA the GPU renders the next batch while the host copies this
+    // one's pixels: kernel launches return at once, and a batch's copy to
+    // the host waits only for the work queued before it. On the CPU the
+    // render itself is the host's work, so nothing would overlap.
+    let ahead = pixels.is_some() && Engine::get()?.device().is_cuda();
+    render_batches(model, latents, pixels, ahead, progress, sink)
+}
+
+/// [`render_in_batches`], queueing the next batch's render before handing
+/// this one's pixels to `sink` when `ahead`. A failure of the queued render
+/// is reported in its turn, after the batch before it has been delivered.
+fn render_batches(
+    model: &Model,
+    latents: &[&[f32]],
+    pixels: Option<PixelFormat>,
+    ahead: bool,
     mut progress: Option<Progress<'_>>,
     mut sink: impl FnMut(usize, &Tensor, Option<HostImage<'_>>) -> Result<()>,
 ) -> Result<()> {
-    for (b, chunk) in latents.chunks(BATCH).enumerate() {
-        let images = model.render_on_device(chunk)?;
+    let batches: Vec<&[&[f32]]> = latents.chunks(BATCH).collect();
+    let mut queued: Option<Result<Tensor>> = None;
+    for (b, chunk) in batches.iter().enumerate() {
+        let images = queued.take().unwrap_or_else(|| model.render_on_device(chunk))?;
         let host = pixels.map(|format| HostPixels::of_batch(&images, format)).transpose()?;
+        if ahead {
+            queued = batches.get(b + 1).map(|next| model.render_on_device(next));
+        }
         for i in 0..chunk.len() {
             sink(b * BATCH + i, &images.get(i as i64), host.as_ref().map(|h| h.image(i)))?;
         }
@@ -333,6 +358,63 @@ mod tests {
             pixels.image(0).write(format, &mut ours, size / 3).unwrap();
             write_pixels(&pixels.image(0).to_image().unwrap(), format, &mut reference, size / 3).unwrap();
             assert_eq!(ours, reference, "{format:?}");
+        }
+    }
+
+    /// Everything `render_batches` hands out for 70 seeds of the default
+    /// model (batches of 32, 32 and 6), cancelled after `cancel_after`
+    /// progress reports if given: (index, raw output, pixels) per image,
+    /// the progress reports, and the result.
+    #[allow(clippy::type_complexity)]
+    fn delivered(ahead: bool, cancel_after: Option<usize>) -> (Vec<(usize, Vec<f32>, Vec<u8>)>, Vec<(u64, u64)>, Result<()>) {
+        let model = Model::load_default().expect("the default model is installed (make setup)");
+        let latents: Vec<Vec<f32>> = (0..70).map(|seed| model.latent_from_seed(seed, None, 1.0).unwrap()).collect();
+        let refs: Vec<&[f32]> = latents.iter().map(|w| w.as_slice()).collect();
+        let (mut images, mut reports) = (Vec::new(), Vec::new());
+        let mut progress = |_: &str, done: u64, total: u64| {
+            reports.push((done, total));
+            cancel_after.is_none_or(|n| reports.len() < n)
+        };
+        let result = render_batches(&model, &refs, Some(PixelFormat::Rgba8), ahead, Some(&mut progress), |i, raw, pixels| {
+            let pixels = pixels.expect("pixels were asked for");
+            let mut bytes = vec![0u8; pixels.width() as usize * pixels.height() as usize * 4];
+            pixels.write(PixelFormat::Rgba8, &mut bytes, pixels.width() as usize * 4)?;
+            images.push((i, Vec::<f32>::try_from(raw.flatten(0, -1))?, bytes));
+            Ok(())
+        });
+        (images, reports, result)
+    }
+
+    #[test]
+    fn rendering_ahead_delivers_the_same_images_reports_and_cancellation() {
+        let (plain, plain_reports, plain_result) = delivered(false, None);
+        let (ahead, ahead_reports, ahead_result) = delivered(true, None);
+        assert!(plain_result.is_ok() && ahead_result.is_ok());
+        assert_eq!(plain.iter().map(|d| d.0).collect::<Vec<_>>(), (0..70).collect::<Vec<_>>());
+        assert!(plain == ahead, "the same indices, outputs and pixels in the same order");
+        assert_eq!(plain_reports, vec![(32, 70), (64, 70), (70, 70)]);
+        assert_eq!(ahead_reports, plain_reports);
+        for ahead in [false, true] {
+            let (images, reports, result) = delivered(ahead, Some(1));
+            assert_eq!(result.unwrap_err().kind, ErrorKind::Cancelled, "ahead {ahead}");
+            assert_eq!((images.len(), reports.len()), (32, 1), "ahead {ahead}: only the first batch is delivered");
+        }
+    }
+
+    #[test]
+    fn a_failing_batch_rendered_ahead_fails_in_its_turn() {
+        let model = Model::load_default().expect("the default model is installed (make setup)");
+        let mut latents: Vec<Vec<f32>> = (0..40).map(|seed| model.latent_from_seed(seed, None, 1.0).unwrap()).collect();
+        latents[35].pop();
+        let refs: Vec<&[f32]> = latents.iter().map(|w| w.as_slice()).collect();
+        for ahead in [false, true] {
+            let mut delivered = 0;
+            let result = render_batches(&model, &refs, Some(PixelFormat::Rgb8), ahead, None, |_, _, _| {
+                delivered += 1;
+                Ok(())
+            });
+            assert!(result.unwrap_err().message.contains("num_ws * w_dim"), "ahead {ahead}");
+            assert_eq!(delivered, 32, "ahead {ahead}: the first batch is delivered before the second's error");
         }
     }
 
