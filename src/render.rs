@@ -391,7 +391,15 @@ mod tests {
         let (ahead, ahead_reports, ahead_result) = delivered(true, None);
         assert!(plain_result.is_ok() && ahead_result.is_ok());
         assert_eq!(plain.iter().map(|d| d.0).collect::<Vec<_>>(), (0..70).collect::<Vec<_>>());
-        assert!(plain == ahead, "the same indices, outputs and pixels in the same order");
+        // CUDA is not bit for bit the same from run to run (about 3e-7), so
+        // outputs may differ by that and pixels by one level; a wrong batch
+        // would differ by far more.
+        assert_eq!(ahead.iter().map(|d| d.0).collect::<Vec<_>>(), (0..70).collect::<Vec<_>>());
+        for ((i, raw, bytes), (_, raw_ahead, bytes_ahead)) in plain.iter().zip(&ahead) {
+            let raw_diff = raw.iter().zip(raw_ahead).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let byte_diff = bytes.iter().zip(bytes_ahead).map(|(&a, &b)| a.abs_diff(b)).max();
+            assert!(raw_diff <= 1e-5 && byte_diff <= Some(1), "image {i}: outputs {raw_diff}, pixels {byte_diff:?} apart");
+        }
         assert_eq!(plain_reports, vec![(32, 70), (64, 70), (70, 70)]);
         assert_eq!(ahead_reports, plain_reports);
         for ahead in [false, true] {
