@@ -1,8 +1,10 @@
 //! Where a render's time goes: libtorch's profiler around batch renders of
 //! a model, as `eo_render_batch` runs them into RGBA views (synthesis on
 //! the engine's device, pixels made there, bytes to the host, then into the
-//! views). Prints the GPU kernels (on CUDA) and the CPU operators that took
-//! the most time.
+//! views). Prints the time per image without and under the profiler, the
+//! part of it spent copying into the views, on CUDA how long one batch's
+//! bytes take to reach pageable and pinned host memory, then the GPU
+//! kernels (on CUDA) and the CPU operators that took the most time.
 //!
 //!     cargo run --release --example profile -- MODEL [--device cpu|cuda]
 //!         [--batch N] [--batches K] [--tf32] [--half] [--cudnn-benchmark] [--top N]
@@ -70,6 +72,26 @@ fn render_batch(model: &Model, latents: &[&[f32]], views: &mut [u8]) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
+/// Milliseconds to copy one batch's RGBA bytes from the GPU to pageable
+/// host memory (what `HostPixels` does) and to pinned host memory (a
+/// candidate), best of five each.
+fn host_copy_ms(device: tch::Device, shape: [i64; 4]) -> Result<(f64, f64), tch::TchError> {
+    let bytes = tch::Tensor::f_zeros(shape, (tch::Kind::Uint8, device))?;
+    let best = |copy: &mut dyn FnMut() -> Result<(), tch::TchError>| -> Result<f64, tch::TchError> {
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let start = Instant::now();
+            copy()?;
+            best = best.min(start.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok(best)
+    };
+    let pageable = best(&mut || bytes.f_to_device(tch::Device::Cpu).map(drop))?;
+    let mut pinned = tch::Tensor::f_zeros(shape, (tch::Kind::Uint8, tch::Device::Cpu))?.f_pin_memory(device)?;
+    let pinned = best(&mut || pinned.f_copy_(&bytes))?;
+    Ok((pageable, pinned))
+}
+
 fn print_table(title: &str, times: &[OpTime], top: usize) {
     let total: f64 = times.iter().map(|t| t.seconds).sum();
     println!("\n{title} (sum {:.1} ms)", total * 1e3);
@@ -99,6 +121,24 @@ fn main() {
     let mut views = vec![0u8; args.batch * info.resolution * info.resolution * 4];
     render_batch(&model, &refs, &mut views); // warm-up: kernels chosen, buffers cached
     let cuda = engine.device().is_cuda();
+    let start = Instant::now();
+    for _ in 0..args.batches {
+        render_batch(&model, &refs, &mut views);
+    }
+    let plain_ms = start.elapsed().as_secs_f64() * 1e3 / (args.batch * args.batches) as f64;
+    println!("without the profiler: {plain_ms:.2} ms per image");
+    if cuda {
+        let side = info.resolution as i64;
+        let per_image = |ms: f64| ms / args.batch as f64;
+        match host_copy_ms(engine.device(), [args.batch as i64, side, side, 4]) {
+            Ok((pageable, pinned)) => println!(
+                "one batch's RGBA bytes to the host: {pageable:.2} ms pageable ({:.3} per image), {pinned:.2} ms pinned ({:.3})",
+                per_image(pageable),
+                per_image(pinned)
+            ),
+            Err(e) => println!("the copy to the host could not be timed: {e}"),
+        }
+    }
     let start = Instant::now();
     let (host_seconds, times) =
         profile(cuda, || (0..args.batches).map(|_| render_batch(&model, &refs, &mut views)).sum::<f64>()).expect("the profiler runs");
