@@ -69,8 +69,8 @@ fn render_batches(
 /// and, for RGBA hosts, with the alpha channel already in place: an image
 /// then reaches the host's buffer in one copy. At 1024x1024 the per-image
 /// host work this saves (a copy into its own buffer, then a per-pixel
-/// conversion to RGBA) took about 4 ms on the development machine, as
-/// long as an H200 took to render the image.
+/// conversion to RGBA) took about 4 ms on the development machine; a whole
+/// render, that host work included, took 9.7 ms per image on an H200.
 pub struct HostPixels {
     bytes: Tensor,
 }
@@ -106,7 +106,7 @@ impl HostPixels {
         self.len() == 0
     }
 
-    /// Image `i` of the batch.
+    /// Image `i` of the batch; panics unless `i < len()`.
     pub fn image(&self, i: usize) -> HostImage<'_> {
         let size = self.bytes.size();
         let per_image = (size[1] * size[2] * size[3]) as usize;
