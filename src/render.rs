@@ -182,10 +182,6 @@ fn copy_rows(packed: &[u8], row: usize, dst: &mut [u8], stride: usize) -> Result
     if stride < row || dst.len() < stride * (rows - 1) + row {
         return Err(Error::invalid("image buffer is too small for its width, height and stride"));
     }
-    if stride == row {
-        dst[..packed.len()].copy_from_slice(packed);
-        return Ok(());
-    }
     for (y, src) in packed.chunks_exact(row).enumerate() {
         dst[y * stride..y * stride + row].copy_from_slice(src);
     }
