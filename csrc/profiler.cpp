@@ -7,12 +7,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
 #include <map>
 #include <set>
 #include <sstream>
 #include <string>
 #include <tuple>
+
+#include "shim.h"
 
 namespace {
 
@@ -20,10 +21,6 @@ namespace prof = torch::autograd::profiler;
 using torch::profiler::impl::ActivityType;
 using torch::profiler::impl::ProfilerConfig;
 using torch::profiler::impl::ProfilerState;
-
-void copy_error(const char* what, char* error, size_t error_len) {
-    std::snprintf(error, error_len, "%s", what);
-}
 
 // One line per (device, name): device, calls, nanoseconds, name; tabs
 // between, the names' own tabs and newlines made spaces.
@@ -51,40 +48,30 @@ std::string summarise(const prof::ProfilerResult& result) {
 // Starts recording CPU operators, and CUDA kernels when `cuda`. False, with
 // the reason in `error`, if the profiler cannot start.
 extern "C" bool editone_profile_begin(bool cuda, char* error, size_t error_len) {
-    try {
+    return editone::catching(error, error_len, false, [&] {
         std::set<ActivityType> activities{ActivityType::CPU};
         if (cuda) activities.insert(ActivityType::CUDA);
         const ProfilerConfig config(ProfilerState::KINETO);
         prof::prepareProfiler(config, activities);
         prof::enableProfiler(config, activities);
         return true;
-    } catch (const std::exception& e) {
-        copy_error(e.what(), error, error_len);
-    } catch (...) {
-        copy_error("unknown C++ exception", error, error_len);
-    }
-    return false;
+    });
 }
 
 // Stops recording and returns the summary (see `summarise`) as a string to
 // free with editone_profile_free, or null with the reason in `error`.
 extern "C" char* editone_profile_end(char* error, size_t error_len) {
-    try {
+    return editone::catching<char*>(error, error_len, nullptr, [&]() -> char* {
         const auto result = prof::disableProfiler();
         const std::string text = summarise(*result);
         char* copy = static_cast<char*>(std::malloc(text.size() + 1));
         if (copy == nullptr) {
-            copy_error("out of memory for the profile summary", error, error_len);
+            std::snprintf(error, error_len, "out of memory for the profile summary");
             return nullptr;
         }
         std::memcpy(copy, text.c_str(), text.size() + 1);
         return copy;
-    } catch (const std::exception& e) {
-        copy_error(e.what(), error, error_len);
-    } catch (...) {
-        copy_error("unknown C++ exception", error, error_len);
-    }
-    return nullptr;
+    });
 }
 
 extern "C" void editone_profile_free(char* summary) {

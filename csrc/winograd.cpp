@@ -19,9 +19,9 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <exception>
 #include <vector>
+
+#include "shim.h"
 
 namespace {
 
@@ -159,12 +159,7 @@ at::Tensor conv3x3(const at::Tensor& x, const at::Tensor& u, const at::Tensor& i
 // The C entry point for src/model/winograd.rs: a new tensor, or null with
 // the reason in `error` (`error_len` bytes, NUL-terminated).
 extern "C" at::Tensor* editone_winograd_conv3x3(const at::Tensor* x, const at::Tensor* u, const at::Tensor* in_scale, const at::Tensor* out_scale, char* error, size_t error_len) {
-    try {
+    return editone::catching<at::Tensor*>(error, error_len, nullptr, [&] {
         return new at::Tensor(conv3x3(*x, *u, *in_scale, *out_scale));
-    } catch (const std::exception& e) {
-        std::snprintf(error, error_len, "%s", e.what());
-    } catch (...) {
-        std::snprintf(error, error_len, "unknown C++ exception");
-    }
-    return nullptr;
+    });
 }
