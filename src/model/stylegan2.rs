@@ -315,8 +315,15 @@ fn modulate(weight: &Tensor, styles: &Tensor, demodulate: bool) -> (Tensor, Opti
     (w, dcoefs)
 }
 
+/// The squares of a conv weight [O, I, kh, kw] summed over the kernel,
+/// [O, I]: what [`demodulation`] needs of the weight.
+fn kernel_square_sums(weight: &Tensor) -> Tensor {
+    weight.square().sum_dim_intlist([2i64, 3].as_slice(), false, None::<Kind>)
+}
+
 /// The demodulation coefficients [N, O] of `styles` [N, I] for a weight
-/// whose squares summed over the kernel are `weight_sq` [O, I]:
+/// whose squares summed over the kernel are `weight_sq` [O, I]
+/// ([`kernel_square_sums`]):
 /// rsqrt(sum_i s_i^2 sum_k w_oik^2 + 1e-8), the official coefficients to
 /// float rounding, without making the modulated weights.
 fn demodulation(styles: &Tensor, weight_sq: &Tensor) -> Tensor {
@@ -482,7 +489,7 @@ impl SynthesisLayer {
         let filter = load_filter(w, &format!("{name}.resample_filter"), cfg)?;
         let clamp = cfg.clamp();
         let numerics = cfg.numerics;
-        let weight_sq = weight.square().sum_dim_intlist([2i64, 3].as_slice(), false, None::<Kind>);
+        let weight_sq = kernel_square_sums(&weight);
         Ok(SynthesisLayer {
             affine,
             weight,
@@ -891,7 +898,7 @@ mod tests {
         let weight = Tensor::randn([o, i, 3, 3], cpu);
         SynthesisLayer {
             affine: Dense { weight: Tensor::randn([i, w_dim], cpu) * 0.3, bias: Tensor::ones([i], cpu), lrelu: false },
-            weight_sq: weight.square().sum_dim_intlist([2i64, 3].as_slice(), false, None::<Kind>),
+            weight_sq: kernel_square_sums(&weight),
             weight,
             winograd_weight: OnceCell::new(),
             bias: Tensor::randn([o], cpu),
@@ -989,11 +996,11 @@ mod tests {
             let x = Tensor::randn([n, i, 8, 8], tch::kind::FLOAT_CPU);
             let weight = Tensor::randn([o, i, kernel, kernel], tch::kind::FLOAT_CPU);
             let styles = Tensor::randn([n, i], tch::kind::FLOAT_CPU) + 1.5;
-            let weight_sq = weight.square().sum_dim_intlist([2i64, 3].as_slice(), false, None::<Kind>);
+            let weight_sq = kernel_square_sums(&weight);
             let fused = modulated_conv2d(&x, &weight, &styles, demodulate, up, &filter, Numerics::Nvlabs);
             let non_fused = modulated_conv2d_non_fused(&x, &weight, demodulate.then_some(&weight_sq), &styles, up, &filter);
             assert_eq!(fused.size(), non_fused.size());
-            let err = (&fused - &non_fused).norm().double_value(&[]) / fused.norm().double_value(&[]);
+            let err = rel(&non_fused, &fused);
             assert!(err < 1e-6, "up={up} kernel={kernel}: relative error {err:e}");
         }
     }
