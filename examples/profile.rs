@@ -1,7 +1,8 @@
 //! Where a render's time goes: libtorch's profiler around batch renders of
 //! a model, as `eo_render_batch` runs them into RGBA views (synthesis on
 //! the engine's device, pixels made there, bytes to the host, then into the
-//! views). Prints the time per image without and under the profiler, the
+//! views), but one batch after the other: without its look-ahead on CUDA,
+//! so that the host copies show as time of their own. Prints the time per image without and under the profiler, the
 //! part of it spent copying into the views, on CUDA how long one batch's
 //! bytes take to reach pageable and pinned host memory, then the GPU
 //! kernels (on CUDA) and the CPU operators that took the most time.
@@ -121,12 +122,12 @@ fn main() {
     let mut views = vec![0u8; args.batch * info.resolution * info.resolution * 4];
     render_batch(&model, &refs, &mut views); // warm-up: kernels chosen, buffers cached
     let cuda = engine.device().is_cuda();
+    let images = (args.batch * args.batches) as f64;
     let start = Instant::now();
     for _ in 0..args.batches {
         render_batch(&model, &refs, &mut views);
     }
-    let plain_ms = start.elapsed().as_secs_f64() * 1e3 / (args.batch * args.batches) as f64;
-    println!("without the profiler: {plain_ms:.2} ms per image");
+    println!("without the profiler: {:.2} ms per image", start.elapsed().as_secs_f64() * 1e3 / images);
     if cuda {
         let side = info.resolution as i64;
         let per_image = |ms: f64| ms / args.batch as f64;
@@ -143,7 +144,6 @@ fn main() {
     let (host_seconds, times) =
         profile(cuda, || (0..args.batches).map(|_| render_batch(&model, &refs, &mut views)).sum::<f64>()).expect("the profiler runs");
     let seconds = start.elapsed().as_secs_f64();
-    let images = (args.batch * args.batches) as f64;
     println!(
         "{}x{} model on {}, batch {}, {} batches: {:.2} ms per image under the profiler, of which {:.2} ms copying into RGBA views",
         info.resolution,
