@@ -6,12 +6,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Largest learning rate [`OptimizeOptions::validate`] accepts.
+#define MAX_LEARNING_RATE 10.0
+
+// Largest hyperplane weight [`OptimizeOptions::validate`] accepts.
+#define MAX_LAMBDA 1e6
+
 // The default of [`EngineOptions::cpu_cache_mib`].
 #define DEFAULT_CPU_CACHE_MIB 1024
 
 // Version of the C ABI described by this header; bumped whenever an
 // existing function, struct or constant changes meaning.
-#define EO_ABI_VERSION 1
+#define EO_ABI_VERSION 2
 
 // On the CPU a batch is synthesised in micro-batches whose largest
 // activation stays under this many bytes, so that they stay in cache.
@@ -20,6 +26,16 @@
 // per image) 43 images/s in passes of 8 but 26 in passes of 16; tiny64
 // gains from batches up to 32.
 #define MICRO_BATCH_BYTES (16 << 20)
+
+// Longest side of an image editone reads or writes.
+#define MAX_IMAGE_SIDE 16384
+
+// Most pixels of an image editone reads or writes: 64 megapixels, more
+// than any camera photo of the faces a generator can edit needs, and
+// small enough that decoding stays within about 1 GiB (16-bit RGBA). The
+// decoder is held to it before it allocates, so a small file that claims
+// a huge picture (a 32 KB 1-bit PNG of 16384 x 16384) is refused at once.
+#define MAX_IMAGE_PIXELS (64 << 20)
 
 // Outcome of every call.
 typedef enum eo_status {
@@ -43,6 +59,9 @@ typedef enum eo_status {
   EO_ERR_CANCELLED = 8,
   // A bug in editone (a caught panic), reported with its message.
   EO_ERR_INTERNAL = 9,
+  // The output file exists and replacing it was not asked for
+  // (EO_WRITE_REPLACE); it is left as it was.
+  EO_ERR_EXISTS = 10,
 } eo_status;
 
 // A pixel layout (one of the EO_PIXEL_* constants).
@@ -192,6 +211,11 @@ typedef struct eo_optimize_report {
 // A comparison baseline for eo_edit_apply_baseline (EO_BASELINE_*).
 typedef uint32_t eo_baseline;
 
+// Flags of the calls that write files (EO_WRITE_*). Every such call
+// writes a hidden temporary file in the target folder and renames it, so
+// that the file is either the old one or the new one, whole.
+typedef uint32_t eo_write_flags;
+
 // A loaded model. Id 0 is never valid; ids are never reused.
 typedef struct eo_model {
   // Opaque id.
@@ -271,6 +295,10 @@ typedef struct eo_model_desc {
 
 // How a latent becomes a picture (EO_RENDER_*).
 typedef uint32_t eo_render_mode;
+
+// Replace an existing file. Without it a path that exists (a dangling
+// link included) gives EO_ERR_EXISTS and is left as it was.
+#define EO_WRITE_REPLACE 1
 
 // The paper: ||G(w0 + dw) - G(w0 + d*)||_2 + lambda |(w0 + d*) . d*| on the example.
 #define EO_OBJECTIVE_PAPER 0
@@ -441,9 +469,13 @@ enum eo_status eo_edit_apply_baseline(struct eo_edit e,
                                       eo_baseline baseline,
                                       struct eo_latent *edited);
 
-// Saves the edit as a JSON preset (direction, hyperplane offset, mask,
-// options, model fingerprint).
+// eo_edit_save_ex with flags 0: never replaces an existing file.
 enum eo_status eo_edit_save(struct eo_edit e, const char *path);
+
+// Saves the edit as a JSON preset (direction, hyperplane offset, mask,
+// options, model fingerprint), atomically; an existing file is replaced
+// only with EO_WRITE_REPLACE (otherwise EO_ERR_EXISTS).
+enum eo_status eo_edit_save_ex(struct eo_edit e, const char *path, eo_write_flags flags);
 
 // Loads a preset for model m. A preset made for another model gives
 // EO_ERR_INCOMPATIBLE; a malformed one EO_ERR_FORMAT.
@@ -542,12 +574,18 @@ enum eo_status eo_latent_release(struct eo_latent l);
 // EO_ERR_FORMAT with the name in the message.
 enum eo_status eo_model_load(const char *path, struct eo_model *out);
 
-// Converts any model eo_model_load accepts into the native format: one
-// .safetensors file at `out_path` (float32, config in its metadata) that
-// loads fast and keeps the source's fingerprint, so presets made on the
-// original apply to it. The model is built on the CPU first, so a file
-// that would not load is refused before anything is written.
+// eo_model_convert_ex with flags 0: never replaces an existing file.
 enum eo_status eo_model_convert(const char *in_path, const char *out_path);
+
+// Converts any model eo_model_load accepts into the native format: one
+// .safetensors file at `out_path` (float32, config, source fingerprint
+// and a content hash checked at every load in its metadata) that loads
+// fast and keeps the source's fingerprint, so presets made on the
+// original apply to it. The model is built on the CPU first, so a file
+// that would not load is refused before anything is written. The file is
+// written atomically; an existing one is replaced only with
+// EO_WRITE_REPLACE (otherwise EO_ERR_EXISTS).
+enum eo_status eo_model_convert_ex(const char *in_path, const char *out_path, eo_write_flags flags);
 
 // Loads the default model (a DCGAN face generator, 64x64, installed by the
 // project's setup). If it is missing the message says how to install it.
@@ -602,7 +640,9 @@ enum eo_status eo_render_batch(const struct eo_latent *ls,
 
 // Reads a PNG or JPEG file into a host buffer of `format`: with buf NULL
 // only width and height (and `needed`, the bytes a tightly packed buffer
-// takes) are set; otherwise buf must hold exactly `needed` bytes.
+// takes) are set, from the file's header without decoding it; otherwise
+// buf must hold exactly `needed` bytes. Images over 16384 pixels a side
+// or 64 megapixels, and JPEGs cut short, give EO_ERR_FORMAT.
 enum eo_status eo_image_read(const char *path,
                              eo_pixel_format format,
                              uint8_t *buf,
@@ -611,13 +651,29 @@ enum eo_status eo_image_read(const char *path,
                              uint32_t *height,
                              size_t *needed);
 
-// Writes a host image view to a PNG or JPEG file (by extension).
+// eo_image_write_ex with flags 0: never replaces an existing file.
 enum eo_status eo_image_write(const struct eo_image_view *img, const char *path);
 
-// Renders a latent to a PNG or JPEG file (by extension, EO_RENDER_AUTO);
-// size 0 keeps the picture's size (the model's resolution, or the photo's
-// for an inverted latent), otherwise its longer side becomes `size`.
+// Writes a host image view to a PNG or JPEG file (by extension),
+// atomically; an existing file is replaced only with EO_WRITE_REPLACE
+// (otherwise EO_ERR_EXISTS). A picture eo_image_read would refuse is not
+// written (EO_ERR_FORMAT).
+enum eo_status eo_image_write_ex(const struct eo_image_view *img,
+                                 const char *path,
+                                 eo_write_flags flags);
+
+// eo_render_to_file_ex with flags 0: never replaces an existing file.
 enum eo_status eo_render_to_file(struct eo_latent l, const char *path, uint32_t size);
+
+// Renders a latent to a PNG or JPEG file (by extension, EO_RENDER_AUTO),
+// atomically; an existing file is replaced only with EO_WRITE_REPLACE
+// (otherwise EO_ERR_EXISTS). Size 0 keeps the picture's size (the model's
+// resolution, or the photo's for an inverted latent), otherwise its
+// longer side becomes `size`.
+enum eo_status eo_render_to_file_ex(struct eo_latent l,
+                                    const char *path,
+                                    uint32_t size,
+                                    eo_write_flags flags);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     Cancelled,
     /// A bug: a caught panic or an unexpected libtorch error.
     Internal,
+    /// An output file exists and replacing it was not asked for.
+    Exists,
 }
 
 /// An error with its kind and a message for the user.
@@ -78,6 +80,7 @@ impl Error {
     /// so (libtorch reports failed allocations as ordinary exceptions, and
     /// hosts can recover from those with a smaller batch), else internal.
     pub fn from_torch(context: &str, message: &str) -> Self {
+        let message = torch_message(message);
         let lower = message.to_lowercase();
         let kind = if lower.contains("out of memory") || lower.contains("can't allocate") {
             ErrorKind::OutOfMemory
@@ -94,6 +97,20 @@ impl From<tch::TchError> for Error {
     }
 }
 
+/// A libtorch error message without what only a debugger needs: libtorch
+/// appends "Exception raised from ..." and a stack of frames with
+/// addresses, and tch prefixes "Internal torch error: ". Users get the
+/// sentence that names the problem.
+pub fn torch_message(message: &str) -> &str {
+    let message = message.strip_prefix("Internal torch error: ").unwrap_or(message);
+    let end = ["\nException raised from", "\nframe #0", "\nException raised"]
+        .iter()
+        .filter_map(|marker| message.find(marker))
+        .min()
+        .unwrap_or(message.len());
+    message[..end].trim_end()
+}
+
 /// The NUL-terminated message a C++ shim in csrc/ wrote into `buffer`.
 pub(crate) fn shim_message(buffer: &[u8]) -> String {
     let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
@@ -107,4 +124,19 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtorch_messages_lose_their_stack_traces() {
+        let raw = "Internal torch error: PytorchStreamReader failed reading zip archive: failed finding central directory\n\
+                   Exception raised from valid at ../caffe2/serialize/inline_container.cc:236 (most recent call first):\n\
+                   frame #0: c10::Error::Error(c10::SourceLocation, std::string) + 0x96 (0x7f3c in /x/libc10.so)";
+        let e = Error::from_torch("perceptual network 'x'", raw);
+        assert_eq!(e.message, "perceptual network 'x': PytorchStreamReader failed reading zip archive: failed finding central directory");
+        assert_eq!(torch_message("plain"), "plain");
+    }
 }

@@ -7,6 +7,7 @@ use crate::model::Model;
 use crate::progress::{report, Progress};
 use image::imageops::FilterType;
 use image::{DynamicImage, RgbImage};
+use std::io::Read;
 use std::path::PathBuf;
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
@@ -99,8 +100,16 @@ impl Distance {
                 format!("perceptual network '{}' does not exist", path.display()),
             )),
             Some(path) => {
+                let mut magic = [0u8; 4];
+                let read = crate::files::open_regular(path, "perceptual network")?.read(&mut magic).unwrap_or(0);
+                if read < 4 || &magic != b"PK\x03\x04" {
+                    return Err(Error::format(format!(
+                        "perceptual network '{}' is not a TorchScript file (a zip archive such as the official projector's vgg16.pt)",
+                        path.display()
+                    )));
+                }
                 let mut module = tch::CModule::load_on_device(path, device).map_err(|e| {
-                    Error::new(ErrorKind::Format, format!("perceptual network '{}': {e}", path.display()))
+                    Error::new(ErrorKind::Format, format!("perceptual network '{}': {}", path.display(), crate::error::torch_message(&e.to_string())))
                 })?;
                 module.set_eval();
                 Ok(Distance::Vgg(module))

@@ -11,6 +11,7 @@
 //! - [`seed`]: latent seeds identical to the official scripts' numpy draws.
 //! - [`render`]: generator output to pixels and image files.
 //! - [`ffi`]: the C API (include/editone.h); translation and checks only.
+//! - [`files`]: bounded reads and atomic writes of the user's files.
 //! - [`error`]: the error type every layer returns.
 
 // Tensor code writes `x = x * y`, not `x *= y`: tch's compound operators
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod invert;
 pub mod error;
 mod ffi;
+pub mod files;
 pub mod model;
 pub mod profile;
 pub mod progress;

@@ -3,6 +3,7 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
+use crate::files::Existing;
 use crate::model::Model;
 use crate::progress::{report, Progress};
 use image::imageops::FilterType;
@@ -246,18 +247,112 @@ pub fn write_pixels(image: &DynamicImage, format: PixelFormat, dst: &mut [u8], s
     copy_rows(&packed, w * format.bytes_per_pixel(), dst, stride)
 }
 
-/// Reads an image file (PNG or JPEG); the decoder checks the data and
-/// refuses images over 16384 pixels a side.
+/// Longest side of an image editone reads or writes.
+pub const MAX_IMAGE_SIDE: u32 = 16384;
+/// Most pixels of an image editone reads or writes: 64 megapixels, more
+/// than any camera photo of the faces a generator can edit needs, and
+/// small enough that decoding stays within about 1 GiB (16-bit RGBA). The
+/// decoder is held to it before it allocates, so a small file that claims
+/// a huge picture (a 32 KB 1-bit PNG of 16384 x 16384) is refused at once.
+pub const MAX_IMAGE_PIXELS: u64 = 64 << 20;
+/// Largest image file read: a 64-megapixel PNG stored uncompressed is
+/// about 256 MiB.
+const MAX_IMAGE_FILE_BYTES: u64 = 512 << 20;
+
+/// Reads an image file (PNG or JPEG). The file's bytes are capped, its
+/// size is checked against [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_PIXELS`]
+/// before anything is decoded, and a JPEG whose data stops before its end
+/// marker is refused as truncated.
 pub fn load(path: &Path) -> Result<DynamicImage> {
-    let mut reader = image::ImageReader::open(path)
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read '{}': {e}", path.display())))?
-        .with_guessed_format()
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read '{}': {e}", path.display())))?;
+    let bytes = crate::files::read_capped(path, "image", MAX_IMAGE_FILE_BYTES)?;
+    let (width, height, format) = probe_bytes(path, &bytes)?;
+    check_image_size(width, height).map_err(|e| e.context(format!("'{}'", path.display())))?;
+    if format == image::ImageFormat::Jpeg && !jpeg_reaches_its_end(&bytes) {
+        return Err(Error::format(format!(
+            "'{}' is truncated: its JPEG data stops before the end-of-image marker",
+            path.display()
+        )));
+    }
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(&bytes), format);
     let mut limits = image::Limits::default();
-    limits.max_image_width = Some(16384);
-    limits.max_image_height = Some(16384);
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_PIXELS * 16);
     reader.limits(limits);
-    reader.decode().map_err(|e| Error::format(format!("'{}' is not a readable PNG or JPEG image: {e}", path.display())))
+    reader.decode().map_err(|e| unreadable(path, e))
+}
+
+/// The width and height of an image file, read from its header only
+/// (nothing is decoded).
+pub fn probe(path: &Path) -> Result<(u32, u32)> {
+    let bytes = crate::files::read_capped(path, "image", MAX_IMAGE_FILE_BYTES)?;
+    probe_bytes(path, &bytes).map(|(w, h, _)| (w, h))
+}
+
+fn probe_bytes(path: &Path, bytes: &[u8]) -> Result<(u32, u32, image::ImageFormat)> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| unreadable(path, e))?;
+    let format = reader
+        .format()
+        .filter(|f| matches!(f, image::ImageFormat::Png | image::ImageFormat::Jpeg))
+        .ok_or_else(|| Error::format(format!("'{}' is not a PNG or JPEG image", path.display())))?;
+    let (width, height) = reader.into_dimensions().map_err(|e| unreadable(path, e))?;
+    Ok((width, height, format))
+}
+
+fn unreadable(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::format(format!("'{}' is not a readable PNG or JPEG image: {e}", path.display()))
+}
+
+/// Refuses a picture size that [`load`] would not read.
+pub fn check_image_size(width: u32, height: u32) -> Result<()> {
+    let pixels = width as u64 * height as u64;
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE || pixels > MAX_IMAGE_PIXELS {
+        return Err(Error::format(format!(
+            "{width}x{height} ({:.0} megapixels) is larger than editone reads: at most {MAX_IMAGE_SIDE} pixels a side and {} megapixels",
+            pixels as f64 / (1 << 20) as f64,
+            MAX_IMAGE_PIXELS >> 20
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a JPEG's segments run on to its end-of-image marker: a file cut
+/// short decodes without complaint (the missing rows come out grey), so
+/// the structure is walked here. Segments with a length are skipped; the
+/// entropy-coded data after a start-of-scan runs to the next marker that
+/// is neither a stuffed 0xFF00 nor a restart marker.
+fn jpeg_reaches_its_end(b: &[u8]) -> bool {
+    let mut i = 2; // past SOI
+    while i + 1 < b.len() {
+        if b[i] != 0xFF {
+            return false;
+        }
+        let marker = b[i + 1];
+        match marker {
+            0xD9 => return true,
+            0xFF => i += 1,                        // fill byte
+            0x01 | 0xD0..=0xD7 => i += 2,          // markers without a length
+            _ if i + 3 < b.len() => {
+                i += 2 + u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+                if marker == 0xDA {
+                    i = end_of_scan(b, i);
+                }
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The index of the marker that ends the entropy-coded data at `i`.
+fn end_of_scan(b: &[u8], mut i: usize) -> usize {
+    while i + 1 < b.len() {
+        if b[i] == 0xFF && !matches!(b[i + 1], 0x00 | 0xD0..=0xD7 | 0xFF) {
+            return i;
+        }
+        i += 1;
+    }
+    b.len()
 }
 
 /// An image from a host buffer of `height` rows of `stride` bytes.
@@ -276,21 +371,24 @@ pub fn from_pixels(bytes: &[u8], width: u32, height: u32, stride: usize, format:
     image.ok_or_else(|| Error::invalid("image buffer does not match its width, height and format"))
 }
 
-/// Saves as PNG or JPEG, chosen by the file extension.
-pub fn save(image: &DynamicImage, path: &Path) -> Result<()> {
+/// Saves as PNG or JPEG, chosen by the file extension, atomically (see
+/// [`crate::files::write_atomic`]); an existing file is replaced only with
+/// [`Existing::Replace`]. A picture [`load`] would refuse is not written.
+pub fn save(image: &DynamicImage, path: &Path, existing: Existing) -> Result<()> {
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let format = match ext.as_deref() {
         Some("png") => image::ImageFormat::Png,
         Some("jpg") | Some("jpeg") => image::ImageFormat::Jpeg,
         _ => return Err(Error::invalid(format!("'{}': use a .png, .jpg or .jpeg file name", path.display()))),
     };
+    check_image_size(image.width(), image.height()).map_err(|e| e.context(format!("cannot write '{}'", path.display())))?;
     let image = match (format, image) {
-        (image::ImageFormat::Jpeg, DynamicImage::ImageRgba8(_)) => DynamicImage::ImageRgb8(image.to_rgb8()),
-        _ => image.clone(),
+        (image::ImageFormat::Jpeg, DynamicImage::ImageRgba8(_)) => Cow::Owned(DynamicImage::ImageRgb8(image.to_rgb8())),
+        _ => Cow::Borrowed(image),
     };
-    image
-        .save_with_format(path, format)
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot write '{}': {e}", path.display())))
+    crate::files::write_atomic(path, existing, |out| {
+        image.write_to(out, format).map_err(|e| Error::new(ErrorKind::Io, format!("cannot write '{}': {e}", path.display())))
+    })
 }
 
 #[cfg(test)]
@@ -420,6 +518,99 @@ mod tests {
             assert!(result.unwrap_err().message.contains("num_ws * w_dim"), "ahead {ahead}");
             assert_eq!(delivered, 32, "ahead {ahead}: the first batch is delivered before the second's error");
         }
+    }
+
+    /// A valid PNG of width x height grey pixels at 1 bit each, all black:
+    /// a few kilobytes for any size.
+    fn one_bit_png(width: u32, height: u32) -> Vec<u8> {
+        use std::io::Write;
+        let row = vec![0u8; 1 + width.div_ceil(8) as usize];
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        for _ in 0..height {
+            z.write_all(&row).unwrap();
+        }
+        let chunk = |kind: &[u8], data: &[u8]| {
+            let mut c = (data.len() as u32).to_be_bytes().to_vec();
+            c.extend_from_slice(kind);
+            c.extend_from_slice(data);
+            let crc = crc32(&c[4..]);
+            c.extend_from_slice(&crc.to_be_bytes());
+            c
+        };
+        let mut ihdr = width.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[1, 0, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(chunk(b"IHDR", &ihdr));
+        png.extend(chunk(b"IDAT", &z.finish().unwrap()));
+        png.extend(chunk(b"IEND", &[]));
+        png
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn a_small_file_that_claims_a_huge_picture_is_refused_before_decoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small.png");
+        std::fs::write(&small, one_bit_png(300, 200)).unwrap();
+        assert_eq!((load(&small).unwrap().width(), probe(&small).unwrap()), (300, (300, 200)));
+        let bomb = dir.path().join("bomb.png");
+        let bytes = one_bit_png(16384, 16384);
+        assert!(bytes.len() < 100_000, "{} bytes", bytes.len());
+        std::fs::write(&bomb, bytes).unwrap();
+        let started = std::time::Instant::now();
+        let err = load(&bomb).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Format);
+        assert!(err.message.contains("16384x16384") && err.message.contains("megapixels"), "{err}");
+        assert!(started.elapsed().as_millis() < 500, "refused from the header, not after decoding");
+    }
+
+    #[test]
+    fn a_truncated_jpeg_is_refused_and_a_whole_one_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        // Large and varied enough that a quarter of the file ends inside the
+        // scan data, past the headers: the case the decoder lets through.
+        let image = DynamicImage::ImageRgb8(RgbImage::from_fn(384, 256, |x, y| image::Rgb([(x * y % 251) as u8, (x ^ y) as u8, 90])));
+        let whole = dir.path().join("whole.jpg");
+        save(&image, &whole, Existing::Refuse).unwrap();
+        assert_eq!(load(&whole).unwrap().width(), 384);
+        let bytes = std::fs::read(&whole).unwrap();
+        for fraction in [4, 2] {
+            let cut = dir.path().join(format!("cut{fraction}.jpg"));
+            std::fs::write(&cut, &bytes[..bytes.len() / fraction]).unwrap();
+            let err = load(&cut).unwrap_err();
+            assert!(err.message.contains("truncated"), "1/{fraction}: {err}");
+        }
+        // Bytes after the end marker (some cameras pad) do not matter.
+        let padded = dir.path().join("padded.jpg");
+        std::fs::write(&padded, [bytes.as_slice(), &[0u8; 64]].concat()).unwrap();
+        assert_eq!(load(&padded).unwrap().height(), 256);
+    }
+
+    #[test]
+    fn saving_keeps_existing_files_and_refuses_what_load_would_refuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.png");
+        let grey = |v| DynamicImage::ImageLuma8(GrayImage::from_pixel(8, 8, image::Luma([v])));
+        save(&grey(10), &path, Existing::Refuse).unwrap();
+        assert_eq!(save(&grey(20), &path, Existing::Refuse).unwrap_err().kind, ErrorKind::Exists);
+        assert_eq!(load(&path).unwrap().to_luma8()[(0, 0)].0, [10]);
+        save(&grey(30), &path, Existing::Replace).unwrap();
+        assert_eq!(load(&path).unwrap().to_luma8()[(0, 0)].0, [30]);
+        let wide = DynamicImage::ImageLuma8(GrayImage::new(MAX_IMAGE_SIDE + 1, 1));
+        let err = save(&wide, &dir.path().join("wide.png"), Existing::Refuse).unwrap_err();
+        assert!(err.message.contains("larger than editone reads"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing else was written");
     }
 
     #[test]

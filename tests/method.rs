@@ -5,6 +5,7 @@ mod common;
 
 use editone::edit::method::{dot, RowMask};
 use editone::edit::{preset, Edit, Init, LatentShape, Objective, OptimizeOptions};
+use editone::files::Existing;
 use editone::{ErrorKind, Model};
 use std::fs;
 
@@ -193,7 +194,7 @@ fn presets_round_trip_bit_exactly() {
     edit.set_strength(edit.strength() * 1.5 + 0.123456789).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("edit.json");
-    preset::save(&edit, &model, &path).unwrap();
+    preset::save(&edit, &model, &path, Existing::Refuse).unwrap();
     let loaded = preset::load(&model, &path).unwrap();
     assert_eq!(loaded, edit);
     assert_eq!(loaded.strength().to_bits(), edit.strength().to_bits());
@@ -209,7 +210,7 @@ fn presets_for_other_models_or_malformed_are_refused() {
     let edit = Edit::from_latents(shape, &w0, &edited).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("edit.json");
-    preset::save(&edit, &model, &path).unwrap();
+    preset::save(&edit, &model, &path, Existing::Refuse).unwrap();
     assert_eq!(preset::load(&other, &path).unwrap_err().kind, ErrorKind::Incompatible);
 
     let good = fs::read_to_string(&path).unwrap();
@@ -241,4 +242,80 @@ fn presets_for_other_models_or_malformed_are_refused() {
     }
     let err = preset::load(&model, &tmp.path().join("missing.json")).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Io);
+}
+
+/// A saved preset's JSON with `change` applied to it.
+fn edited_preset(good: &str, change: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(good).unwrap();
+    change(&mut v);
+    v.to_string()
+}
+
+#[test]
+fn presets_whose_fields_disagree_are_refused() {
+    let Some((model, shape, w0, edited)) = setup() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let naive_path = tmp.path().join("naive.json");
+    preset::save(&Edit::from_latents(shape, &w0, &edited).unwrap(), &model, &naive_path, Existing::Refuse).unwrap();
+    let mut optimized = Edit::from_latents(shape, &w0, &edited).unwrap();
+    optimized.optimize(&model, &quick(3), None).unwrap();
+    let optimized_path = tmp.path().join("optimized.json");
+    preset::save(&optimized, &model, &optimized_path, Existing::Refuse).unwrap();
+    let n = shape.len();
+    let zeroed = |v: &mut serde_json::Value| v["edited"] = serde_json::json!(vec![0.0; n]);
+    let huge = |v: &mut serde_json::Value| v["edited"] = serde_json::json!(vec![f32::MAX as f64; n]);
+    let as_version_1 = |v: &mut serde_json::Value| {
+        v["version"] = serde_json::json!(1);
+        v.as_object_mut().unwrap().remove("checksum");
+    };
+    let path = tmp.path().join("damaged.json");
+    for source in [&naive_path, &optimized_path] {
+        let good = fs::read_to_string(source).unwrap();
+        for (name, change) in [("zeroed edited", &zeroed as &dyn Fn(&mut serde_json::Value)), ("FLT_MAX edited", &huge)] {
+            // Version 2: the checksum catches any changed field.
+            fs::write(&path, edited_preset(&good, change)).unwrap();
+            let err = preset::load(&model, &path).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Format, "{name}: {err}");
+            assert!(err.message.contains("checksum"), "{name}: {err}");
+            // Version 1 has no checksum: before d* is optimised the direction
+            // must be edited - example.
+            if source == &naive_path {
+                fs::write(&path, edited_preset(&good, |v| (change(v), as_version_1(v)).0)).unwrap();
+                let err = preset::load(&model, &path).unwrap_err();
+                assert_eq!(err.kind, ErrorKind::Format, "{name}, version 1: {err}");
+                assert!(err.message.contains("disagree") || err.message.contains("overflows"), "{name}, version 1: {err}");
+            }
+        }
+        // An undamaged version-1 preset still loads as it was.
+        fs::write(&path, edited_preset(&good, as_version_1)).unwrap();
+        assert_eq!(preset::load(&model, &path).unwrap(), preset::load(&model, source).unwrap());
+    }
+}
+
+#[test]
+fn options_beyond_any_useful_value_are_refused_before_running() {
+    let Some((model, shape, w0, edited)) = setup() else { return };
+    let mut edit = Edit::from_latents(shape, &w0, &edited).unwrap();
+    for (name, options) in [
+        ("learning rate 1e30", OptimizeOptions { learning_rate: 1e30, ..quick(3) }),
+        ("lambda 1e30", OptimizeOptions { lambda: 1e30, ..quick(3) }),
+        ("edit_rows past num_ws", OptimizeOptions { edit_rows: shape.num_ws as u32 + 1, ..quick(3) }),
+    ] {
+        let err = edit.optimize(&model, &options, None).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidArgument, "{name}: {err}");
+    }
+    // The largest accepted learning rate runs without an internal error.
+    let largest = OptimizeOptions { learning_rate: editone::edit::optimize::MAX_LEARNING_RATE, ..quick(3) };
+    if let Err(e) = edit.optimize(&model, &largest, None) {
+        assert_ne!(e.kind, ErrorKind::Internal, "{e}");
+    }
+}
+
+#[test]
+fn a_direction_that_overflows_says_so() {
+    let Some((_model, shape, w0, _)) = setup() else { return };
+    let huge = vec![f32::MAX; shape.w_dim];
+    let err = Edit::from_direction(shape, &w0, &huge, 3.0).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidArgument);
+    assert!(err.message.contains("overflows"), "{err}");
 }

@@ -169,3 +169,39 @@ fn single_file_model_with_config_in_metadata() {
     let e = load_err(&plain);
     assert!(e.message.contains("metadata"), "{}", e.message);
 }
+
+#[test]
+fn converted_files_carry_a_content_hash_that_catches_any_flipped_bit() {
+    let Some(src) = common::fixture("tiny64") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let native = tmp.path().join("tiny64.safetensors");
+    editone::model::convert(&src, &native, editone::files::Existing::Refuse).unwrap();
+    Model::load(&native).unwrap();
+    let good = fs::read(&native).unwrap();
+    let header_end = 8 + u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    // 25 single-bit flips spread over the tensor data, as the probe made.
+    let data_len = good.len() - header_end;
+    for k in 0..25 {
+        let mut bad = good.clone();
+        let at = header_end + (k * 7919 + 13) % data_len;
+        bad[at] ^= 1 << (k % 8);
+        let flipped = tmp.path().join(format!("flip{k}.safetensors"));
+        fs::write(&flipped, &bad).unwrap();
+        let e = load_err(&flipped);
+        assert_eq!(e.kind, ErrorKind::Format, "flip {k}");
+        assert!(e.message.contains("damaged"), "flip {k}: {}", e.message);
+    }
+}
+
+#[test]
+fn devices_and_pipes_are_refused_without_reading_them() {
+    let started = std::time::Instant::now();
+    let e = load_err(Path::new("/dev/zero"));
+    assert_eq!(e.kind, ErrorKind::Io);
+    assert!(e.message.contains("not a regular file"), "{}", e.message);
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("model.pkl");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(load_err(&fifo).message.contains("not a regular file"));
+    assert!(started.elapsed().as_secs() < 5, "refused at once, not after reading");
+}

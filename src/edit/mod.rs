@@ -93,11 +93,18 @@ impl Edit {
             return Err(Error::invalid("strength must be finite"));
         }
         let d = shape.to_wplus(direction, "direction")?;
-        Ok(from.iter().zip(&d).map(|(w, d)| w + strength * d).collect())
+        let moved: Vec<f32> = from.iter().zip(&d).map(|(w, d)| w + strength * d).collect();
+        if moved.iter().any(|x| !x.is_finite()) {
+            return Err(Error::invalid(format!("the direction times the strength {strength} overflows float32")));
+        }
+        Ok(moved)
     }
 
     fn naive(shape: LatentShape, example: Vec<f32>, edited: Vec<f32>, mask: RowMask) -> Result<Edit> {
         let direction = method::naive_direction(&example, &edited, &mask);
+        if direction.iter().any(|x| !x.is_finite()) {
+            return Err(Error::invalid("the edited latent minus the example overflows float32"));
+        }
         let unit = method::unit_direction(&direction).ok_or_else(|| {
             Error::invalid("the edit changes nothing: the edited latent equals the example on the editable rows")
         })?;

@@ -2,7 +2,7 @@
 //! section 2): the paper objective and the demo code's batch objective.
 
 use super::method::RowMask;
-use super::Edit;
+use super::{Edit, LatentShape};
 use crate::error::{Error, Result};
 use crate::model::{Model, NoiseMode, Truncation};
 use crate::progress::{report, Progress};
@@ -33,6 +33,11 @@ pub enum Init {
     /// The naive direction dw (the demo code).
     Naive,
 }
+
+/// Largest learning rate [`OptimizeOptions::validate`] accepts.
+pub const MAX_LEARNING_RATE: f64 = 10.0;
+/// Largest hyperplane weight [`OptimizeOptions::validate`] accepts.
+pub const MAX_LAMBDA: f64 = 1e6;
 
 /// Optimisation settings; defaults are the paper's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -81,19 +86,27 @@ impl OptimizeOptions {
         OptimizeOptions { iterations: 100, learning_rate: 0.02, patience: 20, ..OptimizeOptions::default() }
     }
 
-    fn validate(&self) -> Result<()> {
-        let bad = |m: &str| Err(Error::invalid(format!("optimize options: {m}")));
+    /// Refuses options that cannot give a meaningful d* for a latent of
+    /// `shape`. The learning rate and lambda are bounded far above any
+    /// useful value (the paper's 1e-3 and 0.02, the interactive 0.02):
+    /// beyond that, AdamW's steps leave every float32 range and the loss
+    /// becomes NaN.
+    pub fn validate(&self, shape: LatentShape) -> Result<()> {
+        let bad = |m: String| Err(Error::invalid(format!("optimize options: {m}")));
         if self.iterations == 0 || self.iterations > 1_000_000 {
-            return bad("iterations must be 1..=1000000");
+            return bad("iterations must be 1..=1000000".into());
         }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad("learning_rate must be positive and finite");
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0 && self.learning_rate <= MAX_LEARNING_RATE) {
+            return bad(format!("learning_rate {} must be above 0 and at most {MAX_LEARNING_RATE}", self.learning_rate));
         }
-        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
-            return bad("lambda must be non-negative and finite");
+        if !(self.lambda.is_finite() && self.lambda >= 0.0 && self.lambda <= MAX_LAMBDA) {
+            return bad(format!("lambda {} must be 0 to {MAX_LAMBDA}", self.lambda));
+        }
+        if self.edit_rows as usize > shape.num_ws {
+            return bad(format!("edit_rows {} is more than the model's {} W+ rows", self.edit_rows, shape.num_ws));
         }
         if self.objective == Objective::Batch && !(1..=256).contains(&self.batch_size) {
-            return bad("batch_size must be 1..=256");
+            return bad("batch_size must be 1..=256".into());
         }
         Ok(())
     }
@@ -139,11 +152,11 @@ impl Edit {
         progress: Option<Progress<'_>>,
         on_loss: Option<LossObserver<'_>>,
     ) -> Result<OptimizeReport> {
-        options.validate()?;
         let info = model.info();
         if info.num_ws != self.shape.num_ws || info.w_dim != self.shape.w_dim {
             return Err(Error::invalid("the edit was made for a model with another latent shape"));
         }
+        options.validate(self.shape)?;
         let mut next = self.clone();
         if options.edit_rows > 0 {
             next.set_mask(RowMask::first(options.edit_rows as usize, self.shape.num_ws, self.shape.w_dim))?;

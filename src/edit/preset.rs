@@ -5,16 +5,21 @@
 use super::method::{self, RowMask};
 use super::{Edit, LatentShape, OptimizeOptions, OptimizeReport};
 use crate::error::{Error, ErrorKind, Result};
+use crate::files::{self, Existing};
+use crate::model::weights::fnv1a64;
 use crate::model::Model;
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 use std::path::Path;
 
 const FORMAT: &str = "editone-preset";
-const VERSION: u32 = 1;
+/// Version 2 added the checksum; version 1 presets still load, checked
+/// by their geometry alone.
+const VERSION: u32 = 2;
 /// Presets are small (three latents); anything far larger is not one.
 const MAX_BYTES: u64 = 64 << 20;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PresetFile {
     format: String,
@@ -27,9 +32,14 @@ struct PresetFile {
     offset: f64,
     strength: f64,
     optimized: Option<Optimized>,
+    /// FNV-1a 64 of the preset's JSON without this field: a damaged or
+    /// hand-edited value anywhere is caught, even where no invariant ties
+    /// it to the others (w0' once d* is optimised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checksum: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 struct ModelStamp {
     fingerprint: String,
@@ -38,7 +48,7 @@ struct ModelStamp {
     w_dim: usize,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Optimized {
     options: OptimizeOptions,
@@ -77,15 +87,18 @@ fn narrow(v: &[f64], what: &str, len: usize) -> Result<Vec<f32>> {
         .collect()
 }
 
-/// Writes `edit`, made with `model`, to `path`.
-pub fn save(edit: &Edit, model: &Model, path: &Path) -> Result<()> {
+/// Writes `edit`, made with `model`, to `path` atomically; an existing
+/// file is replaced only with [`Existing::Replace`].
+pub fn save(edit: &Edit, model: &Model, path: &Path, existing: Existing) -> Result<()> {
     let text = to_json(edit, model)?;
-    std::fs::write(path, text).map_err(|e| Error::new(ErrorKind::Io, format!("preset '{}': {e}", path.display())))
+    files::write_atomic(path, existing, |out| {
+        out.write_all(text.as_bytes()).map_err(|e| Error::new(ErrorKind::Io, format!("preset '{}': {e}", path.display())))
+    })
 }
 
 /// The preset file's text for `edit`, made with `model`.
 pub fn to_json(edit: &Edit, model: &Model) -> Result<String> {
-    let file = PresetFile {
+    let mut file = PresetFile {
         format: FORMAT.into(),
         version: VERSION,
         model: stamp(model),
@@ -96,26 +109,36 @@ pub fn to_json(edit: &Edit, model: &Model) -> Result<String> {
         offset: edit.offset(),
         strength: edit.strength(),
         optimized: edit.optimized().map(|(options, report)| Optimized { options: options.clone(), report: report.clone() }),
+        checksum: None,
     };
+    file.checksum = Some(checksum(&file)?);
     serde_json::to_string_pretty(&file).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))
+}
+
+/// The checksum of a preset's fields: FNV-1a 64 over their compact JSON
+/// without the checksum. Parsing gives back the very floats that were
+/// written (float_roundtrip), so a loaded preset hashes as it was saved.
+fn checksum(file: &PresetFile) -> Result<String> {
+    let unsummed = PresetFile { checksum: None, ..file.clone() };
+    let text = serde_json::to_string(&unsummed).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+    Ok(format!("fnv1a64:{:016x}", fnv1a64(text.as_bytes())))
 }
 
 /// Reads a preset for `model`. A preset made for another model is
 /// [`ErrorKind::Incompatible`]; anything malformed is [`ErrorKind::Format`].
 pub fn load(model: &Model, path: &Path) -> Result<Edit> {
     let in_file = |e: Error| e.context(format!("preset '{}'", path.display()));
-    let meta = std::fs::metadata(path).map_err(|e| Error::new(ErrorKind::Io, format!("preset '{}': {e}", path.display())))?;
-    if meta.len() > MAX_BYTES {
-        return Err(in_file(Error::format(format!("{} bytes is too large for a preset", meta.len()))));
-    }
-    let text = std::fs::read(path).map_err(|e| Error::new(ErrorKind::Io, format!("preset '{}': {e}", path.display())))?;
+    let text = files::read_capped(path, "preset", MAX_BYTES)?;
     let file: PresetFile =
         serde_json::from_slice(&text).map_err(|e| in_file(Error::format(format!("not a valid preset: {e}"))))?;
-    if file.format != FORMAT || file.version != VERSION {
+    if file.format != FORMAT || !(1..=VERSION).contains(&file.version) {
         return Err(in_file(Error::format(format!(
-            "format '{}' version {} is not '{FORMAT}' version {VERSION}",
+            "format '{}' version {} is not '{FORMAT}' version 1 to {VERSION}",
             file.format, file.version
         ))));
+    }
+    if file.version >= 2 && file.checksum.as_deref() != Some(&checksum(&file)?) {
+        return Err(in_file(Error::format("it is damaged or was edited by hand: its checksum does not match its content")));
     }
     let ours = stamp(model);
     if file.model != ours {
@@ -137,6 +160,21 @@ pub fn load(model: &Model, path: &Path) -> Result<Edit> {
     build(&file, LatentShape { num_ws: ours.num_ws, w_dim: ours.w_dim }).map_err(in_file)
 }
 
+/// Until d* is optimised the direction is the naive one, w0' - w0 on the
+/// editable rows, as the edit computed it in float32: a preset whose three
+/// latents disagree has been damaged.
+fn check_naive_direction(example: &[f32], edited: &[f32], mask: &RowMask, direction: &[f32]) -> Result<()> {
+    let naive = method::naive_direction(example, edited, mask);
+    let scale = naive.iter().chain(direction).fold(0f32, |m, x| m.max(x.abs()));
+    let worst = naive.iter().zip(direction).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    if !(worst <= 1e-6 * scale) {
+        return Err(Error::format(format!(
+            "its fields disagree: 'direction' should be 'edited' minus 'example' on the editable rows (off by {worst:e})"
+        )));
+    }
+    Ok(())
+}
+
 fn build(file: &PresetFile, shape: LatentShape) -> Result<Edit> {
     let example = narrow(&file.example, "example", shape.len())?;
     let edited = narrow(&file.edited, "edited", shape.len())?;
@@ -146,6 +184,9 @@ fn build(file: &PresetFile, shape: LatentShape) -> Result<Edit> {
     }
     let mask = RowMask::from_rows(file.mask.clone(), shape.w_dim).ok_or_else(|| Error::format("mask selects no row"))?;
     let optimized = file.optimized.as_ref().map(|o| (o.options.clone(), o.report.clone()));
+    if optimized.is_none() {
+        check_naive_direction(&example, &edited, &mask, &direction)?;
+    }
     let edit = Edit::from_parts(shape, example, edited, mask, direction, file.strength, optimized)
         .map_err(|e| Error::format(e.message))?;
     let offset = method::interactive_offset(edit.example(), edit.unit_direction(), edit.strength());

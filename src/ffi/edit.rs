@@ -3,7 +3,7 @@
 
 use super::latent::{derived_latent, shape_of};
 use super::{
-    call, eo_edit, eo_latent, eo_model, eo_progress_fn, eo_status, handles, read_options, require_out, slice_arg,
+    call, eo_edit, eo_latent, eo_model, eo_progress_fn, eo_status, eo_write_flags, existing_of, handles, read_options, require_out, slice_arg,
     slice_out, str_arg, with_progress, write_out, write_sized,
 };
 use crate::edit::{preset, Edit, Init, Objective, OptimizeOptions};
@@ -463,15 +463,23 @@ pub unsafe extern "C" fn eo_edit_apply_baseline(
     })
 }
 
-/// Saves the edit as a JSON preset (direction, hyperplane offset, mask,
-/// options, model fingerprint).
+/// eo_edit_save_ex with flags 0: never replaces an existing file.
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_save(e: eo_edit, path: *const c_char) -> eo_status {
+    eo_edit_save_ex(e, path, 0)
+}
+
+/// Saves the edit as a JSON preset (direction, hyperplane offset, mask,
+/// options, model fingerprint), atomically; an existing file is replaced
+/// only with EO_WRITE_REPLACE (otherwise EO_ERR_EXISTS).
+#[no_mangle]
+pub unsafe extern "C" fn eo_edit_save_ex(e: eo_edit, path: *const c_char, flags: eo_write_flags) -> eo_status {
     call(|| {
+        let existing = existing_of(flags)?;
         let path = str_arg(path, "path")?;
         let entry = handles()?.edit(e.id)?;
         let edit = lock(&entry).clone();
-        preset::save(&edit, &entry.model, Path::new(path))
+        preset::save(&edit, &entry.model, Path::new(path), existing)
     })
 }
 

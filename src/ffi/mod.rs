@@ -21,7 +21,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Version of the C ABI described by this header; bumped whenever an
 /// existing function, struct or constant changes meaning.
-pub const EO_ABI_VERSION: u32 = 1;
+pub const EO_ABI_VERSION: u32 = 2;
 
 /// Outcome of every call.
 #[repr(C)]
@@ -47,6 +47,9 @@ pub enum eo_status {
     EO_ERR_CANCELLED = 8,
     /// A bug in editone (a caught panic), reported with its message.
     EO_ERR_INTERNAL = 9,
+    /// The output file exists and replacing it was not asked for
+    /// (EO_WRITE_REPLACE); it is left as it was.
+    EO_ERR_EXISTS = 10,
 }
 
 /// A loaded model. Id 0 is never valid; ids are never reused.
@@ -79,6 +82,24 @@ pub struct eo_edit {
 pub type eo_progress_fn =
     Option<unsafe extern "C" fn(user: *mut c_void, stage: *const c_char, done: u64, total: u64) -> i32>;
 
+/// Flags of the calls that write files (EO_WRITE_*). Every such call
+/// writes a hidden temporary file in the target folder and renames it, so
+/// that the file is either the old one or the new one, whole.
+pub type eo_write_flags = u32;
+/// Replace an existing file. Without it a path that exists (a dangling
+/// link included) gives EO_ERR_EXISTS and is left as it was.
+pub const EO_WRITE_REPLACE: eo_write_flags = 1;
+
+/// What a write does with an existing file; unknown flag bits are refused,
+/// so that a later flag cannot be silently ignored by this version.
+fn existing_of(flags: eo_write_flags) -> Result<crate::files::Existing> {
+    match flags {
+        0 => Ok(crate::files::Existing::Refuse),
+        EO_WRITE_REPLACE => Ok(crate::files::Existing::Replace),
+        _ => Err(Error::invalid(format!("flags {flags:#x} has bits that are not EO_WRITE_* flags"))),
+    }
+}
+
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
@@ -94,6 +115,7 @@ fn status_of(kind: ErrorKind) -> eo_status {
         ErrorKind::OutOfMemory => eo_status::EO_ERR_OUT_OF_MEMORY,
         ErrorKind::Cancelled => eo_status::EO_ERR_CANCELLED,
         ErrorKind::Internal => eo_status::EO_ERR_INTERNAL,
+        ErrorKind::Exists => eo_status::EO_ERR_EXISTS,
     }
 }
 
@@ -153,6 +175,7 @@ pub extern "C" fn eo_status_name(status: i32) -> *const c_char {
         7 => "EO_ERR_OUT_OF_MEMORY\0",
         8 => "EO_ERR_CANCELLED\0",
         9 => "EO_ERR_INTERNAL\0",
+        10 => "EO_ERR_EXISTS\0",
         _ => "EO_UNKNOWN\0",
     };
     name.as_ptr() as *const c_char

@@ -1,6 +1,6 @@
 //! Model entry points.
 
-use super::{call, eo_latent, eo_model, eo_status, handles, require_out, str_arg, write_out, write_sized};
+use super::{call, eo_latent, eo_model, eo_status, eo_write_flags, existing_of, handles, require_out, str_arg, write_out, write_sized};
 use crate::model::Model;
 use std::ffi::c_char;
 use std::path::Path;
@@ -48,17 +48,27 @@ pub unsafe extern "C" fn eo_model_load(path: *const c_char, out: *mut eo_model) 
     })
 }
 
-/// Converts any model eo_model_load accepts into the native format: one
-/// .safetensors file at `out_path` (float32, config in its metadata) that
-/// loads fast and keeps the source's fingerprint, so presets made on the
-/// original apply to it. The model is built on the CPU first, so a file
-/// that would not load is refused before anything is written.
+/// eo_model_convert_ex with flags 0: never replaces an existing file.
 #[no_mangle]
 pub unsafe extern "C" fn eo_model_convert(in_path: *const c_char, out_path: *const c_char) -> eo_status {
+    eo_model_convert_ex(in_path, out_path, 0)
+}
+
+/// Converts any model eo_model_load accepts into the native format: one
+/// .safetensors file at `out_path` (float32, config, source fingerprint
+/// and a content hash checked at every load in its metadata) that loads
+/// fast and keeps the source's fingerprint, so presets made on the
+/// original apply to it. The model is built on the CPU first, so a file
+/// that would not load is refused before anything is written. The file is
+/// written atomically; an existing one is replaced only with
+/// EO_WRITE_REPLACE (otherwise EO_ERR_EXISTS).
+#[no_mangle]
+pub unsafe extern "C" fn eo_model_convert_ex(in_path: *const c_char, out_path: *const c_char, flags: eo_write_flags) -> eo_status {
     call(|| {
+        let existing = existing_of(flags)?;
         let input = str_arg(in_path, "in_path")?;
         let out = str_arg(out_path, "out_path")?;
-        crate::model::convert(Path::new(input), Path::new(out)).map(|_| ())
+        crate::model::convert(Path::new(input), Path::new(out), existing).map(|_| ())
     })
 }
 

@@ -1,6 +1,6 @@
 //! Rendering entry points.
 
-use super::{call, eo_latent, eo_progress_fn, eo_status, handles, slice_arg, slice_out, str_arg, with_progress};
+use super::{call, eo_latent, eo_progress_fn, eo_status, eo_write_flags, existing_of, handles, slice_arg, slice_out, str_arg, with_progress};
 use crate::engine::Latent;
 use crate::error::{Error, ErrorKind, Result};
 use crate::invert;
@@ -223,7 +223,9 @@ pub unsafe extern "C" fn eo_render_batch(
 
 /// Reads a PNG or JPEG file into a host buffer of `format`: with buf NULL
 /// only width and height (and `needed`, the bytes a tightly packed buffer
-/// takes) are set; otherwise buf must hold exactly `needed` bytes.
+/// takes) are set, from the file's header without decoding it; otherwise
+/// buf must hold exactly `needed` bytes. Images over 16384 pixels a side
+/// or 64 megapixels, and JPEGs cut short, give EO_ERR_FORMAT.
 #[no_mangle]
 pub unsafe extern "C" fn eo_image_read(
     path: *const c_char,
@@ -237,9 +239,13 @@ pub unsafe extern "C" fn eo_image_read(
     call(|| {
         let path = Path::new(str_arg(path, "path")?);
         let format = pixel_format(format)?;
-        let image = render::load(path)?;
-        let size = image.width() as usize * image.height() as usize * format.bytes_per_pixel();
-        for (out, value) in [(width, image.width()), (height, image.height())] {
+        let image = if buf.is_null() { None } else { Some(render::load(path)?) };
+        let (w, h) = match &image {
+            Some(image) => (image.width(), image.height()),
+            None => render::probe(path)?,
+        };
+        let size = w as usize * h as usize * format.bytes_per_pixel();
+        for (out, value) in [(width, w), (height, h)] {
             if !out.is_null() {
                 out.write(value);
             }
@@ -247,34 +253,50 @@ pub unsafe extern "C" fn eo_image_read(
         if !needed.is_null() {
             needed.write(size);
         }
-        if buf.is_null() {
-            return Ok(());
-        }
+        let Some(image) = image else { return Ok(()) };
         if len != size {
             return Err(Error::invalid(format!("len is {len}; the image needs {size} bytes")));
         }
-        let row = image.width() as usize * format.bytes_per_pixel();
-        render::write_pixels(&image, format, slice_out(buf, len, "buf")?, row)
+        render::write_pixels(&image, format, slice_out(buf, len, "buf")?, w as usize * format.bytes_per_pixel())
     })
 }
 
-/// Writes a host image view to a PNG or JPEG file (by extension).
+/// eo_image_write_ex with flags 0: never replaces an existing file.
 #[no_mangle]
 pub unsafe extern "C" fn eo_image_write(img: *const eo_image_view, path: *const c_char) -> eo_status {
+    eo_image_write_ex(img, path, 0)
+}
+
+/// Writes a host image view to a PNG or JPEG file (by extension),
+/// atomically; an existing file is replaced only with EO_WRITE_REPLACE
+/// (otherwise EO_ERR_EXISTS). A picture eo_image_read would refuse is not
+/// written (EO_ERR_FORMAT).
+#[no_mangle]
+pub unsafe extern "C" fn eo_image_write_ex(img: *const eo_image_view, path: *const c_char, flags: eo_write_flags) -> eo_status {
     call(|| {
+        let existing = existing_of(flags)?;
         let view = *slice_arg(img, 1, "img")?.first().expect("one view");
         let (format, bytes) = view_arg(&view, "img")?;
         let image = render::from_pixels(bytes, view.width, view.height, view.stride as usize, format)?;
-        render::save(&image, Path::new(str_arg(path, "path")?))
+        render::save(&image, Path::new(str_arg(path, "path")?), existing)
     })
 }
 
-/// Renders a latent to a PNG or JPEG file (by extension, EO_RENDER_AUTO);
-/// size 0 keeps the picture's size (the model's resolution, or the photo's
-/// for an inverted latent), otherwise its longer side becomes `size`.
+/// eo_render_to_file_ex with flags 0: never replaces an existing file.
 #[no_mangle]
 pub unsafe extern "C" fn eo_render_to_file(l: eo_latent, path: *const c_char, size: u32) -> eo_status {
+    eo_render_to_file_ex(l, path, size, 0)
+}
+
+/// Renders a latent to a PNG or JPEG file (by extension, EO_RENDER_AUTO),
+/// atomically; an existing file is replaced only with EO_WRITE_REPLACE
+/// (otherwise EO_ERR_EXISTS). Size 0 keeps the picture's size (the model's
+/// resolution, or the photo's for an inverted latent), otherwise its
+/// longer side becomes `size`.
+#[no_mangle]
+pub unsafe extern "C" fn eo_render_to_file_ex(l: eo_latent, path: *const c_char, size: u32, flags: eo_write_flags) -> eo_status {
     call(|| {
+        let existing = existing_of(flags)?;
         let path = Path::new(str_arg(path, "path")?);
         if size > MAX_SIDE {
             return Err(Error::invalid(format!("size {size} is larger than {MAX_SIDE}")));
@@ -284,7 +306,7 @@ pub unsafe extern "C" fn eo_render_to_file(l: eo_latent, path: *const c_char, si
         render_each(&latents, pixels, None, |_, img, plain| {
             let image = picture(&latents[0], img, plain, EO_RENDER_AUTO)?.into_image()?;
             let image = if size == 0 { image } else { image.resize(size, size, image::imageops::FilterType::Lanczos3) };
-            render::save(&image, path)
+            render::save(&image, path, existing)
         })
     })
 }

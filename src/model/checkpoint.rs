@@ -12,16 +12,31 @@
 //! The kind is told by the file's first bytes, not its name.
 
 use super::pickle::{storage_pid, AllowList, Elem, Id, Pickle, TensorRef, TorchZip, Value};
-use super::weights::{fnv1a64, WeightFile, Weights};
+use super::weights::{fnv1a64, fnv1a64_continue, WeightFile, Weights};
+use crate::files::{self, Existing};
 use crate::error::{Error, ErrorKind, Result};
 use serde_json::{json, Map, Value as Json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
 /// Metadata key under which a converted file keeps its source's
 /// fingerprint, so presets made on the original still apply.
 const SOURCE_FINGERPRINT: &str = "source_fingerprint";
+
+/// Metadata key of a native file's content hash: FNV-1a 64 over its
+/// config and its tensor data, written by [`ModelFile::write_native`] and
+/// checked at every load, so that a damaged file (a flipped bit in the
+/// weights) is refused instead of rendering wrong faces. FNV-1a changes
+/// with every single changed byte, and costs little next to the load.
+const CONTENT_HASH: &str = "content_hash";
+
+/// Largest model file read: the largest official StyleGAN2 pickles are
+/// under 400 MB.
+const MAX_MODEL_BYTES: u64 = 4 << 30;
+/// Largest config.json of a model folder.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// How deep a module tree may nest (real generators nest 4 levels).
 const MAX_MODULE_DEPTH: usize = 32;
@@ -51,8 +66,7 @@ impl ModelFile {
         if path.is_dir() {
             return ModelFile::open_folder(path);
         }
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("model file '{}': {e}", path.display())))?;
+        let bytes = files::read_capped(path, "model file", MAX_MODEL_BYTES)?;
         ModelFile::from_bytes(path, bytes)
     }
 
@@ -84,9 +98,9 @@ impl ModelFile {
         if !weights_path.is_file() {
             return Err(Error::format(format!("model folder '{}' has no weights.safetensors", path.display())));
         }
-        let text = std::fs::read_to_string(&config_path)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("model config '{}': {e}", config_path.display())))?;
+        let bytes = files::read_capped(&config_path, "model config", MAX_CONFIG_BYTES)?;
         let label = format!("model config '{}'", config_path.display());
+        let text = String::from_utf8(bytes).map_err(|_| Error::format(format!("{label} is not UTF-8 text")))?;
         let config = parse_config(&text).map_err(|e| e.context(label.clone()))?;
         let file = WeightFile::read(&weights_path)?;
         Ok(ModelFile { config, label, fingerprint: file.fingerprint(), content: Content::Safetensors(file) })
@@ -98,6 +112,14 @@ impl ModelFile {
         let text = meta
             .remove("config")
             .ok_or_else(|| Error::format(format!("{label} has no 'config' entry in its safetensors metadata")))?;
+        if let Some(stored) = meta.remove(CONTENT_HASH) {
+            let actual = content_hash(&text, file.data()?);
+            if stored != actual {
+                return Err(Error::format(format!(
+                    "{label} is damaged: its content hash is {actual}, but the file was written with {stored}"
+                )));
+            }
+        }
         let config = parse_config(&text).map_err(|e| e.context(label.clone()))?;
         let fingerprint = meta.remove(SOURCE_FINGERPRINT).unwrap_or_else(|| file.fingerprint());
         Ok(ModelFile { config, label, fingerprint, content: Content::Safetensors(file) })
@@ -119,9 +141,10 @@ impl ModelFile {
         }
     }
 
-    /// Writes the native format: one safetensors file, float32, the config
-    /// and the source's fingerprint in its metadata.
-    pub fn write_native(&self, out: &Path) -> Result<()> {
+    /// Writes the native format, atomically: one safetensors file, float32,
+    /// the config, the source's fingerprint and the content hash in its
+    /// metadata.
+    pub fn write_native(&self, out: &Path, existing: Existing) -> Result<()> {
         let mut tensors: Vec<(String, NativeTensor)> = Vec::new();
         let mut weights = self.weights(Device::Cpu)?;
         for (name, shape) in weights.names_and_shapes() {
@@ -130,13 +153,30 @@ impl ModelFile {
             let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
             tensors.push((name, NativeTensor { shape: shape.iter().map(|&d| d as usize).collect(), data }));
         }
-        let metadata = BTreeMap::from([
+        let mut metadata = HashMap::from([
             ("config".to_string(), self.config.to_string()),
             (SOURCE_FINGERPRINT.to_string(), self.fingerprint.clone()),
         ]);
-        safetensors::serialize_to_file(tensors, &Some(metadata.into_iter().collect()), out)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot write '{}': {e:?}", out.display())))
+        // The hash covers the data section as laid out in the file, which
+        // safetensors orders itself: lay it out once, hash, lay out again
+        // with the hash (the data section does not move).
+        let layout = |metadata: &HashMap<String, String>| {
+            safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), &Some(metadata.clone()))
+                .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot lay out '{}': {e:?}", out.display())))
+        };
+        let draft = WeightFile::from_bytes(out, layout(&metadata)?);
+        metadata.insert(CONTENT_HASH.to_string(), content_hash(&metadata["config"], draft.data()?));
+        drop(draft);
+        let bytes = layout(&metadata)?;
+        files::write_atomic(out, existing, |w| {
+            w.write_all(&bytes).map_err(|e| Error::new(ErrorKind::Io, format!("cannot write '{}': {e}", out.display())))
+        })
     }
+}
+
+/// [`CONTENT_HASH`]'s value for a config and the tensor data section.
+fn content_hash(config: &str, data: &[u8]) -> String {
+    format!("fnv1a64:{:016x}", fnv1a64_continue(fnv1a64(config.as_bytes()), data))
 }
 
 struct NativeTensor {
@@ -144,7 +184,7 @@ struct NativeTensor {
     data: Vec<u8>,
 }
 
-impl safetensors::View for NativeTensor {
+impl safetensors::View for &NativeTensor {
     fn dtype(&self) -> safetensors::Dtype {
         safetensors::Dtype::F32
     }

@@ -369,9 +369,9 @@ pub fn build_generator(file: &ModelFile, device: tch::Device, half: bool) -> Res
 
 /// Converts any supported model file to the native format at `out`,
 /// checking first that it builds (on the CPU).
-pub fn convert(input: &Path, out: &Path) -> Result<ModelInfo> {
+pub fn convert(input: &Path, out: &Path, existing: crate::files::Existing) -> Result<ModelInfo> {
     let file = ModelFile::open(input)?;
     let generator = build_generator(&file, tch::Device::Cpu, false)?;
-    file.write_native(out)?;
+    file.write_native(out, existing)?;
     Ok(generator.info().clone())
 }

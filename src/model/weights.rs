@@ -2,11 +2,14 @@
 //! by name, dtype and shape before it becomes a libtorch tensor, and every
 //! complaint names the file and the tensor.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
+
+/// Largest weights file read (a model folder's weights.safetensors).
+const MAX_WEIGHT_BYTES: u64 = 4 << 30;
 
 /// The raw bytes of a safetensors file, validated once.
 pub struct WeightFile {
@@ -31,8 +34,7 @@ enum Stored<'a> {
 impl WeightFile {
     /// Reads `path` whole; the safetensors header is validated by [`Self::parse`].
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("model file '{}': {e}", path.display())))?;
+        let bytes = crate::files::read_capped(path, "model file", MAX_WEIGHT_BYTES)?;
         Ok(WeightFile { path: path.to_path_buf(), bytes })
     }
 
@@ -60,6 +62,13 @@ impl WeightFile {
         Ok(Weights { source: format!("model file '{}'", self.path.display()), tensors, device })
     }
 
+    /// The tensor data section: everything after the 8-byte header length
+    /// and the header it gives.
+    pub fn data(&self) -> Result<&[u8]> {
+        let (header_len, _) = SafeTensors::read_metadata(&self.bytes).map_err(|e| self.malformed(e))?;
+        Ok(&self.bytes[8 + header_len..])
+    }
+
     /// A stable 64-bit fingerprint of the file's content (FNV-1a over the
     /// bytes), so presets can tell which model they were made for.
     pub fn fingerprint(&self) -> String {
@@ -73,7 +82,13 @@ impl WeightFile {
 
 /// FNV-1a, 64 bit: simple, stable across platforms and Rust versions.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+    fnv1a64_continue(0xcbf2_9ce4_8422_2325, bytes)
+}
+
+/// FNV-1a 64 of `bytes` continued from the state `hash`, so that several
+/// pieces hash as if they were one.
+pub fn fnv1a64_continue(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 impl<'a> Weights<'a> {
