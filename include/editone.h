@@ -385,8 +385,15 @@ enum eo_status eo_edit_from_latents(struct eo_latent example,
                                     struct eo_latent edited,
                                     struct eo_edit *out);
 
-// An edit that moves the example by `strength` along `dir` (len w_dim or
-// num_ws * w_dim floats).
+// An edit that moves the example to w0 + strength * dir (len w_dim or
+// num_ws * w_dim floats; a W-length dir is repeated on every row).
+//
+// UNITS: `strength` here multiplies `dir` as given. eo_edit_strength and
+// eo_edit_set_strength measure the example's move as a distance along the
+// unit W+ direction, so they differ by the W+ length of `dir`: a unit
+// W-length dir on a model of R rows gives eo_edit_strength = strength *
+// sqrt(R) (3 on 10 rows reads back as 9.49). To set the same move later,
+// set that read-back value, not `strength`.
 enum eo_status eo_edit_from_direction(struct eo_latent example,
                                       const float *dir,
                                       size_t len,
@@ -399,7 +406,8 @@ enum eo_status eo_edit_from_direction(struct eo_latent example,
 enum eo_status eo_edit_push_latent(struct eo_edit e, struct eo_latent edited);
 
 // Continues editing the example: moves its final state by `strength`
-// along `dir` (w_dim or num_ws * w_dim floats).
+// times `dir` (w_dim or num_ws * w_dim floats), in the units of
+// eo_edit_from_direction, not those of eo_edit_strength.
 enum eo_status eo_edit_push_direction(struct eo_edit e,
                                       const float *dir,
                                       size_t len,
@@ -425,11 +433,14 @@ enum eo_status eo_edit_optimize(struct eo_edit e,
 // Reports what the last optimisation did (out.struct_size set by the caller).
 enum eo_status eo_edit_report(struct eo_edit e, struct eo_optimize_report *out);
 
-// Sets the example's own strength a; every image's alpha moves by the
+// Sets the example's own strength a: the distance the example moves
+// along the edit's unit W+ direction (see eo_edit_from_direction for how
+// it relates to a direction's strength); every image's alpha moves by the
 // same amount (no optimisation runs).
 enum eo_status eo_edit_set_strength(struct eo_edit e, float a);
 
-// The example's own strength a.
+// The example's own strength a: the distance along the edit's unit W+
+// direction (see eo_edit_from_direction on units).
 enum eo_status eo_edit_strength(struct eo_edit e, float *a);
 
 // The unit transfer direction n (num_ws * w_dim floats), like eo_latent_read.

@@ -179,8 +179,15 @@ pub unsafe extern "C" fn eo_edit_from_latents(example: eo_latent, edited: eo_lat
     })
 }
 
-/// An edit that moves the example by `strength` along `dir` (len w_dim or
-/// num_ws * w_dim floats).
+/// An edit that moves the example to w0 + strength * dir (len w_dim or
+/// num_ws * w_dim floats; a W-length dir is repeated on every row).
+///
+/// UNITS: `strength` here multiplies `dir` as given. eo_edit_strength and
+/// eo_edit_set_strength measure the example's move as a distance along the
+/// unit W+ direction, so they differ by the W+ length of `dir`: a unit
+/// W-length dir on a model of R rows gives eo_edit_strength = strength *
+/// sqrt(R) (3 on 10 rows reads back as 9.49). To set the same move later,
+/// set that read-back value, not `strength`.
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_from_direction(
     example: eo_latent,
@@ -211,7 +218,8 @@ pub extern "C" fn eo_edit_push_latent(e: eo_edit, edited: eo_latent) -> eo_statu
 }
 
 /// Continues editing the example: moves its final state by `strength`
-/// along `dir` (w_dim or num_ws * w_dim floats).
+/// times `dir` (w_dim or num_ws * w_dim floats), in the units of
+/// eo_edit_from_direction, not those of eo_edit_strength.
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_push_direction(e: eo_edit, dir: *const f32, len: usize, strength: f32) -> eo_status {
     call(|| {
@@ -281,7 +289,9 @@ pub unsafe extern "C" fn eo_edit_report(e: eo_edit, out: *mut eo_optimize_report
     })
 }
 
-/// Sets the example's own strength a; every image's alpha moves by the
+/// Sets the example's own strength a: the distance the example moves
+/// along the edit's unit W+ direction (see eo_edit_from_direction for how
+/// it relates to a direction's strength); every image's alpha moves by the
 /// same amount (no optimisation runs).
 #[no_mangle]
 pub extern "C" fn eo_edit_set_strength(e: eo_edit, a: f32) -> eo_status {
@@ -292,7 +302,8 @@ pub extern "C" fn eo_edit_set_strength(e: eo_edit, a: f32) -> eo_status {
     })
 }
 
-/// The example's own strength a.
+/// The example's own strength a: the distance along the edit's unit W+
+/// direction (see eo_edit_from_direction on units).
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_strength(e: eo_edit, a: *mut f32) -> eo_status {
     call(|| {

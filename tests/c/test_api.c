@@ -3,11 +3,14 @@
  * Usage: test_api FIXTURES_DIR (the folder holding tiny64/ and cond128/). */
 #include <editone.h>
 
+#include <dirent.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int passed, failed;
 
@@ -39,6 +42,18 @@ static int passed, failed;
 #define BAD_HANDLE(call) EXPECT(call, EO_ERR_INVALID_HANDLE)
 
 static char tiny_path[4096], cond_path[4096];
+/* A fresh folder of this run for the files the tests write, so that a
+ * rerun never meets the last run's files (writes never replace them). */
+static char scratch[] = "/tmp/editone-api-XXXXXX";
+
+/* scratch/<name> in a static buffer of 4 (enough for one call's paths). */
+static const char *in_scratch(const char *name) {
+  static char paths[4][4096];
+  static int next;
+  char *p = paths[next++ % 4];
+  snprintf(p, 4096, "%s/%s", scratch, name);
+  return p;
+}
 
 static size_t latent_len(eo_model m) {
   eo_model_desc d = {sizeof d};
@@ -168,8 +183,8 @@ static void test_full_flow(void) {
   float v = img[0] * 127.5f + 128.0f;
   int expected = v < 0 ? 0 : v > 255 ? 255 : (int)v;
   CHECK(abs(rgb[0] - expected) <= 1, "first red byte %d vs %d", rgb[0], expected);
-  OK(eo_render_to_file(edited[0], "build/test_api_render.png", 96));
-  EXPECT(eo_render_to_file(edited[0], "build/test_api_render.bmp", 0), EO_ERR_INVALID_ARGUMENT);
+  OK(eo_render_to_file(edited[0], in_scratch("render.png"), 96));
+  EXPECT(eo_render_to_file(edited[0], in_scratch("render.bmp"), 0), EO_ERR_INVALID_ARGUMENT);
   EXPECT(eo_render_to_file(edited[0], "/nonexistent-dir/x.png", 0), EO_ERR_IO);
 
   free(rgb), free(rgba), free(gray), free(img), free(dir), free(w0e);
@@ -405,7 +420,7 @@ static void test_cancel_and_presets(void) {
   OK(eo_edit_report(e, &r));
   CHECK(r.iterations == 15, "report still describes the earlier run (%u)", r.iterations);
 
-  const char *path = "build/test_api_preset.json";
+  const char *path = in_scratch("preset.json");
   OK(eo_edit_save(e, path));
   eo_edit loaded, wrong;
   OK(eo_edit_load(m, path, &loaded));
@@ -594,7 +609,7 @@ static void test_invert(void) {
   OK(eo_render_ex(edited, EO_RENDER_PLAIN, &plain_view));
   BAD_ARG(eo_render_ex(face, EO_RENDER_RESIDUAL, &plain_view));
   BAD_ARG(eo_render_ex(face, 9, &plain_view));
-  OK(eo_render_to_file(edited, "build/test_api_residual.png", 0));
+  OK(eo_render_to_file(edited, in_scratch("residual.png"), 0));
 
   /* Bad pictures: no crash, no huge allocation. */
   eo_latent bad;
@@ -613,8 +628,15 @@ static void test_invert(void) {
   BAD_ARG(eo_latent_invert(m, &view, &opts, NULL, NULL, NULL));
   opts.vgg16_path = "build/no-such-vgg16.pt";
   EXPECT(eo_latent_invert(m, &view, &opts, NULL, NULL, &bad), EO_ERR_IO);
-  opts.vgg16_path = "build/test_api_preset.json"; /* not TorchScript */
+  opts.vgg16_path = in_scratch("preset.json"); /* not TorchScript */
   EXPECT(eo_latent_invert(m, &view, &opts, NULL, NULL, &bad), EO_ERR_FORMAT);
+  /* A file that is not a zip: a message that names the problem, with no
+   * libtorch stack trace in it. */
+  opts.vgg16_path = "/etc/passwd";
+  EXPECT(eo_latent_invert(m, &view, &opts, NULL, NULL, &bad), EO_ERR_FORMAT);
+  CHECK(strstr(eo_last_error(), "not a TorchScript file") && !strstr(eo_last_error(), "frame #") &&
+            !strstr(eo_last_error(), "Exception raised"),
+        "vgg16 message: %s", eo_last_error());
   opts.vgg16_path = NULL;
   uint64_t last = 0;
   EXPECT(eo_latent_invert(m, &view, &opts, cancel_at_three, &last, &bad), EO_ERR_CANCELLED);
@@ -730,9 +752,165 @@ static void test_convert(void) {
   remove(dir);
 }
 
+/* The names in the scratch folder, sorted and joined by spaces. */
+static void scratch_names(char *out, size_t len) {
+  struct dirent **list = NULL;
+  int n = scandir(scratch, &list, NULL, alphasort);
+  out[0] = '\0';
+  for (int i = 0; i < n; i++) {
+    if (strcmp(list[i]->d_name, ".") && strcmp(list[i]->d_name, "..")) {
+      strncat(out, list[i]->d_name, len - strlen(out) - 2);
+      strcat(out, " ");
+    }
+    free(list[i]);
+  }
+  free(list);
+}
+
+static void remove_scratch(void) {
+  struct dirent **list = NULL;
+  int n = scandir(scratch, &list, NULL, alphasort);
+  for (int i = 0; i < n; i++) {
+    if (strcmp(list[i]->d_name, ".") && strcmp(list[i]->d_name, "..")) remove(in_scratch(list[i]->d_name));
+    free(list[i]);
+  }
+  free(list);
+  remove(scratch);
+}
+
+/* Bytes of a whole file (free the result), or NULL. */
+static unsigned char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  unsigned char *bytes = NULL;
+  long size;
+  if (f && fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+      (bytes = malloc((size_t)size + 1)) && fread(bytes, 1, (size_t)size, f) == (size_t)size) {
+    *len = (size_t)size;
+  } else {
+    free(bytes);
+    bytes = NULL;
+  }
+  if (f) fclose(f);
+  return bytes;
+}
+
+/* Every writer refuses to replace an existing file unless asked, and
+ * leaves no temporary file behind either way. */
+static void test_files_are_sacred(void) {
+  remove_scratch();
+  CHECK(mkdir(scratch, 0700) == 0, "cannot recreate %s", scratch);
+  eo_model m;
+  eo_latent l, example;
+  OK(eo_model_load(tiny_path, &m));
+  OK(eo_latent_from_seed(m, 7, 1.0f, &l));
+  eo_edit e = make_edit(m, &example);
+  const char *png = in_scratch("a.png");
+  size_t len0, len1;
+  OK(eo_render_to_file(l, png, 0));
+  unsigned char *first = read_file(png, &len0);
+  EXPECT(eo_render_to_file(l, png, 32), EO_ERR_EXISTS);
+  CHECK(strstr(eo_last_error(), "a.png") != NULL, "message names the file: %s", eo_last_error());
+  EXPECT(eo_render_to_file_ex(l, png, 32, 0), EO_ERR_EXISTS);
+  uint8_t pixels[8 * 8 * 3] = {0};
+  eo_image_view view = {pixels, 8, 8, 24, EO_PIXEL_RGB8};
+  EXPECT(eo_image_write(&view, png), EO_ERR_EXISTS);
+  unsigned char *kept = read_file(png, &len1);
+  CHECK(first && kept && len0 == len1 && memcmp(first, kept, len0) == 0, "a refused write changed the file");
+  OK(eo_image_write_ex(&view, png, EO_WRITE_REPLACE));
+  uint32_t w = 0, h = 0;
+  OK(eo_image_read(png, EO_PIXEL_RGB8, NULL, 0, &w, &h, NULL));
+  CHECK(w == 8 && h == 8, "the replaced file is %ux%u", w, h);
+  OK(eo_render_to_file_ex(l, png, 0, EO_WRITE_REPLACE));
+  BAD_ARG(eo_render_to_file_ex(l, png, 0, 2));
+  BAD_ARG(eo_image_write_ex(&view, png, 0x80000000u));
+
+  const char *preset = in_scratch("p.json");
+  OK(eo_edit_save(e, preset));
+  EXPECT(eo_edit_save(e, preset), EO_ERR_EXISTS);
+  OK(eo_edit_save_ex(e, preset, EO_WRITE_REPLACE));
+  const char *converted = in_scratch("m.safetensors");
+  OK(eo_model_convert(tiny_path, converted));
+  EXPECT(eo_model_convert(tiny_path, converted), EO_ERR_EXISTS);
+  OK(eo_model_convert_ex(tiny_path, converted, EO_WRITE_REPLACE));
+  CHECK(strcmp(eo_status_name(EO_ERR_EXISTS), "EO_ERR_EXISTS") == 0, "status name %s", eo_status_name(EO_ERR_EXISTS));
+
+  char names[1024];
+  scratch_names(names, sizeof names);
+  CHECK(strcmp(names, "a.png m.safetensors p.json ") == 0, "files left: %s", names);
+
+  /* A flipped bit in a converted model's weights is caught at load. */
+  unsigned char *model = read_file(converted, &len0);
+  eo_model damaged;
+  if (model) {
+    model[len0 - 1000] ^= 0x10;
+    CHECK(write_file(in_scratch("flipped.safetensors"), model, len0), "cannot write the damaged copy");
+    EXPECT(eo_model_load(in_scratch("flipped.safetensors"), &damaged), EO_ERR_FORMAT);
+    CHECK(strstr(eo_last_error(), "damaged") != NULL, "message: %s", eo_last_error());
+  }
+  free(first), free(kept), free(model);
+  OK(eo_latent_release(example));
+  OK(eo_latent_release(l));
+  OK(eo_edit_release(e));
+  OK(eo_model_release(m));
+}
+
+/* Hostile values and files: refused with a status that names the
+ * problem, never read without end. */
+static void test_hostile_values(void) {
+  eo_model m, none;
+  eo_latent example;
+  eo_edit e, loaded;
+  OK(eo_model_load(tiny_path, &m));
+  EXPECT(eo_model_load("/dev/zero", &none), EO_ERR_IO);
+  CHECK(strstr(eo_last_error(), "not a regular file") != NULL, "message: %s", eo_last_error());
+  EXPECT(eo_edit_load(m, "/dev/zero", &loaded), EO_ERR_IO);
+  e = make_edit(m, &example);
+
+  eo_optimize_options opts;
+  OK(eo_optimize_options_init(&opts));
+  opts.learning_rate = 1e30f;
+  BAD_ARG(eo_edit_optimize(e, &opts, NULL, NULL));
+  CHECK(strstr(eo_last_error(), "learning_rate") != NULL, "message: %s", eo_last_error());
+  OK(eo_optimize_options_init(&opts));
+  opts.edit_rows = (uint32_t)latent_len(m); /* far more rows than the model has */
+  BAD_ARG(eo_edit_optimize(e, &opts, NULL, NULL));
+  CHECK(strstr(eo_last_error(), "edit_rows") != NULL, "message: %s", eo_last_error());
+
+  eo_model_desc d = {sizeof d};
+  OK(eo_model_info(m, &d));
+  float *huge = malloc(d.w_dim * sizeof *huge);
+  for (uint32_t i = 0; i < d.w_dim; i++) huge[i] = FLT_MAX;
+  eo_edit overflow;
+  BAD_ARG(eo_edit_from_direction(example, huge, d.w_dim, 3.0f, &overflow));
+  CHECK(strstr(eo_last_error(), "overflows") != NULL, "message: %s", eo_last_error());
+
+  /* A JPEG cut to a quarter of its bytes is refused as truncated. */
+  enum { S = 256 };
+  uint8_t *pattern = malloc(S * S * 3);
+  for (int i = 0; i < S * S * 3; i++) pattern[i] = (uint8_t)(i * 31 % 251);
+  eo_image_view view = {pattern, S, S, S * 3, EO_PIXEL_RGB8};
+  const char *jpg = in_scratch("whole.jpg");
+  OK(eo_image_write(&view, jpg));
+  size_t len = 0;
+  unsigned char *bytes = read_file(jpg, &len);
+  uint32_t w, h;
+  if (bytes && write_file(in_scratch("cut.jpg"), bytes, len / 4)) {
+    EXPECT(eo_image_read(in_scratch("cut.jpg"), EO_PIXEL_RGB8, pattern, S * S * 3, &w, &h, NULL), EO_ERR_FORMAT);
+    CHECK(strstr(eo_last_error(), "truncated") != NULL, "message: %s", eo_last_error());
+  }
+  free(bytes), free(pattern), free(huge);
+  OK(eo_latent_release(example));
+  OK(eo_edit_release(e));
+  OK(eo_model_release(m));
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
+    return 2;
+  }
+  if (!mkdtemp(scratch)) {
+    perror("mkdtemp");
     return 2;
   }
   snprintf(tiny_path, sizeof tiny_path, "%s/tiny64", argv[1]);
@@ -753,11 +931,14 @@ int main(int argc, char **argv) {
   test_invert();
   test_convert();
   test_alphas();
+  test_files_are_sacred();
+  test_hostile_values();
 
   size_t models = 9, latents = 9, edits = 9;
   OK(eo_live_handles(&models, &latents, &edits));
   CHECK(models == 0 && latents == 0 && edits == 0, "live handles at exit: %zu models, %zu latents, %zu edits",
         models, latents, edits);
+  remove_scratch();
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }
