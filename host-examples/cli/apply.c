@@ -13,7 +13,7 @@ static const char APPLY_USAGE[] =
     "            | --inverted DIR)\n"
     "           [--strength A] [--baseline naive|unscaled]\n"
     "           [--out-dir DIR [--size S] [--format png|jpg]]\n"
-    "           [--alphas FILE.json] [--json] [--out-latents-f32 FILE]\n"
+    "           [--alphas FILE.json] [--json] [--out-latents-f32 FILE] [--overwrite]\n"
     "\n"
     "Applies a preset made by 'editone edit' to many images: each image i moves\n"
     "along the preset's direction by its own strength alpha_i.\n"
@@ -40,6 +40,15 @@ static const char APPLY_USAGE[] =
     "  --alphas FILE.json       write [{\"seed\"|\"index\"|\"photo\": ..., \"alpha\": ...}, ...]\n"
     "  --json                   print that list on stdout\n"
     "  --out-latents-f32 FILE   write the edited W+ latents, float32 LE, in input order\n"
+    "  --overwrite              replace output files that exist (never an input: with\n"
+    "                           --inverted DIR --out-dir DIR, NAME.png may be your\n"
+    "                           original photo)\n"
+    "\n"
+    "Each file is written under a hidden temporary name in its folder and renamed\n"
+    "when whole, so a stopped run (Ctrl-C, SIGTERM, a crash) never leaves a\n"
+    "half-written file. Before writing anything, apply refuses outputs that\n"
+    "would repeat a name or replace an input, and, without --overwrite, any\n"
+    "that exists.\n"
     "\n"
     "At least one of --out-dir, --alphas, --json, --out-latents-f32 is needed.\n"
     "Images are made, edited, written and released 64 at a time, so memory does\n"
@@ -110,11 +119,11 @@ static void write_alphas_json(FILE *f, const target_spec *t, const float *alphas
 
 static int write_alphas_file(const target_spec *t, const float *alphas, const char *path)
 {
-    FILE *f = open_output(path);
-    if (!f)
-        return EC_ERROR;
-    write_alphas_json(f, t, alphas);
-    return close_output(f, path, !ferror(f));
+    output_file out;
+    int rc = open_output(path, &out);
+    if (rc == EC_OK)
+        write_alphas_json(out.f, t, alphas);
+    return close_output(&out, rc);
 }
 
 /*
@@ -132,22 +141,10 @@ typedef struct {
     eo_model_desc d;
     eo_edit e;
     image_files images;       /* images.dir is NULL without --out-dir */
-    FILE *latents;            /* --out-latents-f32, or NULL */
-    const char *latents_path;
+    output_file latents;      /* --out-latents-f32 (latents.f is NULL without it) */
     float *alphas;            /* one per target for --alphas/--json, or NULL */
     progress p;
 } apply_run;
-
-/* "seed 3", "latent 5" or "photo 'NAME'": target i in messages. */
-static void describe_target(const target_spec *t, size_t i, char *buf, size_t len)
-{
-    if (t->seeds)
-        snprintf(buf, len, "seed %" PRIu64, t->seeds[i]);
-    else if (t->names)
-        snprintf(buf, len, "photo '%s'", t->names[i]);
-    else
-        snprintf(buf, len, "latent %zu", i);
-}
 
 /* Edited latents of the baseline, one call per target. */
 static int apply_baseline(const apply_run *r, const eo_latent *ls, size_t first, size_t n, eo_latent *edited)
@@ -187,8 +184,8 @@ static int apply_chunk(apply_run *r, size_t first, size_t n)
     if (rc == EC_OK)
         rc = apply_edit(r, ls, first, n, edited);
     release_latents(ls, n);
-    if (rc == EC_OK && r->latents)
-        rc = write_latents(r->latents, edited, n, &r->d, r->latents_path);
+    if (rc == EC_OK && r->latents.f)
+        rc = write_latents(r->latents.f, edited, n, &r->d, r->latents.path);
     if (rc == EC_OK && r->images.dir)
         rc = render_chunk_files(edited, n, &r->v->t, first, &r->images, &r->p);
     release_latents(edited, n);
@@ -221,36 +218,31 @@ static int load_edit(const apply_text *x, const apply_values *v, eo_model m, eo_
     return EC_OK;
 }
 
-/* Whether `path` is one of the files target i is read from. */
-static int reads_from(const target_spec *t, size_t i, const char *path)
-{
-    static const char *const suffixes[] = { ".f32", "-photo.png" };
-    if (!t->names)
-        return t->latents_path && same_file(t->latents_path, path);
-    for (size_t k = 0; k < COUNT_OF(suffixes); k++) {
-        char *input = named_path(t->inverted_dir, t->names[i], suffixes[k]);
-        int same = input && same_file(input, path);
-        free(input);
-        if (same)
-            return 1;
-    }
-    return 0;
-}
-
 /*
- * The chunks still read their inputs while --out-latents-f32 is written
- * (opening it truncates it), so it must not be one of them: writing the
- * edited latents over --latents-f32 in place would destroy the input.
+ * Before anything is written: the outputs neither repeat nor replace an
+ * input, and without --overwrite none exists (outputs.c). When --inverted
+ * DIR is also the --out-dir, it may hold the photos that 'editone invert'
+ * read from it, with the very names of the edited photos.
  */
-static int check_latents_output(const char *cmd, const apply_text *x, const target_spec *t)
+static int check_apply_outputs(const apply_text *x, const apply_values *v)
 {
-    if (!x->out_latents || t->seeds)
-        return EC_OK;
-    for (size_t i = 0; i < (t->names ? t->n : 1); i++)
-        if (reads_from(t, i, x->out_latents))
-            return usage_error(cmd, "--out-latents-f32 '%s' is an input; write the edited latents to another file",
-                               x->out_latents);
-    return EC_OK;
+    output_plan p = { 0 };
+    image_files images = { x->out_dir, v->ext, v->size, NULL };
+    int rc = plan_input(&p, x->model);
+    if (rc == EC_OK)
+        rc = plan_input(&p, x->preset);
+    if (rc == EC_OK)
+        rc = plan_target_inputs(&p, &v->t);
+    if (rc == EC_OK && x->alphas)
+        rc = plan_output(&p, x->alphas, "--alphas");
+    if (rc == EC_OK && x->out_latents)
+        rc = plan_output(&p, x->out_latents, "--out-latents-f32");
+    if (rc == EC_OK && x->out_dir)
+        rc = plan_target_files(&p, &v->t, &images);
+    if (rc == EC_OK)
+        rc = plan_check(&p);
+    plan_free(&p);
+    return rc;
 }
 
 /* What the chunks write into: the alphas array, the latents file, the image folder. */
@@ -258,25 +250,21 @@ static int open_apply_outputs(const apply_text *x, apply_run *r)
 {
     if ((x->alphas || x->json) && !(r->alphas = xcalloc(r->v->t.n, sizeof *r->alphas)))
         return out_of_memory();
-    if (x->out_latents && !(r->latents = open_output(x->out_latents)))
+    if (x->out_latents && open_output(x->out_latents, &r->latents) != EC_OK)
         return EC_ERROR;
-    r->latents_path = x->out_latents;
     if (!x->out_dir)
         return EC_OK;
     r->images = (image_files){ x->out_dir, r->v->ext, r->v->size, &r->d };
     return make_dirs(x->out_dir);
 }
 
-/* After the chunks (rc): the latents file closed (removed on failure), then the alphas. */
+/*
+ * After the chunks (rc): the latents file published (or, after a failure
+ * or cancellation, its temporary file removed), then the alphas.
+ */
 static int finish_apply_outputs(const apply_text *x, apply_run *r, int rc)
 {
-    if (r->latents && rc != EC_OK) {
-        fclose(r->latents); /* the failure is already reported */
-        remove(x->out_latents);
-    } else if (r->latents) {
-        rc = close_output(r->latents, x->out_latents, !ferror(r->latents));
-    }
-    r->latents = NULL;
+    rc = close_output(&r->latents, rc);
     if (rc == EC_OK && x->alphas)
         rc = write_alphas_file(&r->v->t, r->alphas, x->alphas);
     if (rc == EC_OK && x->json)
@@ -293,15 +281,15 @@ static int run_apply(const engine_args *g, const apply_text *x, const apply_valu
     int rc;
     memset(&r, 0, sizeof r);
     r.v = v;
-    rc = start_engine(g);
+    rc = check_apply_outputs(x, v);
+    if (rc == EC_OK)
+        rc = start_engine(g);
     if (rc == EC_OK)
         rc = open_model(cmd, x->model, &r.m, &r.d);
     if (rc == EC_OK)
         rc = load_edit(x, v, r.m, &r.e);
     if (rc == EC_OK)
         rc = check_targets(cmd, &r.d, &v->t);
-    if (rc == EC_OK)
-        rc = check_latents_output(cmd, x, &v->t);
     if (rc == EC_OK)
         rc = open_apply_outputs(x, &r);
     if (rc == EC_OK)
@@ -328,7 +316,7 @@ int cmd_apply(const engine_args *g, int argc, char **argv)
         { "--baseline", &x.baseline, NULL },     { "--out-dir", &x.out_dir, NULL },
         { "--size", &x.size, NULL },             { "--format", &x.format, NULL },
         { "--alphas", &x.alphas, NULL },         { "--json", NULL, &x.json },
-        { "--out-latents-f32", &x.out_latents, NULL },
+        { "--out-latents-f32", &x.out_latents, NULL }, { "--overwrite", NULL, &g_overwrite },
     };
     int rc = parse_options(cmd, argc, argv, opts, COUNT_OF(opts), NULL);
     if (rc == EC_HELP)

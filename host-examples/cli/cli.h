@@ -21,13 +21,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 /* Exit codes (documented in every --help). */
 enum {
     EC_OK = 0,        /* success */
     EC_ERROR = 1,     /* a library error or a bad input file */
     EC_USAGE = 2,     /* a bad or missing option */
-    EC_CANCELLED = 3, /* Ctrl-C during a long operation */
+    EC_CANCELLED = 3, /* Ctrl-C or SIGTERM during a long operation */
     EC_HELP = -1      /* internal: --help was given */
 };
 
@@ -105,8 +106,51 @@ typedef struct {
     uint32_t strip_every;
 } drag_request;
 
-/* Set by SIGINT; long operations stop when they see it. */
+/* The identity of an input file: links and other spellings of its path included. */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+} file_id;
+
+/* One output of a command and what writes it, for the checks of outputs.c. */
+typedef struct {
+    char *path;   /* as the user spelled it, for messages */
+    char *key;    /* its folder's real path + "/" + its name: equal keys, one file */
+    char *source; /* what writes it, e.g. "photo 'd1/a.png'" */
+    size_t order;
+} planned_output;
+
+/* The inputs and outputs of a command, checked before it writes anything. */
+typedef struct {
+    file_id *inputs;
+    size_t n_inputs, cap_inputs;
+    int inputs_sorted;
+    planned_output *outs;
+    size_t n_outs, cap_outs;
+    size_t n_existing;    /* outputs that exist already */
+    char *first_existing; /* the first of them, for the message */
+    char *dir_text, *dir_key; /* the last folder looked up */
+} output_plan;
+
+/* Set by SIGINT or SIGTERM; long operations stop when they see it. */
 extern volatile sig_atomic_t g_interrupted;
+
+/* The command being run ("apply"), for messages; set by main. */
+extern const char *g_command;
+
+/*
+ * --overwrite: outputs may replace existing files (never an input). Set by
+ * the command from its options before it writes anything; without it every
+ * write refuses an existing file (see close_output, write_flags).
+ */
+extern int g_overwrite;
+
+/* A file being written under a hidden temporary name (open_output). */
+typedef struct {
+    FILE *f;
+    const char *path; /* the name it gets when finished */
+    char *tmp;        /* "DIR/.NAME.XXXXXX.tmp" */
+} output_file;
 
 /* The "Exit status: ..." paragraph of every --help. */
 extern const char EXIT_STATUS_HELP[];
@@ -131,6 +175,8 @@ void *xcalloc(size_t n, size_t size);
 int parse_options(const char *cmd, int argc, char **argv, const option *opts, size_t n, int *rest);
 size_t take_repeated(const char *name, int *argc, char **argv, const char **values);
 int find_option_takes_value(const option *opts, size_t n, const char *arg);
+int parse_with_operands(const char *cmd, int argc, char **argv, const option *opts, size_t n, char **operands,
+                        int *n_operands);
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int opt_u64(const char *cmd, const char *name, const char *text, uint64_t min, uint64_t max, uint64_t *out);
 int opt_u32(const char *cmd, const char *name, const char *text, uint32_t min, uint32_t max, uint32_t *out);
@@ -145,22 +191,32 @@ int same_file(const char *a, const char *b);
 int read_f32_file(const char *path, size_t n, float **out);
 int read_f32_range(const char *path, uint64_t first, size_t n, float **out);
 int write_f32(FILE *f, const float *v, size_t n);
-FILE *open_output(const char *path);
-int close_output(FILE *f, const char *path, int ok);
+int open_output(const char *path, output_file *o);
+int close_output(output_file *o, int rc);
+uint32_t write_flags(void);
+int exists_error(const char *path);
+int write_error(eo_status st, const char *path);
 char *path_join(const char *dir, const char *name);
 char *named_path(const char *dir, const char *name, const char *suffix);
 int make_dirs(const char *dir);
 void json_string(FILE *f, const char *s);
 void json_number(FILE *f, double v);
 
-/* util.c: Ctrl-C, time and progress. */
-void install_sigint_handler(void);
+/* util.c: Ctrl-C and SIGTERM, time and progress. */
+void install_stop_handlers(void);
 double now_s(void);
 void progress_start(progress *p, const char *label);
 void progress_show(progress *p, uint64_t done, uint64_t total);
 void progress_finish(progress *p);
 int32_t on_progress(void *user, const char *stage, uint64_t done, uint64_t total);
 int32_t on_progress_quiet(void *user, const char *stage, uint64_t done, uint64_t total);
+
+/* outputs.c: a command's outputs, checked before it writes any. */
+int plan_input(output_plan *p, const char *path);
+int plan_output(output_plan *p, const char *path, const char *source_fmt, ...) PRINTF_LIKE(3, 4);
+int plan_check_output(output_plan *p, const char *path, const char *source);
+int plan_check(output_plan *p);
+void plan_free(output_plan *p);
 
 /* targets.c: engine, model and handles. */
 int start_engine(const engine_args *g);
@@ -185,6 +241,9 @@ int make_target_range(eo_model m, const eo_model_desc *d, const target_spec *t, 
                       eo_latent *ls);
 int make_targets(const char *cmd, eo_model m, const eo_model_desc *d, const target_spec *t, eo_latent **out);
 char *target_file_name(const target_spec *t, size_t i, const char *ext);
+void describe_target(const target_spec *t, size_t i, char *buf, size_t len);
+int plan_target_inputs(output_plan *p, const target_spec *t);
+int plan_target_files(output_plan *p, const target_spec *t, const image_files *o);
 
 /* targets.c: outputs. */
 int render_one_file(eo_latent l, const char *dir, const char *name, uint32_t size);

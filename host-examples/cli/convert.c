@@ -5,10 +5,11 @@
  */
 #include "cli.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char CONVERT_USAGE[] =
-    "usage: editone [global options] convert IN OUT.safetensors\n"
+    "usage: editone [global options] convert [--overwrite] IN OUT.safetensors\n"
     "\n"
     "Converts a model to editone's native format (float32 safetensors with the\n"
     "config in its metadata). IN may be:\n"
@@ -18,8 +19,22 @@ static const char CONVERT_USAGE[] =
     "  - a rosinality/stylegan2-pytorch checkpoint (.pt): g_ema and latent_avg,\n"
     "    renamed to the NVlabs layout; images keep rosinality's numerics\n"
     "  - a native model file or folder\n"
-    "The model is built on the CPU first; nothing is written if it fails.\n"
+    "The model is built on the CPU first; nothing is written if it fails. OUT\n"
+    "must not be IN; an existing OUT is replaced only with --overwrite.\n"
     "Presets made with IN apply to OUT.\n";
+
+/* OUT is never IN (however spelled), and exists only with --overwrite. */
+static int check_convert_output(const char *in, const char *out)
+{
+    output_plan p = { 0 };
+    int rc = plan_input(&p, in);
+    if (rc == EC_OK)
+        rc = plan_output(&p, out, "the conversion of '%s'", in);
+    if (rc == EC_OK)
+        rc = plan_check(&p);
+    plan_free(&p);
+    return rc;
+}
 
 int cmd_convert(const engine_args *g, int argc, char **argv)
 {
@@ -27,25 +42,29 @@ int cmd_convert(const engine_args *g, int argc, char **argv)
     eo_model m = { 0 };
     eo_model_desc d;
     eo_status st;
-    int rc, first = 0;
+    option opts[] = { { "--overwrite", NULL, &g_overwrite } };
+    char **paths = xcalloc((size_t)argc + 1, sizeof *paths);
+    int rc = paths ? EC_OK : out_of_memory(), n = 0;
 
-    rc = parse_options(cmd, argc, argv, NULL, 0, &first);
+    if (rc == EC_OK)
+        rc = parse_with_operands(cmd, argc, argv, opts, COUNT_OF(opts), paths, &n);
+    in = paths ? paths[0] : NULL;
+    out = paths ? paths[1] : NULL;
+    free(paths);
     if (rc == EC_HELP)
         return show_help(CONVERT_USAGE);
     if (rc != EC_OK)
         return rc;
-    if (argc - first != 2)
+    if (n != 2)
         return usage_error(cmd, "give an input model and an output .safetensors path");
-    in = argv[first];
-    out = argv[first + 1];
-    if (strcmp(in, out) == 0)
-        return usage_error(cmd, "the output must not overwrite the input");
-    rc = start_engine(g);
+    rc = check_convert_output(in, out);
+    if (rc == EC_OK)
+        rc = start_engine(g);
     if (rc != EC_OK)
         return rc;
-    st = eo_model_convert(in, out);
+    st = eo_model_convert_ex(in, out, write_flags());
     if (st != EO_OK)
-        return lib_error(st, "converting '%s'", in);
+        return st == EO_ERR_EXISTS ? exists_error(out) : lib_error(st, "converting '%s'", in);
     rc = open_model(cmd, out, &m, &d);
     if (rc == EC_OK)
         printf("%s: %s %ux%u, %u W+ rows of %u, written to %s\n", in, d.architecture, d.resolution,

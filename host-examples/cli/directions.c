@@ -10,7 +10,7 @@
 static const char DIRECTIONS_USAGE[] =
     "usage: editone [global options] directions [--model PATH] [--count K]\n"
     "           [--rows FIRST:COUNT] [--out-f32 FILE] [--preview DIR --seed S\n"
-    "           [--strength A]] [--json]\n"
+    "           [--strength A]] [--json] [--overwrite]\n"
     "\n"
     "Finds the K strongest unsupervised directions of the model's latent space\n"
     "(SeFa: eigenvectors of the weights that first act on the latent), strongest\n"
@@ -21,11 +21,13 @@ static const char DIRECTIONS_USAGE[] =
     "  --rows FIRST:COUNT StyleGAN2: only the layers fed by these W+ rows (low rows\n"
     "                     steer pose and shape, high rows colour); default all\n"
     "  --out-f32 FILE     write them as K x w_dim little-endian float32\n"
-    "  --preview DIR      write DIR/directionK.png: seed S moved by -A, 0, +A along\n"
-    "                     each direction, side by side (needs --seed)\n"
+    "  --preview DIR      write DIR/directionK_minus.png, _zero.png and _plus.png:\n"
+    "                     seed S moved by -A, 0, +A along each direction (needs --seed)\n"
     "  --seed S           the preview's seed\n"
     "  --strength A       the preview's step (default 3)\n"
-    "  --json             print the directions as a JSON list of lists\n";
+    "  --json             print the directions as a JSON list of lists\n"
+    "  --overwrite        replace output files that exist; without it nothing is\n"
+    "                     written when one exists\n";
 
 typedef struct {
     const char *model, *count, *rows, *out_f32, *preview, *seed, *strength;
@@ -85,7 +87,13 @@ static void print_directions(const float *dirs, uint32_t k, uint32_t w_dim, int 
         fputs("]\n", stdout);
 }
 
-/* DIR/directionK.png: the seed at -A, 0 and +A along each direction. */
+/* The name of preview `step` (-1, 0, +1) of direction i. */
+static void preview_name(uint32_t i, int step, char *name, size_t len)
+{
+    snprintf(name, len, "direction%u_%s.png", i, step < 0 ? "minus" : step == 0 ? "zero" : "plus");
+}
+
+/* DIR/directionK_{minus,zero,plus}.png: the seed at -A, 0 and +A along each direction. */
 static int write_previews(eo_model m, const eo_model_desc *d, const float *dirs, uint32_t k, uint64_t seed,
                           float strength, const char *dir)
 {
@@ -98,21 +106,16 @@ static int write_previews(eo_model m, const eo_model_desc *d, const float *dirs,
             eo_edit e = { 0 };
             eo_latent moved = { 0 };
             char name[64];
-            char *path;
             eo_status st = step == 0 ? eo_latent_from_seed(m, seed, 1.0f, &moved)
                                      : eo_edit_from_direction(base, dirs + (size_t)i * d->w_dim, d->w_dim,
                                                               (float)step * strength, &e);
             if (st == EO_OK && step != 0)
                 st = eo_edit_apply(e, base, &moved);
-            snprintf(name, sizeof name, "direction%u_%s.png", i, step < 0 ? "minus" : step == 0 ? "zero" : "plus");
-            path = path_join(dir, name);
-            if (!path)
-                rc = out_of_memory();
-            else if (st != EO_OK)
+            preview_name(i, step, name, sizeof name);
+            if (st != EO_OK)
                 rc = lib_error(st, "moving seed %llu along direction %u", (unsigned long long)seed, i);
-            else if ((st = eo_render_to_file(moved, path, 0)) != EO_OK)
-                rc = lib_error(st, "writing '%s'", path);
-            free(path);
+            else
+                rc = render_one_file(moved, dir, name, 0);
             release_edit(&e);
             release_latent(&moved);
         }
@@ -121,21 +124,45 @@ static int write_previews(eo_model m, const eo_model_desc *d, const float *dirs,
     return rc;
 }
 
+/* Before anything is written: see outputs.c. */
+static int check_directions_outputs(const directions_text *x, uint32_t k)
+{
+    output_plan p = { 0 };
+    int rc = plan_input(&p, x->model);
+    if (rc == EC_OK && x->out_f32)
+        rc = plan_output(&p, x->out_f32, "--out-f32");
+    for (uint32_t i = 0; x->preview && i < k && rc == EC_OK; i++)
+        for (int step = -1; step <= 1 && rc == EC_OK; step++) {
+            char name[64], *path;
+            preview_name(i, step, name, sizeof name);
+            path = path_join(x->preview, name);
+            rc = path ? plan_output(&p, path, "the preview of direction %u", i) : out_of_memory();
+            free(path);
+        }
+    if (rc == EC_OK)
+        rc = plan_check(&p);
+    plan_free(&p);
+    return rc;
+}
+
 static int run_directions(const engine_args *g, const directions_text *x, uint32_t k, uint64_t seed, float strength)
 {
     eo_model m = { 0 };
     eo_model_desc d;
     float *dirs = NULL;
-    int rc = start_engine(g);
+    output_file out;
+    int rc = check_directions_outputs(x, k);
+    if (rc == EC_OK)
+        rc = start_engine(g);
     if (rc == EC_OK)
         rc = open_model("directions", x->model, &m, &d);
     if (rc == EC_OK && !(dirs = xcalloc((size_t)k * d.w_dim, sizeof *dirs)))
         rc = out_of_memory();
     if (rc == EC_OK)
         rc = find_directions(m, &d, x, k, dirs);
-    if (rc == EC_OK && x->out_f32) {
-        FILE *f = open_output(x->out_f32);
-        rc = f ? close_output(f, x->out_f32, write_f32(f, dirs, (size_t)k * d.w_dim)) : EC_ERROR;
+    if (rc == EC_OK && x->out_f32 && (rc = open_output(x->out_f32, &out)) == EC_OK) {
+        write_f32(out.f, dirs, (size_t)k * d.w_dim); /* a failure sets the stream's error, which close_output reports */
+        rc = close_output(&out, EC_OK);
     }
     if (rc == EC_OK && x->preview)
         rc = write_previews(m, &d, dirs, k, seed, strength, x->preview);
@@ -158,6 +185,7 @@ int cmd_directions(const engine_args *g, int argc, char **argv)
         { "--model", &x.model, NULL },   { "--count", &x.count, NULL },       { "--rows", &x.rows, NULL },
         { "--out-f32", &x.out_f32, NULL }, { "--preview", &x.preview, NULL }, { "--seed", &x.seed, NULL },
         { "--strength", &x.strength, NULL }, { "--json", NULL, &x.json },
+        { "--overwrite", NULL, &g_overwrite },
     };
     int rc = parse_options(cmd, argc, argv, opts, COUNT_OF(opts), NULL);
     if (rc == EC_HELP)

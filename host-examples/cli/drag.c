@@ -73,8 +73,8 @@ static int write_strip(const strip *s, const char *dir)
         ;
     else if (s->failed)
         rc = fail("rendering the drag's intermediate steps failed");
-    else if ((st = eo_image_write(&view, path)) != EO_OK)
-        rc = lib_error(st, "writing '%s'", path);
+    else if ((st = eo_image_write_ex(&view, path, write_flags())) != EO_OK)
+        rc = write_error(st, path);
     free(path);
     return rc;
 }

@@ -15,7 +15,7 @@ static const char EDIT_USAGE[] =
     "           [--iterations N] [--lr F] [--lambda F] [--objective paper|batch]\n"
     "           [--batch-size K] [--batch-seed N] [--rows K] [--init auto|zero|naive]\n"
     "           [--patience N] [--fast] [--no-optimize] [--json]\n"
-    "           --out PRESET.json [--preview DIR]\n"
+    "           --out PRESET.json [--preview DIR] [--overwrite]\n"
     "\n"
     "Edits one example image, optimises the edit into a direction that\n"
     "transfers consistently to other images, and saves it as a preset for\n"
@@ -57,8 +57,10 @@ static const char EDIT_USAGE[] =
     "  --out PRESET.json       the preset to write\n"
     "  --preview DIR           also write DIR/example.png and DIR/edited.png\n"
     "  --json                  print the optimisation summary as JSON\n"
+    "  --overwrite             replace output files that exist (never an input);\n"
+    "                          without it nothing is written when one exists\n"
     "\n"
-    "Progress goes to stderr; Ctrl-C cancels the optimisation (exit 3).\n";
+    "Progress goes to stderr; Ctrl-C or SIGTERM cancels the optimisation (exit 3).\n";
 
 /* The option text of edit. */
 typedef struct {
@@ -373,6 +375,26 @@ static int write_preview(eo_edit e, eo_latent example, const char *dir)
     return rc;
 }
 
+/* Before anything is written: the preset and the preview images (see outputs.c). */
+static int check_edit_outputs(const edit_text *x)
+{
+    static const char *const previews[] = { "example.png", "edited.png", "drag-strip.png", "dragged.png" };
+    const char *inputs[] = { x->model, x->direction, x->to_latent, x->mask };
+    output_plan p = { 0 };
+    int rc = plan_output(&p, x->out, "--out");
+    for (size_t i = 0; i < COUNT_OF(inputs) && rc == EC_OK; i++)
+        rc = plan_input(&p, inputs[i]);
+    for (size_t i = 0; x->preview && i < (x->ndrags ? 4 : 2) && rc == EC_OK; i++) {
+        char *path = path_join(x->preview, previews[i]);
+        rc = path ? plan_output(&p, path, "--preview") : out_of_memory();
+        free(path);
+    }
+    if (rc == EC_OK)
+        rc = plan_check(&p);
+    plan_free(&p);
+    return rc;
+}
+
 static int run_edit(const engine_args *g, const edit_text *x, const edit_values *v)
 {
     const char *cmd = "edit";
@@ -381,7 +403,9 @@ static int run_edit(const engine_args *g, const edit_text *x, const edit_values 
     eo_latent example = { 0 };
     eo_edit e = { 0 };
     eo_status st;
-    int rc = start_engine(g);
+    int rc = check_edit_outputs(x);
+    if (rc == EC_OK)
+        rc = start_engine(g);
     if (rc == EC_OK)
         rc = open_model(cmd, x->model, &m, &d);
     if (rc == EC_OK)
@@ -394,8 +418,8 @@ static int run_edit(const engine_args *g, const edit_text *x, const edit_values 
         rc = make_edit(m, &d, x, v, example, &e);
     if (rc == EC_OK && !x->no_optimize)
         rc = optimize_edit(e, x, v);
-    if (rc == EC_OK && (st = eo_edit_save(e, x->out)) != EO_OK)
-        rc = lib_error(st, "saving preset '%s'", x->out);
+    if (rc == EC_OK && (st = eo_edit_save_ex(e, x->out, write_flags())) != EO_OK)
+        rc = st == EO_ERR_EXISTS ? exists_error(x->out) : lib_error(st, "saving preset '%s'", x->out);
     if (rc == EC_OK)
         rc = report_edit(e, x);
     if (rc == EC_OK && x->preview)
@@ -427,6 +451,7 @@ int cmd_edit(const engine_args *g, int argc, char **argv)
         { "--no-optimize", NULL, &x.no_optimize }, { "--json", NULL, &x.json },
         { "--out", &x.out, NULL },              { "--preview", &x.preview, NULL },
         { "--mask", &x.mask, NULL },            { "--strip-every", &x.strip_every, NULL },
+        { "--overwrite", NULL, &g_overwrite },
     };
     const char **drags = xcalloc((size_t)argc + 1, sizeof *drags);
     if (!drags)

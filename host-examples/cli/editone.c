@@ -17,14 +17,22 @@
  *   editone bench  --model M                      throughput on this machine
  *
  * The program uses only the public C API of <editone.h> and the C library,
- * plus a few POSIX calls (sigaction, clock_gettime, isatty, stat, mkdir).
+ * plus a few POSIX calls (sigaction, clock_gettime, isatty, stat, mkdir,
+ * and open, link, rename, fsync and realpath for writing files safely).
  * Every handle it makes is released before it returns from a command.
  *
  * Conventions: data a script may parse (info, edit summaries, alphas,
  * bench results) goes to stdout, progress and messages to stderr. Exit
  * status: 0 success, 1 an error while working (reported by the library,
- * or an unreadable or wrongly sized input file), 2 a usage error, 3
- * cancelled with Ctrl-C.
+ * an unreadable or wrongly sized input file, or an output that exists
+ * without --overwrite), 2 a usage error (outputs that collide included), 3
+ * cancelled with Ctrl-C or SIGTERM.
+ *
+ * Files are sacred (DESIGN.md): every file is written under a hidden
+ * temporary name in its folder and renamed when whole (util.c's
+ * open_output/close_output, the library's *_ex writers), and before writing
+ * anything a command checks that its outputs neither collide nor replace
+ * an input, nor, without --overwrite, any existing file (outputs.c).
  */
 #include "cli.h"
 
@@ -121,6 +129,7 @@ static const char RENDER_USAGE[] =
     "usage: editone [global options] render [--model PATH]\n"
     "           (--seeds LIST [--psi F] [--class K] | --latents-f32 FILE --count N)\n"
     "           (--out-dir DIR [--size S] [--format png|jpg] | --out-f32 FILE)\n"
+    "           [--overwrite]\n"
     "\n"
     "Renders images from seeds (as the official generate.py draws them) or from\n"
     "raw W+ latents (noise 'const').\n"
@@ -136,7 +145,28 @@ static const char RENDER_USAGE[] =
     "  --size S             resample images to S x S pixels (default: the model's)\n"
     "  --format png|jpg     image format (default png)\n"
     "  --out-f32 FILE       write the raw generator outputs instead: N x C x H x W\n"
-    "                       little-endian float32, in input order\n";
+    "                       little-endian float32, in input order\n"
+    "  --overwrite          replace output files that exist (never an input); without\n"
+    "                       it nothing is written when one exists\n";
+
+/* Before anything is written: see outputs.c. */
+static int check_render_outputs(const char *model, const target_spec *t, const char *out_dir, const char *ext,
+                                const char *out_f32)
+{
+    output_plan p = { 0 };
+    image_files images = { out_dir, ext, 0, NULL };
+    int rc = plan_input(&p, model);
+    if (rc == EC_OK)
+        rc = plan_target_inputs(&p, t);
+    if (rc == EC_OK && out_f32)
+        rc = plan_output(&p, out_f32, "--out-f32");
+    if (rc == EC_OK && out_dir)
+        rc = plan_target_files(&p, t, &images);
+    if (rc == EC_OK)
+        rc = plan_check(&p);
+    plan_free(&p);
+    return rc;
+}
 
 static int cmd_render(const engine_args *g, int argc, char **argv)
 {
@@ -149,6 +179,7 @@ static int cmd_render(const engine_args *g, int argc, char **argv)
         { "--psi", &tx.psi, NULL },         { "--class", &tx.class_index, NULL },
         { "--size", &size_text, NULL },     { "--out-dir", &out_dir, NULL },
         { "--out-f32", &out_f32, NULL },    { "--format", &format, NULL },
+        { "--overwrite", NULL, &g_overwrite },
     };
     target_spec t = { 0 };
     eo_model m = { 0 };
@@ -170,7 +201,9 @@ static int cmd_render(const engine_args *g, int argc, char **argv)
     if (parse_format(cmd, format, &ext) != EC_OK || parse_targets(cmd, &tx, &t) != EC_OK)
         return EC_USAGE;
 
-    rc = start_engine(g);
+    rc = check_render_outputs(model_path, &t, out_dir, ext, out_f32);
+    if (rc == EC_OK)
+        rc = start_engine(g);
     if (rc == EC_OK)
         rc = open_model(cmd, model_path, &m, &d);
     if (rc == EC_OK)
@@ -293,7 +326,8 @@ int main(int argc, char **argv)
         return usage_error(NULL, "no command given");
     for (size_t i = 0; i < COUNT_OF(COMMANDS); i++)
         if (strcmp(argv[first], COMMANDS[i].name) == 0) {
-            install_sigint_handler();
+            g_command = COMMANDS[i].name;
+            install_stop_handlers();
             return COMMANDS[i].run(&g, argc - first - 1, argv + first + 1);
         }
     return usage_error(NULL, "unknown command '%s'", argv[first]);

@@ -379,6 +379,78 @@ char *target_file_name(const target_spec *t, size_t i, const char *ext)
     return name;
 }
 
+/* A new string DIR/<name of target i>. */
+static char *target_path(const target_spec *t, size_t i, const image_files *o)
+{
+    char *name = target_file_name(t, i, o->ext);
+    char *path = name ? path_join(o->dir, name) : NULL;
+    free(name);
+    return path;
+}
+
+/* "seed 3", "latent 5" or "photo 'NAME'": target i in messages. */
+void describe_target(const target_spec *t, size_t i, char *buf, size_t len)
+{
+    if (t->seeds)
+        snprintf(buf, len, "seed %" PRIu64, t->seeds[i]);
+    else if (t->names)
+        snprintf(buf, len, "photo '%s'", t->names[i]);
+    else
+        snprintf(buf, len, "latent %zu", i);
+}
+
+/* The files the targets are read from: --latents-f32, or each photo's NAME.f32 and NAME-photo.png. */
+int plan_target_inputs(output_plan *p, const target_spec *t)
+{
+    static const char *const suffixes[] = { ".f32", "-photo.png" };
+    int rc = plan_input(p, t->latents_path);
+    for (size_t i = 0; t->names && i < t->n && rc == EC_OK; i++)
+        for (size_t k = 0; k < COUNT_OF(suffixes) && rc == EC_OK; k++) {
+            char *input = named_path(t->inverted_dir, t->names[i], suffixes[k]);
+            rc = input ? plan_input(p, input) : out_of_memory();
+            free(input);
+        }
+    return rc;
+}
+
+static int by_seed(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* A seed listed twice would write its file twice; names of photos and latents cannot repeat. */
+static int check_repeated_seeds(const target_spec *t, const image_files *o)
+{
+    uint64_t *sorted = t->seeds ? malloc(t->n * sizeof *sorted) : NULL;
+    int rc = EC_OK;
+    if (!t->seeds || t->n < 2)
+        return EC_OK;
+    if (!sorted)
+        return out_of_memory();
+    memcpy(sorted, t->seeds, t->n * sizeof *sorted);
+    qsort(sorted, t->n, sizeof *sorted, by_seed);
+    for (size_t i = 1; i < t->n && rc == EC_OK; i++)
+        if (sorted[i] == sorted[i - 1])
+            rc = usage_error(g_command, "seed %" PRIu64 " is listed twice in --seeds; both would write '%s/seed%04" PRIu64
+                             ".%s'", sorted[i], o->dir, sorted[i], o->ext);
+    free(sorted);
+    return rc;
+}
+
+/* Checks the image files the targets will be written to (see plan_check_output). */
+int plan_target_files(output_plan *p, const target_spec *t, const image_files *o)
+{
+    int rc = check_repeated_seeds(t, o);
+    for (size_t i = 0; i < t->n && rc == EC_OK; i++) {
+        char *path = target_path(t, i, o), what[300];
+        describe_target(t, i, what, sizeof what);
+        rc = path ? plan_check_output(p, path, what) : out_of_memory();
+        free(path);
+    }
+    return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Rendering outputs                                                   */
 /* ------------------------------------------------------------------ */
@@ -390,9 +462,9 @@ int render_one_file(eo_latent l, const char *dir, const char *name, uint32_t siz
     int rc = EC_OK;
     if (!path)
         return out_of_memory();
-    st = eo_render_to_file(l, path, size);
+    st = eo_render_to_file_ex(l, path, size, write_flags());
     if (st != EO_OK)
-        rc = lib_error(st, "rendering '%s'", path);
+        rc = write_error(st, path);
     free(path);
     return rc;
 }
@@ -490,15 +562,6 @@ static size_t views_within_budget(const eo_image_view *views, size_t n)
     return k;
 }
 
-/* A new string DIR/<name of target i>. */
-static char *target_path(const target_spec *t, size_t i, const image_files *o)
-{
-    char *name = target_file_name(t, i, o->ext);
-    char *path = name ? path_join(o->dir, name) : NULL;
-    free(name);
-    return path;
-}
-
 /* Progress of one eo_render_batch call as part of all the targets. */
 typedef struct {
     progress *p;
@@ -546,8 +609,8 @@ static int write_view(const eo_image_view *v, const target_spec *t, size_t i, co
         rc = EC_CANCELLED;
     else if (!path)
         rc = out_of_memory();
-    else if ((st = eo_image_write(v, path)) != EO_OK)
-        rc = lib_error(st, "writing '%s'", path);
+    else if ((st = eo_image_write_ex(v, path, write_flags())) != EO_OK)
+        rc = write_error(st, path);
     free(path);
     return rc;
 }
@@ -611,35 +674,26 @@ int render_f32_file(const eo_latent *ls, size_t n, const eo_model_desc *d, const
 {
     size_t per = (size_t)d->channels * d->resolution * d->resolution;
     float *buf = malloc(per * sizeof *buf);
-    FILE *f;
+    output_file out = { 0 };
     progress p;
-    int rc = EC_OK;
-    if (!buf)
-        return out_of_memory();
-    if (!(f = open_output(path))) {
-        free(buf);
-        return EC_ERROR;
-    }
-    progress_start(&p, "render");
+    int rc = buf ? open_output(path, &out) : out_of_memory();
+    if (rc == EC_OK)
+        progress_start(&p, "render");
     for (size_t i = 0; i < n && rc == EC_OK; i++) {
         eo_status st = eo_render_f32(ls[i], buf, per);
         if (g_interrupted)
             rc = cancelled("rendering");
         else if (st != EO_OK)
             rc = lib_error(st, "rendering latent %zu", i);
-        else if (!write_f32(f, buf, per))
+        else if (!write_f32(out.f, buf, per))
             rc = fail("writing '%s': %s", path, strerror(errno));
         else
             progress_show(&p, i + 1, n);
     }
-    progress_finish(&p);
+    if (out.f)
+        progress_finish(&p);
     free(buf);
-    if (rc != EC_OK) {
-        fclose(f);
-        remove(path);
-        return rc;
-    }
-    return close_output(f, path, 1);
+    return close_output(&out, rc);
 }
 
 /*

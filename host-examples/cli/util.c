@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -23,8 +24,10 @@
 const char EXIT_STATUS_HELP[] =
     "\n"
     "Exit status: 0 success; 1 an error while working (a library error, printed\n"
-    "as 'editone: <task>: <EO_ERR_...>: <details>', or a bad input file);\n"
-    "2 a usage error (bad or missing option); 3 cancelled (Ctrl-C).\n";
+    "as 'editone: <task>: <EO_ERR_...>: <details>', a bad input file, or an\n"
+    "output file that exists without --overwrite); 2 a usage error (a bad or\n"
+    "missing option, or outputs that collide with each other or with an input);\n"
+    "3 cancelled (Ctrl-C or SIGTERM; only whole files are left).\n";
 
 /* Reports a usage error of command `cmd` (NULL for the global options). */
 int usage_error(const char *cmd, const char *fmt, ...)
@@ -231,6 +234,33 @@ int parse_options(const char *cmd, int argc, char **argv, const option *opts, si
     return EC_OK;
 }
 
+/*
+ * Options before or after the operands (invert's photos, convert's
+ * paths): the operands go to operands[*n] (room for argc), the rest is
+ * parsed as parse_options does.
+ */
+int parse_with_operands(const char *cmd, int argc, char **argv, const option *opts, size_t n, char **operands,
+                        int *n_operands)
+{
+    char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
+    int nrest = 0, rc;
+    if (!rest)
+        return out_of_memory();
+    *n_operands = 0;
+    for (int i = 0; i < argc; i++) {
+        if (argv[i][0] != '-') {
+            operands[(*n_operands)++] = argv[i];
+            continue;
+        }
+        rest[nrest++] = argv[i];
+        if (find_option_takes_value(opts, n, argv[i]) && i + 1 < argc)
+            rest[nrest++] = argv[++i];
+    }
+    rc = parse_options(cmd, nrest, rest, opts, n, NULL);
+    free(rest);
+    return rc;
+}
+
 int show_help(const char *usage)
 {
     fputs(usage, stdout);
@@ -425,26 +455,145 @@ int write_f32(FILE *f, const float *v, size_t n)
     return 1;
 }
 
-/* Closes f; on an earlier or a closing failure removes the file. */
-int close_output(FILE *f, const char *path, int ok)
+/* ------------------------------------------------------------------ */
+/* Output files: written under a hidden name, then published whole      */
+/* ------------------------------------------------------------------ */
+
+const char *g_command = NULL;
+int g_overwrite = 0;
+
+uint32_t write_flags(void)
 {
-    if (fclose(f) != 0 && ok) {
-        ok = 0;
-        fail("writing '%s': %s", path, strerror(errno));
-    } else if (!ok) {
-        fail("writing '%s': %s", path, strerror(errno));
-    }
-    if (!ok)
-        remove(path);
-    return ok ? EC_OK : EC_ERROR;
+    return g_overwrite ? EO_WRITE_REPLACE : 0;
 }
 
-FILE *open_output(const char *path)
+/* The message for an output that exists when replacing it was not asked for. */
+int exists_error(const char *path)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        fail("writing '%s': %s", path, strerror(errno));
-    return f;
+    fprintf(stderr, "editone%s%s: '%s' exists; give --overwrite to replace it\n", g_command ? " " : "",
+            g_command ? g_command : "", path);
+    return EC_ERROR;
+}
+
+/* A library write's failure: an existing file gets the --overwrite hint. */
+int write_error(eo_status st, const char *path)
+{
+    if (st == EO_ERR_EXISTS)
+        return exists_error(path);
+    return lib_error(st, "writing '%s'", path);
+}
+
+/*
+ * Creates "DIR/.NAME.XXXXXX.tmp" beside `path`, exclusively (O_EXCL) and
+ * with the permissions a new file gets (0666 less the umask; mkstemp would
+ * make it 0600). NAME is cut so that the temporary name stays within the
+ * usual 255-byte limit.
+ */
+static int create_temp(const char *path, char **tmp)
+{
+    static const char digits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    const char *slash = strrchr(path, '/');
+    size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0, name_len = strlen(path + dir_len);
+    static unsigned long counter;
+    int n = name_len > 200 ? 200 : (int)name_len;
+    char *t = malloc(dir_len + (size_t)n + 16);
+    if (!t)
+        return -1;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned long r = (unsigned long)(now_s() * 1e9) ^ ((unsigned long)getpid() << 16) ^ (++counter * 2654435761u);
+        char suffix[7];
+        for (int i = 0; i < 6; i++, r /= 36)
+            suffix[i] = digits[r % 36];
+        suffix[6] = '\0';
+        sprintf(t, "%.*s.%.*s.%s.tmp", (int)dir_len, path, n, path + dir_len, suffix);
+        int fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST) {
+            *tmp = fd >= 0 ? t : NULL;
+            if (fd < 0)
+                free(t);
+            return fd;
+        }
+    }
+    free(t);
+    errno = EEXIST;
+    return -1;
+}
+
+/* Starts writing `path`: the data goes to a hidden temporary file beside it. */
+int open_output(const char *path, output_file *o)
+{
+    int fd = create_temp(path, &o->tmp);
+    o->path = path;
+    o->f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!o->f) {
+        int err = errno;
+        if (fd >= 0) {
+            close(fd);
+            unlink(o->tmp);
+        }
+        free(o->tmp);
+        o->tmp = NULL;
+        return fail("writing '%s': %s", path, strerror(err));
+    }
+    return EC_OK;
+}
+
+/*
+ * Gives the finished temporary file its name; returns 0 or an errno.
+ * Replacing: rename(2), atomic. Otherwise link(2), which fails with EEXIST
+ * rather than replace anything, even a file made a moment ago by another
+ * process; only where the file system has no hard links, an existence
+ * check and rename (racy, but the best such a file system allows).
+ */
+static int publish(const char *tmp, const char *path)
+{
+    struct stat st;
+    if (g_overwrite)
+        return rename(tmp, path) == 0 ? 0 : errno;
+    if (link(tmp, path) == 0) {
+        unlink(tmp);
+        return 0;
+    }
+    if (errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP && errno != EXDEV)
+        return errno;
+    if (lstat(path, &st) == 0)
+        return EEXIST;
+    return rename(tmp, path) == 0 ? 0 : errno;
+}
+
+/* Whether the stream's data reached the file (flushed, synced, closed). */
+static int settle_stream(FILE *f)
+{
+    int ok = !ferror(f) && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int err = errno;
+    if (fclose(f) != 0)
+        ok = 0;
+    else
+        errno = err;
+    return ok;
+}
+
+/*
+ * Finishes an output: with rc EC_OK the file is published under its name
+ * (replacing one only with --overwrite); otherwise, or when writing failed,
+ * the temporary file is removed and nothing else changes. Returns rc, or
+ * the error it reported.
+ */
+int close_output(output_file *o, int rc)
+{
+    int err = 0;
+    if (!o->f)
+        return rc;
+    if (!settle_stream(o->f) && rc == EC_OK)
+        rc = fail("writing '%s': %s", o->path, strerror(errno ? errno : EIO));
+    if (rc == EC_OK && (err = publish(o->tmp, o->path)) != 0)
+        rc = err == EEXIST ? exists_error(o->path) : fail("writing '%s': %s", o->path, strerror(err));
+    if (rc != EC_OK)
+        unlink(o->tmp);
+    free(o->tmp);
+    o->f = NULL;
+    o->tmp = NULL;
+    return rc;
 }
 
 /* A new string "dir/name". */
@@ -534,21 +683,26 @@ void json_number(FILE *f, double v)
 
 volatile sig_atomic_t g_interrupted = 0;
 
-static void on_sigint(int sig)
+static void on_stop_signal(int sig)
 {
     (void)sig;
     g_interrupted = 1;
 }
 
-/* The first Ctrl-C asks long operations to stop; a second one kills. */
-void install_sigint_handler(void)
+/*
+ * The first Ctrl-C or SIGTERM asks long operations to stop: the command
+ * then removes its temporary files and exits 3, so a stopped run leaves
+ * only whole files. A second signal kills at once.
+ */
+void install_stop_handlers(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESETHAND;
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 int cancelled(const char *doing)

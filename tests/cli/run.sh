@@ -5,7 +5,8 @@
 #
 # Checks the exit codes scripts rely on, raw-output parity with the official
 # StyleGAN2 code on the shared fixtures, the edit -> preset -> apply flow,
-# preset errors, and that bench runs. Needs bash and python3 (standard
+# preset errors, that bench runs, and that no command loses a file
+# (files.sh: --overwrite, colliding outputs, SIGTERM, kill -9 loops). Needs bash and python3 (standard
 # library only). Without ../shared (beside the repository) the fixture parts
 # are skipped, loudly. Ends with a line "N passed, M failed"; exits non-zero
 # if any failed.
@@ -274,8 +275,10 @@ check "invert wrote latent, JSON, photo and reconstruction" test -s "$TMP/invert
 check "invert reports a PSNR" grep -q "PSNR" "$TMP/last/stdout"
 expect "apply to inverted photos" 0 -- apply --preset "$TMP/sefa.json" --inverted "$TMP/inverted" --out-dir "$TMP/edited-photos"
 check "edited photos keep their 150 px size" py png "$TMP/edited-photos/seed0007.png" 150
-expect "invert a file that is not an image" 1 "not a readable" -- invert "$TMP/sefa.json" --out "$TMP/bad"
+expect "invert a file that is not an image" 1 "PNG or JPEG image" -- invert "$TMP/sefa.json" --out "$TMP/bad"
 expect "invert without photos" 2 "no PHOTO" -- invert --out "$TMP/bad"
+# shellcheck source=tests/cli/files.sh
+source "$(dirname "$0")/files.sh"
 if grep -q "^Exit status: 0 success" "$TMP/job0/stdout"; then
     pass "--help documents exit codes"
 else
