@@ -3,11 +3,13 @@
 // Loads the default model, edits the latent of seed 1 along its strongest
 // SeFa direction, optimises the edit with the fast preset, applies it to
 // seeds 2..9 and renders the results as PNG files into argv[1] (default
-// "cpp-out"). Then shows the error path: loading a missing model throws
-// editone::Error. Exits 0 only when all of that went as expected.
+// "cpp-out"); files there from an earlier run are replaced only when
+// argv[2] is --overwrite (otherwise the render throws EO_ERR_EXISTS). Then
+// shows the error path: loading a missing model throws editone::Error.
+// Exits 0 only when all of that went as expected.
 //
 //     c++ -std=c++17 batch.cpp $(pkg-config --cflags --libs editone) -o batch
-//     ./batch out-dir
+//     ./batch out-dir [--overwrite]
 
 #include "editone.hpp"
 
@@ -22,6 +24,8 @@
 
 int main(int argc, char** argv) {
     const std::string out_dir = argc > 1 ? argv[1] : "cpp-out";
+    const editone::Replace replace =
+        argc > 2 && std::string(argv[2]) == "--overwrite" ? editone::Replace::yes : editone::Replace::no;
     if (mkdir(out_dir.c_str(), 0777) != 0 && errno != EEXIST) {
         std::fprintf(stderr, "cannot create %s: %s\n", out_dir.c_str(), std::strerror(errno));
         return 1;
@@ -62,7 +66,7 @@ int main(int argc, char** argv) {
         for (size_t i = 0; i < edited.size(); ++i) {
             const std::string path =
                 out_dir + "/edited-seed-" + std::to_string(i + 2) + ".png";
-            edited[i].render_to_file(path);
+            edited[i].render_to_file(path, 0, replace);
             std::printf("seed %zu: alpha %+.3f -> %s\n", i + 2, alphas[i], path.c_str());
         }
     } catch (const editone::Error& e) {

@@ -64,6 +64,17 @@ inline void check(eo_status status) {
     throw Error(status, message);
 }
 
+/// Whether a call that writes a file may replace one that exists. Every
+/// write goes to a hidden temporary file beside the target and is renamed
+/// into place, so a reader sees the old file or the new one, whole. With
+/// Replace::no (the default) an existing file throws EO_ERR_EXISTS and is
+/// left as it was; pass Replace::yes only for a file your program made
+/// itself or the user asked to replace.
+enum class Replace : uint32_t {
+    no = 0,
+    yes = EO_WRITE_REPLACE,
+};
+
 /// The paper's optimisation settings (eo_optimize_options_init).
 inline eo_optimize_options default_options() {
     eo_optimize_options o{};
@@ -214,9 +225,10 @@ public:
     }
 
     /// Renders to a PNG or JPEG file (by extension); size 0 keeps the
-    /// picture's size, otherwise its longer side becomes `size`.
-    void render_to_file(const std::string& path, uint32_t size = 0) const {
-        check(eo_render_to_file(h_, path.c_str(), size));
+    /// picture's size, otherwise its longer side becomes `size`. An
+    /// existing file is replaced only with Replace::yes (eo_render_to_file_ex).
+    void render_to_file(const std::string& path, uint32_t size = 0, Replace replace = Replace::no) const {
+        check(eo_render_to_file_ex(h_, path.c_str(), size, static_cast<eo_write_flags>(replace)));
     }
 
     /// The raw generator output, channels x resolution x resolution floats,
@@ -253,10 +265,10 @@ public:
         return Model(raw);
     }
 
-    /// Converts any loadable model file to native .safetensors
-    /// (eo_model_convert).
-    static void convert(const std::string& in, const std::string& out) {
-        check(eo_model_convert(in.c_str(), out.c_str()));
+    /// Converts any loadable model file to native .safetensors; an
+    /// existing `out` is replaced only with Replace::yes (eo_model_convert_ex).
+    static void convert(const std::string& in, const std::string& out, Replace replace = Replace::no) {
+        check(eo_model_convert_ex(in.c_str(), out.c_str(), static_cast<eo_write_flags>(replace)));
     }
 
     /// The model's shape (eo_model_info).
@@ -423,8 +435,11 @@ public:
         return out;
     }
 
-    /// Saves the edit as a JSON preset (eo_edit_save).
-    void save(const std::string& path) const { check(eo_edit_save(h_, path.c_str())); }
+    /// Saves the edit as a JSON preset; an existing file is replaced only
+    /// with Replace::yes (eo_edit_save_ex).
+    void save(const std::string& path, Replace replace = Replace::no) const {
+        check(eo_edit_save_ex(h_, path.c_str(), static_cast<eo_write_flags>(replace)));
+    }
 };
 
 }  // namespace editone

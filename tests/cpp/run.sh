@@ -72,6 +72,25 @@ if [ -x "$TMP/batch" ]; then
     else
         fail "batch prints 8 alphas"
     fi
+    # A second run into the same folder must not replace the first one's
+    # files unless told to.
+    before=$(cksum "$TMP/out"/*.png)
+    rc=0
+    "$TMP/batch" "$TMP/out" >"$TMP/batch2.log" 2>&1 || rc=$?
+    if [ "$rc" -eq 1 ] && grep -q "EO_ERR_EXISTS" "$TMP/batch2.log" && [ "$(cksum "$TMP/out"/*.png)" = "$before" ]; then
+        pass "a batch re-run refuses to replace its earlier images (EO_ERR_EXISTS)"
+    else
+        cat "$TMP/batch2.log"
+        fail "a batch re-run refuses to replace its earlier images (exit $rc)"
+    fi
+    rc=0
+    "$TMP/batch" "$TMP/out" --overwrite >"$TMP/batch3.log" 2>&1 || rc=$?
+    if [ "$rc" -eq 0 ] && [ "$(find "$TMP/out" -name '*.png' | wc -l)" -eq 8 ]; then
+        pass "batch --overwrite replaces them"
+    else
+        cat "$TMP/batch3.log"
+        fail "batch --overwrite replaces them (exit $rc)"
+    fi
 else
     fail "batch runs (not built)"
 fi
@@ -84,6 +103,8 @@ cat >"$TMP/wrapper.cpp" <<'EOF'
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -112,6 +133,12 @@ static Counts live() {
     Counts c;
     editone::check(eo_live_handles(&c.models, &c.latents, &c.edits));
     return c;
+}
+
+// The bytes of a file ("" when it cannot be read).
+static std::string slurp(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
 
 // Thrown from a progress callback; deliberately not a std::exception.
@@ -373,6 +400,36 @@ static void run(const std::string& tmp) {
             editone::Edit loaded = editone::Edit::load(model, preset);
             CHECK("save/load round trip",
                   std::fabs(loaded.alpha(targets[1]) - edit.alpha(targets[1])) < 1e-4f);
+
+            // Files are never replaced unless asked: the old file stays whole.
+            const std::string old_preset = slurp(preset);
+            edit.set_strength(s0 + 2.0f);
+            eo_status got = EO_OK;
+            try {
+                edit.save(preset);
+            } catch (const editone::Error& e) {
+                got = e.status();
+            }
+            CHECK("save over an existing preset: EO_ERR_EXISTS, the file unchanged",
+                  got == EO_ERR_EXISTS && slurp(preset) == old_preset);
+            edit.save(preset, editone::Replace::yes);
+            CHECK("save with Replace::yes replaces it",
+                  std::fabs(editone::Edit::load(model, preset).strength() - (s0 + 2.0f)) < 1e-4f);
+
+            const std::string png = tmp + "/replace.png";
+            out[0].render_to_file(png);
+            const std::string first_png = slurp(png);
+            got = EO_OK;
+            try {
+                out[1].render_to_file(png);
+            } catch (const editone::Error& e) {
+                got = e.status();
+            }
+            CHECK("render_to_file over an existing file: EO_ERR_EXISTS, the file unchanged",
+                  got == EO_ERR_EXISTS && slurp(png) == first_png);
+            out[1].render_to_file(png, 0, editone::Replace::yes);
+            CHECK("render_to_file with Replace::yes replaces it",
+                  !slurp(png).empty() && slurp(png) != first_png);
 
             threw = false;
             try {
