@@ -9,7 +9,7 @@ M is a model file or folder, "default" (the built-in DCGAN), "tiny64" or
 official config-f with random weights: speed does not depend on them).
 
 The baseline is benches/stylegan2_torch.py (the official forward, written
-from the spec) or the DCGAN as its package defines it; editone runs as
+from docs/stylegan2.md) or the DCGAN as its package defines it; editone runs as
 `editone bench --json` in a child process, one after the other, never
 side by side, so neither slows the other down.
 """

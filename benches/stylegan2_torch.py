@@ -1,6 +1,6 @@
 """The benchmark baseline: a straightforward PyTorch StyleGAN2 generator.
 
-Written from spec/stylegan2.md section 1 (the NVlabs stylegan2-ada-pytorch
+Written from docs/stylegan2.md section 1 (the NVlabs stylegan2-ada-pytorch
 forward as its reference ops compute it in float32 inference): mapping with
 FullyConnectedLayer gains, the fused modulated convolution as one grouped
 convolution per batch, upsampling as a stride-2 transposed convolution

@@ -363,7 +363,7 @@ const char *eo_status_name(int32_t status);
 // a host can check that it released everything it created.
 enum eo_status eo_live_handles(size_t *models, size_t *latents, size_t *edits);
 
-// Fills `opts` with the defaults of spec/method.md section 5.
+// Fills `opts` with the defaults of docs/method.md section 5.1.
 enum eo_status eo_drag_options_init(struct eo_drag_options *opts);
 
 // Makes an edit by dragging `handles` of the example image to `targets`

@@ -1,4 +1,4 @@
-//! Projection of real images into the latent space (spec/stylegan2.md
+//! Projection of real images into the latent space (docs/stylegan2.md
 //! section 5, the StyleGAN2-ADA projector), and the photo a latent came
 //! from, for detail-preserving ("residual") rendering of its edits.
 

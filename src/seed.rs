@@ -1,5 +1,5 @@
 //! Latent seeds exactly as the official StyleGAN2 scripts draw them:
-//! `numpy.random.RandomState(seed).randn(n, z_dim)` (spec/stylegan2.md 1.12),
+//! `numpy.random.RandomState(seed).randn(n, z_dim)` (docs/stylegan2.md section 1.12),
 //! so that seed 42 here is seed 42 in `generate.py`.
 
 use crate::error::{Error, Result};

@@ -1,4 +1,4 @@
-//! Point dragging (DragGAN, spec/method.md section 5) as a source of the
+//! Point dragging (DragGAN, docs/method.md section 5) as a source of the
 //! example edit: handles on the example image are moved toward targets by
 //! optimising the first W+ rows, with motion supervision on a feature map
 //! and point tracking by nearest feature.

@@ -1,4 +1,4 @@
-//! The paper's equations (spec/method.md sections 1, 3 and 4), each in one
+//! The paper's equations (docs/method.md sections 1, 3 and 4), each in one
 //! place, on flattened W+ latents. Dot products and norms run in float64 so
 //! that the hyperplane invariant holds to float32 rounding.
 

@@ -1,4 +1,4 @@
-//! An example edit and its transfer to other images (spec/method.md).
+//! An example edit and its transfer to other images (docs/method.md).
 //!
 //! An [`Edit`] holds the example's latent w0, its final edited state w0',
 //! the rows it may touch, and the unit direction n it transfers along:

@@ -1,4 +1,4 @@
-//! Optimising the globally consistent direction d* (spec/method.md
+//! Optimising the globally consistent direction d* (docs/method.md
 //! section 2): the paper objective and the demo code's batch objective.
 
 use super::method::RowMask;

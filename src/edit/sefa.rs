@@ -1,5 +1,5 @@
 //! Unsupervised directions by SeFa (Shen and Zhou, CVPR 2021;
-//! spec/method.md section 7): the top eigenvectors of A^T A, where A holds
+//! docs/method.md section 7): the top eigenvectors of A^T A, where A holds
 //! the weights that first act on the latent.
 
 use crate::error::{Error, Result};

@@ -95,7 +95,7 @@ impl Default for eo_drag_options {
     }
 }
 
-/// Fills `opts` with the defaults of spec/method.md section 5.
+/// Fills `opts` with the defaults of docs/method.md section 5.1.
 #[no_mangle]
 pub unsafe extern "C" fn eo_drag_options_init(opts: *mut eo_drag_options) -> eo_status {
     call(|| write_out(opts, "opts", eo_drag_options::default()))

@@ -110,7 +110,7 @@ pub trait Generator: Send + Sync {
     fn w_avg(&self) -> Tensor;
     /// SeFa's A: the weights that first act on the latent, stacked as
     /// [outputs, w_dim], for the layers fed by W+ rows `rows`
-    /// (spec/method.md section 7).
+    /// (docs/method.md section 7).
     fn latent_weights(&self, rows: std::ops::Range<usize>) -> Tensor;
 }
 

@@ -1,6 +1,6 @@
 //! A pickle reader that never executes anything: it builds a tree of plain
 //! values from protocol 2 to 5 streams and knows an allow-list of globals
-//! (spec/stylegan2.md sections 3.3 and 3.4) by name. A GLOBAL outside the
+//! (docs/stylegan2.md sections 3.3 and 3.4) by name. A GLOBAL outside the
 //! list is refused on sight, naming it, before any REDUCE could use it.
 //!
 //! Values live in an arena and refer to each other by index, so memoised

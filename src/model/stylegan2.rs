@@ -1,6 +1,6 @@
 //! Native StyleGAN2 (NVlabs stylegan2-ada-pytorch `training/networks.py`,
 //! architecture 'skip', float32), written op for op as the official
-//! reference path computes it (spec/stylegan2.md section 1) so that outputs
+//! reference path computes it (docs/stylegan2.md section 1) so that outputs
 //! agree to float rounding.
 
 use super::weights::Weights;
@@ -46,7 +46,7 @@ pub struct Config {
 }
 
 /// The two published StyleGAN2 implementations compute the same function
-/// with different rounding (spec/stylegan2.md section 4.3); a model
+/// with different rounding (docs/stylegan2.md section 4.3); a model
 /// reproduces the code it was trained with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -5,7 +5,7 @@ that editone's loaders can be tested on files laid out as people have them.
 Usage: python make_checkpoints.py FIXTURE_DIR OUT_DIR [--fp16-res N] [--seed S] [--check] [--list-globals]
 
 FIXTURE_DIR holds config.json (NVlabs Generator kwargs) and weights.safetensors (NVlabs
-G_ema.state_dict()). Written into OUT_DIR (see spec/stylegan2.md sections 3 and 4):
+G_ema.state_dict()). Written into OUT_DIR (see docs/stylegan2.md sections 3 and 4):
   model.pkl (pickle protocol 4), model-p2.pkl, model-p3.pkl, model-p5.pkl
       NVlabs network pickles as torch_utils/persistence.py lays them out. The p2/p3 files
       name numpy scalars numpy.core.multiarray.scalar, as numpy 1.x era pickles do; p4/p5
