@@ -6,12 +6,14 @@
   shortcut of the same name (unbound until you bind it). For each selected
   PNG or JPEG image it runs
 
-    editone invert PHOTO --out TMP/inv [--steps N]
-    editone apply --preset PRESET --inverted TMP/inv --out-dir TMP/out --format png|jpg
+    editone invert TMP/NAME_editone.EXT --out TMP/inv [--steps N]
+    editone apply --preset PRESET --inverted TMP/inv --out-dir FOLDER --format png|jpg
 
-  and writes the edited photo next to the original as NAME_editone.EXT
-  (NAME_editone_2.EXT, ... if that exists), imports it and groups it with
-  the original. Other formats (raw files, TIFF, ...) are skipped: editone
+  (TMP/NAME_editone.EXT a copy of the photo), so editone writes the edited
+  photo next to the original as NAME_editone.EXT (NAME_editone_2.EXT, ...
+  if that exists) the way it writes every file: under a hidden temporary
+  name, renamed when whole, never over an existing file. Then it imports it
+  and groups it with the original. Other formats (raw files, TIFF, ...) are skipped: editone
   reads PNG and JPEG only, so export those first.
 
   Settings (preferences > lua options):
@@ -128,9 +130,12 @@ local function output_name(folder, filename, format)
   return candidate
 end
 
--- The shell command that edits src into dest (see the header).
-local function edit_command(editone, preset, steps, src, dest, format, log)
+-- The shell command that edits src into dest = folder/NAME.format (see the
+-- header): the photo's copy is named NAME.format, so editone names the
+-- edited photo NAME.format and writes it into folder itself.
+local function edit_command(editone, preset, steps, src, folder, dest, format, log)
   local e = sh_quote(editone)
+  local copy = "\"$tmp\"/" .. sh_quote(string.match(dest, "[^/]+$"))
   local steps_arg = ""
   if steps and steps > 0 then
     steps_arg = " --steps " .. tostring(math.floor(steps))
@@ -140,12 +145,10 @@ local function edit_command(editone, preset, steps, src, dest, format, log)
     " printf '== editone.lua: %s\\n' " .. sh_quote(src) .. ";",
     " tmp=$(mktemp -d \"${TMPDIR:-/tmp}/editone-dt.XXXXXX\") || exit 1;",
     " trap 'rm -rf \"$tmp\"' EXIT;",
-    " cp -- " .. sh_quote(src) .. " \"$tmp/photo\" &&",
-    " " .. e .. " invert \"$tmp/photo\" --out \"$tmp/inv\"" .. steps_arg .. " &&",
+    " cp -- " .. sh_quote(src) .. " " .. copy .. " &&",
+    " " .. e .. " invert " .. copy .. " --out \"$tmp/inv\"" .. steps_arg .. " &&",
     " " .. e .. " apply --preset " .. sh_quote(preset) ..
-      " --inverted \"$tmp/inv\" --out-dir \"$tmp/out\" --format " .. format .. " &&",
-    " { cp -- \"$tmp/out/photo." .. format .. "\" " .. sh_quote(dest) ..
-      " || { rm -f -- " .. sh_quote(dest) .. "; false; }; };",
+      " --inverted \"$tmp/inv\" --out-dir " .. sh_quote(folder) .. " --format " .. format .. ";",
     "} >>" .. sh_quote(log) .. " 2>&1",
   }, "\n")
 end
@@ -167,7 +170,7 @@ local function edit_all(images, editone, preset, steps, log, counts)
       seen[src] = true
       local dest = output_name(image.path, image.filename, format)
       dt.print(string.format("editone: %d/%d %s ...", i, #images, image.filename))
-      local result = dt.control.execute(edit_command(editone, preset, steps, src, dest, format, log))
+      local result = dt.control.execute(edit_command(editone, preset, steps, src, image.path, dest, format, log))
       if result == 0 and file_exists(dest) then
         local edited = dt.database.import(dest)
         if edited then

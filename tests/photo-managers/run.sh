@@ -15,6 +15,9 @@
 #     against the input, and that no temporary folder is left behind;
 #   - checks the failures: EDITONE_PRESET missing, an OUTPUT format editone
 #     cannot write, an INPUT that is no image (OUTPUT left alone);
+#   - checks that no file is lost: an existing OUTPUT is refused without
+#     EDITONE_OVERWRITE=1 and replaced whole with it, OUTPUT = INPUT is
+#     refused, SIGTERM stops the script and editone, leaving nothing;
 #   - syntax-checks editone.lua with luac (or lua) and runs it against a
 #     stand-in for the darktable Lua API (darktable_mock.lua), when a Lua
 #     5.3/5.4 is installed; otherwise prints SKIPPED lines.
@@ -223,8 +226,64 @@ expect_failure "a .tif OUTPUT fails with a message" "PNG (.png) or JPEG" \
 echo "not an image" >"$TMP/notes.png"
 echo "keep me" >"$TMP/keep.png"
 expect_failure "an INPUT that is no image fails, OUTPUT untouched" "invert' failed" \
-    "$TMP/keep.png" -- INPUT="$TMP/notes.png" OUTPUT="$TMP/keep.png" EDITONE_PRESET="$TMP/turn.json" EDITONE_STEPS=$STEPS
+    "$TMP/keep.png" -- INPUT="$TMP/notes.png" OUTPUT="$TMP/keep.png" EDITONE_PRESET="$TMP/turn.json" EDITONE_STEPS=$STEPS \
+    EDITONE_OVERWRITE=1
 no_leftovers "failures: temporary folders removed"
+
+# --- files are sacred ------------------------------------------------------------
+
+expect_failure "an OUTPUT that exists is refused, untouched" "exists; set EDITONE_OVERWRITE=1 to replace it" \
+    "$TMP/edited7.png" -- INPUT="$TMP/photos/seed0008.png" OUTPUT="$TMP/edited7.png" EDITONE_PRESET="$TMP/turn.json" \
+    EDITONE_STEPS=$STEPS
+cp "$TMP/photos/seed0008.png" "$TMP/self.png"
+expect_failure "OUTPUT = INPUT is refused, even with EDITONE_OVERWRITE=1" "is INPUT" \
+    "$TMP/self.png" -- INPUT="$TMP/self.png" OUTPUT="$TMP/./self.png" EDITONE_PRESET="$TMP/turn.json" \
+    EDITONE_STEPS=$STEPS EDITONE_OVERWRITE=1
+mkdir -p "$TMP/over"
+cp "$TMP/edited7.png" "$TMP/over/edited.png"
+old_inode=$(stat -c %i "$TMP/over/edited.png")
+rc=0
+INPUT=$TMP/photos/seed0008.png OUTPUT=$TMP/over/edited.png EDITONE_PRESET=$TMP/turn.json EDITONE=$EDITONE \
+    EDITONE_STEPS=$STEPS EDITONE_OVERWRITE=1 TMPDIR=$TMP/scratch "$BATCH" >"$TMP/ov.out" 2>"$TMP/ov.err" || rc=$?
+if [ "$rc" -ne 0 ]; then
+    fail "EDITONE_OVERWRITE=1 replaces OUTPUT" "exit $rc" "$TMP/ov.err"
+elif [ "$(stat -c %i "$TMP/over/edited.png")" = "$old_inode" ] || cmp -s "$TMP/over/edited.png" "$TMP/edited7.png"; then
+    fail "EDITONE_OVERWRITE=1 replaces OUTPUT by renaming a new file over it" "the old file is still there, or was rewritten in place"
+elif [ "$(ls -A "$TMP/over")" != edited.png ]; then
+    fail "EDITONE_OVERWRITE=1 replaces OUTPUT" "left beside it: $(ls -A "$TMP/over")"
+else
+    pass "EDITONE_OVERWRITE=1 replaces OUTPUT by renaming a new file over it, nothing left beside it"
+    check_image "... with the edit of the new INPUT" "$TMP/over/edited.png" png "$TMP/photos/seed0008.png" "$TMP/ov.err"
+fi
+no_leftovers "files are sacred: temporary folders removed"
+
+# SIGTERM while editone inverts: the script stops at once, stops editone,
+# and leaves neither OUTPUT nor a temporary file.
+INPUT=$TMP/photos/seed0007.png OUTPUT=$TMP/over/term.png EDITONE_PRESET=$TMP/turn.json EDITONE=$EDITONE \
+    EDITONE_STEPS=100000 TMPDIR=$TMP/scratch "$BATCH" >"$TMP/term.out" 2>"$TMP/term.err" &
+pid=$!
+sleep 2
+start=$SECONDS
+kill -TERM "$pid"
+rc=0
+for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$pid" 2>/dev/null; then
+    # It did not stop: end it and the editone it started, by their ids.
+    for child in $(pgrep -P "$pid"); do kill -9 "$child" 2>/dev/null || true; done
+    kill -9 "$pid" 2>/dev/null || true
+fi
+wait "$pid" || rc=$?
+left=$(pgrep -f -- "$TMP/scratch/editone-batch" || true)
+if [ "$rc" -ne 143 ] || [ $((SECONDS - start)) -gt 8 ]; then
+    fail "SIGTERM stops the script at once (exit 143)" "exit $rc after $((SECONDS - start)) s" "$TMP/term.err"
+elif [ -n "$left" ]; then
+    fail "SIGTERM stops editone too" "still running: $left"
+elif [ -e "$TMP/over/term.png" ] || [ "$(ls -A "$TMP/over")" != edited.png ]; then
+    fail "SIGTERM leaves no OUTPUT and no temporary file" "$(ls -A "$TMP/over")"
+else
+    pass "SIGTERM stops the script and editone at once (exit 143), no OUTPUT, no temporary file"
+fi
+no_leftovers "SIGTERM: temporary folder removed"
 
 # --- darktable: editone.lua -------------------------------------------------------
 
@@ -287,6 +346,19 @@ EOF
     else
         pass "editone.lua: button, import next to the photo, grouping, raw skipped"
         check_image "editone.lua: result is a PNG of the photo's size" "$DT_OUT" png "$DT_PNG" "$TMP/editone.log"
+        # Again: the first result stays, the second gets the next free name.
+        before=$(cksum <"$DT_OUT")
+        rc=0
+        (cd "$HERE" && TMPDIR=$TMP/scratch "$LUA" darktable_mock.lua "$LUA_SCRIPT" "$TMP" "$EDITONE" \
+            "$TMP/turn.json" "$STEPS" "$DT_PNG") >"$TMP/dt2.out" 2>&1 || rc=$?
+        DT_OUT2="$TMP/dt roll/it's wide_editone_2.png"
+        if [ "$rc" -eq 0 ] && grep -qxF "IMPORTED $DT_OUT2" "$TMP/dt2.out" && [ "$(cksum <"$DT_OUT")" = "$before" ] &&
+            [ -z "$(find "$TMP/dt roll" -name '.*')" ]; then
+            pass "editone.lua: a second run writes NAME_editone_2.png, the first result untouched, nothing hidden left"
+        else
+            fail "editone.lua: a second run writes NAME_editone_2.png, the first result untouched" "exit $rc" \
+                "$TMP/dt2.out" "$TMP/editone.log"
+        fi
     fi
     no_leftovers "editone.lua: temporary folder removed"
 else
