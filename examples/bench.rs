@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/stylegan2")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stylegan2")
 }
 
 /// Median seconds of `runs` calls after one warm-up call.

@@ -29,13 +29,13 @@ fn script(name: &str) -> PathBuf {
 
 /// The checkpoint files of a fixture (optionally recorded with another
 /// num_fp16_res), generated once per test run.
-fn checkpoints(fixture: &str, fp16_res: Option<u32>) -> Option<PathBuf> {
+fn checkpoints(fixture: &str, fp16_res: Option<u32>) -> PathBuf {
     static MADE: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let src = common::fixture(fixture)?;
+    let src = common::fixture(fixture);
     let key = format!("{fixture}-fp16-{fp16_res:?}");
     let mut made = MADE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
     if let Some(dir) = made.get(&key) {
-        return Some(dir.clone());
+        return dir.clone();
     }
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("checkpoints").join(&key);
     let _ = std::fs::remove_dir_all(&out);
@@ -46,7 +46,7 @@ fn checkpoints(fixture: &str, fp16_res: Option<u32>) -> Option<PathBuf> {
     }
     assert!(cmd.status().unwrap().success(), "make_checkpoints.py failed for {fixture}");
     made.insert(key, out.clone());
-    Some(out)
+    out
 }
 
 fn seed_images(model: &Model, seeds: &[u64], psi: f32) -> Tensor {
@@ -63,8 +63,8 @@ fn load(path: &Path) -> Model {
 #[test]
 fn nvlabs_pickles_render_like_the_native_model() {
     for name in ["tiny64", "cond128"] {
-        let Some(files) = checkpoints(name, None) else { return };
-        let native = load(&common::fixture(name).unwrap());
+        let files = checkpoints(name, None);
+        let native = load(&common::fixture(name));
         let expected = seed_images(&native, &[0, 1, 2], 0.7);
         for pkl in ["model-p2.pkl", "model-p3.pkl", "model.pkl", "model-p5.pkl"] {
             let model = load(&files.join(pkl));
@@ -77,10 +77,10 @@ fn nvlabs_pickles_render_like_the_native_model() {
 
 #[test]
 fn nvlabs_config_is_read_from_the_pickled_modules() {
-    let Some(files) = checkpoints("tiny64", Some(2)) else { return };
+    let files = checkpoints("tiny64", Some(2));
     let file = ModelFile::open(&files.join("model.pkl")).unwrap();
     let native: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(common::fixture("tiny64").unwrap().join("config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(common::fixture("tiny64").join("config.json")).unwrap()).unwrap();
     let c = &file.config;
     for key in ["z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"] {
         assert_eq!(c[key], native[key], "{key}");
@@ -94,14 +94,14 @@ fn nvlabs_config_is_read_from_the_pickled_modules() {
     assert_eq!(syn["architecture"], "skip");
     assert_eq!(syn["num_fp16_res"], 2, "two float16 blocks recorded");
     // Float16 blocks compute in float32 on the CPU: the same pixels.
-    let native = load(&common::fixture("tiny64").unwrap());
+    let native = load(&common::fixture("tiny64"));
     let model = load(&files.join("model.pkl"));
     assert_eq!(common::rel_err(&seed_images(&model, &[3], 1.0), &seed_images(&native, &[3], 1.0)), 0.0);
 }
 
 #[test]
 fn rosinality_checkpoints_match_rosinalitys_own_forward() {
-    let Some(files) = checkpoints("tiny64", None) else { return };
+    let files = checkpoints("tiny64", None);
     let reference: HashMap<String, Tensor> =
         Tensor::read_safetensors(files.join("rosinality_reference.safetensors")).unwrap().into_iter().collect();
     let model = load(&files.join("rosinality.pt"));
@@ -121,7 +121,7 @@ fn rosinality_checkpoints_match_rosinalitys_own_forward() {
     assert!(err(&img, "img_trunc") <= tolerance, "img_trunc: {}", err(&img, "img_trunc"));
 
     // The same weights under NVlabs numerics agree to float rounding only.
-    let native = load(&common::fixture("tiny64").unwrap());
+    let native = load(&common::fixture("tiny64"));
     let nv = tch::no_grad(|| native.synthesize(&reference["wplus"], NoiseMode::Const)).unwrap();
     let between = err(&nv, "img_wplus");
     eprintln!("NVlabs numerics vs rosinality's: relative error {between:.2e}");
@@ -130,7 +130,7 @@ fn rosinality_checkpoints_match_rosinalitys_own_forward() {
 
 #[test]
 fn rosinality_training_checkpoints_estimate_the_average_latent() {
-    let Some(files) = checkpoints("tiny64", None) else { return };
+    let files = checkpoints("tiny64", None);
     let with_avg = load(&files.join("rosinality.pt"));
     let without = load(&files.join("rosinality-noavg.pt"));
     assert_eq!(with_avg.info(), without.info());
@@ -146,7 +146,7 @@ fn rosinality_training_checkpoints_estimate_the_average_latent() {
 
 #[test]
 fn converted_files_load_fast_and_render_the_same() {
-    let Some(files) = checkpoints("tiny64", None) else { return };
+    let files = checkpoints("tiny64", None);
     let out = tempfile::tempdir().unwrap();
     for source in ["model-p2.pkl", "rosinality.pt", "rosinality-noavg.pt"] {
         let target = out.path().join(format!("{source}.safetensors"));
@@ -255,9 +255,9 @@ fn try_load(bytes: Vec<u8>) -> Result<(), editone::Error> {
 
 #[test]
 fn mutated_files_never_crash_the_loader() {
-    let Some(files) = checkpoints("tiny64", None) else { return };
-    let weights = std::fs::read(common::fixture("tiny64").unwrap().join("weights.safetensors")).unwrap();
-    let config = std::fs::read_to_string(common::fixture("tiny64").unwrap().join("config.json")).unwrap();
+    let files = checkpoints("tiny64", None);
+    let weights = std::fs::read(common::fixture("tiny64").join("weights.safetensors")).unwrap();
+    let config = std::fs::read_to_string(common::fixture("tiny64").join("config.json")).unwrap();
     let native = native_file(&weights, &config);
     let corpus: Vec<(&str, Vec<u8>)> = vec![
         ("skeleton.pkl", std::fs::read(files.join("skeleton.pkl")).unwrap()),
@@ -307,7 +307,7 @@ fn float16_blocks_run_in_float16_close_to_float32() {
     use editone::model::{Generator, Noise};
     // The engine option is for CUDA; here the same code path runs on the
     // CPU to check it against float32, batch 1 (fused) and 3 (not fused).
-    let Some(files) = checkpoints("tiny64", Some(2)) else { return };
+    let files = checkpoints("tiny64", Some(2));
     let file = ModelFile::open(&files.join("model.pkl")).unwrap();
     let full = StyleGan2::load(&file.config, &file.label, file.weights(Device::Cpu).unwrap(), false).unwrap();
     let half = StyleGan2::load(&file.config, &file.label, file.weights(Device::Cpu).unwrap(), true).unwrap();

@@ -87,7 +87,8 @@ fn check_directions(model: &Model, rows: Option<std::ops::Range<usize>>) {
 #[test]
 fn sefa_directions_are_unit_orthogonal_sorted_and_stable() {
     check_directions(&Model::load_default().unwrap(), None);
-    if let Some(dir) = common::fixture("cond128") {
+    {
+        let dir = common::fixture("cond128");
         let model = Model::load(&dir).unwrap();
         check_directions(&model, None);
         check_directions(&model, Some(0..4));

@@ -66,7 +66,7 @@ fn a_masked_drag_changes_less_outside_the_editable_region() {
 
 #[test]
 fn a_drag_is_an_ordinary_edit_limited_to_its_rows() {
-    let Some(dir) = common::fixture("tiny64") else { return };
+    let dir = common::fixture("tiny64");
     let model = Model::load(&dir).unwrap();
     let w = model.latent_from_seed(5, None, 1.0).unwrap();
     let options = DragOptions { max_steps: 5, ..DragOptions::default() };

@@ -9,14 +9,14 @@ use editone::files::Existing;
 use editone::{ErrorKind, Model};
 use std::fs;
 
-fn setup() -> Option<(Model, LatentShape, Vec<f32>, Vec<f32>)> {
-    let dir = common::fixture("tiny64")?;
+fn setup() -> (Model, LatentShape, Vec<f32>, Vec<f32>) {
+    let dir = common::fixture("tiny64");
     let model = Model::load(&dir).unwrap();
     let shape = LatentShape { num_ws: model.info().num_ws, w_dim: model.info().w_dim };
     let w0 = model.latent_from_seed(1, None, 1.0).unwrap();
     let edited = model.latent_from_seed(2, None, 1.0).unwrap();
     let edited: Vec<f32> = w0.iter().zip(&edited).map(|(a, b)| a + 0.3 * (b - a)).collect();
-    Some((model, shape, w0, edited))
+    (model, shape, w0, edited)
 }
 
 fn quick(iterations: u32) -> OptimizeOptions {
@@ -25,7 +25,7 @@ fn quick(iterations: u32) -> OptimizeOptions {
 
 #[test]
 fn optimisation_lowers_the_paper_loss() {
-    let Some((model, shape, w0, edited)) = setup() else { return };
+    let (model, shape, w0, edited) = setup();
     let mut edit = Edit::from_latents(shape, &w0, &edited).unwrap();
     let report = edit.optimize(&model, &quick(40), None).unwrap();
     eprintln!("{report:?}");
@@ -37,7 +37,7 @@ fn optimisation_lowers_the_paper_loss() {
 
 #[test]
 fn batch_objective_starts_at_the_naive_direction_and_improves() {
-    let Some((model, shape, w0, edited)) = setup() else { return };
+    let (model, shape, w0, edited) = setup();
     let mut edit = Edit::from_latents(shape, &w0, &edited).unwrap();
     let opts = OptimizeOptions { objective: Objective::Batch, batch_size: 4, seed: 3, ..quick(5) };
     let report = edit.optimize(&model, &opts, None).unwrap();
@@ -55,7 +55,7 @@ fn batch_objective_starts_at_the_naive_direction_and_improves() {
 
 #[test]
 fn cancellation_leaves_the_edit_unchanged() {
-    let Some((model, shape, w0, edited)) = setup() else { return };
+    let (model, shape, w0, edited) = setup();
     let mut edit = Edit::from_latents(shape, &w0, &edited).unwrap();
     let before = edit.clone();
     let mut calls = 0;
@@ -73,7 +73,7 @@ fn cancellation_leaves_the_edit_unchanged() {
 
 #[test]
 fn early_stop_reports_where_it_stopped() {
-    let Some((model, shape, w0, edited)) = setup() else { return };
+    let (model, shape, w0, edited) = setup();
     let mut edit = Edit::from_latents(shape, &w0, &edited).unwrap();
     // Steps this small cannot improve the loss measurably, so it stops
     // after `patience` steps and keeps its starting point, dw.
@@ -91,7 +91,7 @@ fn early_stop_reports_where_it_stopped() {
 
 #[test]
 fn transfer_puts_every_latent_on_the_example_hyperplane() {
-    let Some((model, shape, w0, edited)) = setup() else { return };
+    let (model, shape, w0, edited) = setup();
     let mut edit = Edit::from_latents(shape, &w0, &edited).unwrap();
     edit.optimize(&model, &quick(10), None).unwrap();
     let n = edit.unit_direction().to_vec();
@@ -109,7 +109,7 @@ fn transfer_puts_every_latent_on_the_example_hyperplane() {
 
 #[test]
 fn baselines_are_the_papers_and_follow_the_example_strength() {
-    let Some((model, shape, w0, edited)) = setup() else { return };
+    let (model, shape, w0, edited) = setup();
     let mut edit = Edit::from_latents(shape, &w0, &edited).unwrap();
     edit.optimize(&model, &OptimizeOptions { iterations: 5, ..OptimizeOptions::default() }, None).unwrap();
     let w = model.latent_from_seed(40, None, 0.7).unwrap();
@@ -128,7 +128,7 @@ fn baselines_are_the_papers_and_follow_the_example_strength() {
 
 #[test]
 fn example_strength_shifts_every_alpha_equally() {
-    let Some((model, shape, w0, edited)) = setup() else { return };
+    let (model, shape, w0, edited) = setup();
     let mut edit = Edit::from_latents(shape, &w0, &edited).unwrap();
     let latents: Vec<Vec<f32>> = (30..36).map(|s| model.latent_from_seed(s, None, 0.7).unwrap()).collect();
     let before: Vec<f64> = latents.iter().map(|w| edit.alpha(w).unwrap()).collect();
@@ -149,7 +149,7 @@ fn example_strength_shifts_every_alpha_equally() {
 
 #[test]
 fn edit_rows_mask_keeps_other_rows_exactly() {
-    let Some((model, shape, w0, edited)) = setup() else { return };
+    let (model, shape, w0, edited) = setup();
     let mut edit = Edit::from_latents(shape, &w0, &edited).unwrap();
     let opts = OptimizeOptions { edit_rows: 4, ..quick(10) };
     edit.optimize(&model, &opts, None).unwrap();
@@ -165,7 +165,7 @@ fn edit_rows_mask_keeps_other_rows_exactly() {
 
 #[test]
 fn sequence_of_edits_transfers_only_the_final_state() {
-    let Some((_model, shape, w0, _)) = setup() else { return };
+    let (_model, shape, w0, _) = setup();
     let d1: Vec<f32> = (0..shape.len()).map(|i| ((i * 7 % 13) as f32 - 6.0) / 10.0).collect();
     let d2: Vec<f32> = (0..shape.len()).map(|i| ((i * 5 % 11) as f32 - 5.0) / 10.0).collect();
     let mut chained = Edit::from_direction(shape, &w0, &d1, 0.5).unwrap();
@@ -178,7 +178,7 @@ fn sequence_of_edits_transfers_only_the_final_state() {
 
 #[test]
 fn no_op_and_non_finite_edits_are_refused() {
-    let Some((_model, shape, w0, _)) = setup() else { return };
+    let (_model, shape, w0, _) = setup();
     assert_eq!(Edit::from_latents(shape, &w0, &w0).unwrap_err().kind, ErrorKind::InvalidArgument);
     let mut bad = w0.clone();
     bad[3] = f32::NAN;
@@ -188,7 +188,7 @@ fn no_op_and_non_finite_edits_are_refused() {
 
 #[test]
 fn presets_round_trip_bit_exactly() {
-    let Some((model, shape, w0, edited)) = setup() else { return };
+    let (model, shape, w0, edited) = setup();
     let mut edit = Edit::from_latents(shape, &w0, &edited).unwrap();
     edit.optimize(&model, &OptimizeOptions { edit_rows: 6, ..quick(5) }, None).unwrap();
     edit.set_strength(edit.strength() * 1.5 + 0.123456789).unwrap();
@@ -204,8 +204,8 @@ fn presets_round_trip_bit_exactly() {
 
 #[test]
 fn presets_for_other_models_or_malformed_are_refused() {
-    let Some((model, shape, w0, edited)) = setup() else { return };
-    let Some(cond) = common::fixture("cond128") else { return };
+    let (model, shape, w0, edited) = setup();
+    let cond = common::fixture("cond128");
     let other = Model::load(&cond).unwrap();
     let edit = Edit::from_latents(shape, &w0, &edited).unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -253,7 +253,7 @@ fn edited_preset(good: &str, change: impl FnOnce(&mut serde_json::Value)) -> Str
 
 #[test]
 fn presets_whose_fields_disagree_are_refused() {
-    let Some((model, shape, w0, edited)) = setup() else { return };
+    let (model, shape, w0, edited) = setup();
     let tmp = tempfile::tempdir().unwrap();
     let naive_path = tmp.path().join("naive.json");
     preset::save(&Edit::from_latents(shape, &w0, &edited).unwrap(), &model, &naive_path, Existing::Refuse).unwrap();
@@ -294,7 +294,7 @@ fn presets_whose_fields_disagree_are_refused() {
 
 #[test]
 fn options_beyond_any_useful_value_are_refused_before_running() {
-    let Some((model, shape, w0, edited)) = setup() else { return };
+    let (model, shape, w0, edited) = setup();
     let mut edit = Edit::from_latents(shape, &w0, &edited).unwrap();
     for (name, options) in [
         ("learning rate 1e30", OptimizeOptions { learning_rate: 1e30, ..quick(3) }),
@@ -313,7 +313,7 @@ fn options_beyond_any_useful_value_are_refused_before_running() {
 
 #[test]
 fn a_direction_that_overflows_says_so() {
-    let Some((_model, shape, w0, _)) = setup() else { return };
+    let (_model, shape, w0, _) = setup();
     let huge = vec![f32::MAX; shape.w_dim];
     let err = Edit::from_direction(shape, &w0, &huge, 3.0).unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidArgument);

@@ -10,15 +10,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// A writable copy of the tiny64 fixture folder.
-fn copy_fixture() -> Option<(tempfile::TempDir, PathBuf)> {
-    let src = common::fixture("tiny64")?;
+fn copy_fixture() -> (tempfile::TempDir, PathBuf) {
+    let src = common::fixture("tiny64");
     let tmp = tempfile::tempdir().unwrap();
     let dst = tmp.path().join("tiny64");
     fs::create_dir(&dst).unwrap();
     for f in ["config.json", "weights.safetensors"] {
         fs::copy(src.join(f), dst.join(f)).unwrap();
     }
-    Some((tmp, dst))
+    (tmp, dst)
 }
 
 /// Rewrites the weights with `edit` applied to the (name -> tensor) list.
@@ -48,7 +48,7 @@ fn load_err(path: &Path) -> editone::Error {
 
 #[test]
 fn truncated_weights_are_a_format_error() {
-    let Some((_tmp, dir)) = copy_fixture() else { return };
+    let (_tmp, dir) = copy_fixture();
     let path = dir.join("weights.safetensors");
     let bytes = fs::read(&path).unwrap();
     fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
@@ -59,7 +59,7 @@ fn truncated_weights_are_a_format_error() {
 
 #[test]
 fn garbage_header_is_a_format_error() {
-    let Some((_tmp, dir)) = copy_fixture() else { return };
+    let (_tmp, dir) = copy_fixture();
     fs::write(dir.join("weights.safetensors"), b"\xff\xff\xff\xff\xff\xff\xff\x7fnot json").unwrap();
     assert_eq!(load_err(&dir).kind, ErrorKind::Format);
     fs::write(dir.join("weights.safetensors"), b"").unwrap();
@@ -68,7 +68,7 @@ fn garbage_header_is_a_format_error() {
 
 #[test]
 fn wrong_shape_names_the_tensor_and_both_shapes() {
-    let Some((_tmp, dir)) = copy_fixture() else { return };
+    let (_tmp, dir) = copy_fixture();
     rewrite_weights(&dir, |t| {
         let e = t.iter_mut().find(|(n, _, _)| n == "synthesis.b8.conv0.weight").unwrap();
         e.1.truncate(64 * 32 * 9 * 4);
@@ -82,7 +82,7 @@ fn wrong_shape_names_the_tensor_and_both_shapes() {
 
 #[test]
 fn missing_tensor_is_named() {
-    let Some((_tmp, dir)) = copy_fixture() else { return };
+    let (_tmp, dir) = copy_fixture();
     rewrite_weights(&dir, |t| t.retain(|(n, _, _)| n != "mapping.w_avg"));
     let e = load_err(&dir);
     assert_eq!(e.kind, ErrorKind::Format);
@@ -91,7 +91,7 @@ fn missing_tensor_is_named() {
 
 #[test]
 fn extra_tensor_is_named() {
-    let Some((_tmp, dir)) = copy_fixture() else { return };
+    let (_tmp, dir) = copy_fixture();
     rewrite_weights(&dir, |t| t.push(("synthesis.b128.conv1.weight".into(), vec![0; 16], vec![4])));
     let e = load_err(&dir);
     assert_eq!(e.kind, ErrorKind::Format);
@@ -100,7 +100,7 @@ fn extra_tensor_is_named() {
 
 #[test]
 fn nan_weights_are_refused() {
-    let Some((_tmp, dir)) = copy_fixture() else { return };
+    let (_tmp, dir) = copy_fixture();
     rewrite_weights(&dir, |t| {
         let e = t.iter_mut().find(|(n, _, _)| n == "mapping.fc0.bias").unwrap();
         e.1[..4].copy_from_slice(&f32::NAN.to_le_bytes());
@@ -111,7 +111,7 @@ fn nan_weights_are_refused() {
 
 #[test]
 fn config_that_disagrees_with_weights() {
-    let Some((_tmp, dir)) = copy_fixture() else { return };
+    let (_tmp, dir) = copy_fixture();
     let cfg = fs::read_to_string(dir.join("config.json")).unwrap().replace("\"channel_max\": 64", "\"channel_max\": 32");
     fs::write(dir.join("config.json"), cfg).unwrap();
     let e = load_err(&dir);
@@ -126,7 +126,7 @@ fn config_that_disagrees_with_weights() {
 
 #[test]
 fn unsupported_architecture_and_bad_json() {
-    let Some((_tmp, dir)) = copy_fixture() else { return };
+    let (_tmp, dir) = copy_fixture();
     let original = fs::read_to_string(dir.join("config.json")).unwrap();
     fs::write(dir.join("config.json"), original.replace("\"skip\"", "\"resnet\"")).unwrap();
     let e = load_err(&dir);
@@ -152,7 +152,7 @@ fn missing_paths_and_folders_without_config() {
 
 #[test]
 fn single_file_model_with_config_in_metadata() {
-    let Some(src) = common::fixture("tiny64") else { return };
+    let src = common::fixture("tiny64");
     let tmp = tempfile::tempdir().unwrap();
     let bytes = fs::read(src.join("weights.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -172,7 +172,7 @@ fn single_file_model_with_config_in_metadata() {
 
 #[test]
 fn converted_files_carry_a_content_hash_that_catches_any_flipped_bit() {
-    let Some(src) = common::fixture("tiny64") else { return };
+    let src = common::fixture("tiny64");
     let tmp = tempfile::tempdir().unwrap();
     let native = tmp.path().join("tiny64.safetensors");
     editone::model::convert(&src, &native, editone::files::Existing::Refuse).unwrap();

@@ -1,5 +1,5 @@
 //! The native StyleGAN2 against the official code's outputs
-//! (../shared/fixtures/stylegan2, see its README).
+//! (tests/fixtures/stylegan2, see its README).
 
 mod common;
 
@@ -15,7 +15,7 @@ fn check(name: &str, ours: &Tensor, theirs: &Tensor, tol: f64) {
 }
 
 fn parity(fixture: &str) {
-    let Some(dir) = common::fixture(fixture) else { return };
+    let dir = common::fixture(fixture);
     let reference = common::reference(&dir);
     let model = Model::load(&dir).expect("fixture model loads");
     let r = |k: &str| reference.get(k).unwrap_or_else(|| panic!("reference has {k}"));
@@ -61,7 +61,7 @@ fn cond128_matches_official_code() {
 
 #[test]
 fn random_noise_differs_between_calls_and_from_const() {
-    let Some(dir) = common::fixture("tiny64") else { return };
+    let dir = common::fixture("tiny64");
     let model = Model::load(&dir).unwrap();
     let ws = model.map(&Tensor::randn([1, 64], tch::kind::FLOAT_CPU), None, Truncation::default()).unwrap();
     let a = model.synthesize(&ws, NoiseMode::Random).unwrap();
@@ -73,7 +73,7 @@ fn random_noise_differs_between_calls_and_from_const() {
 
 #[test]
 fn w_and_repeated_wplus_render_the_same() {
-    let Some(dir) = common::fixture("tiny64") else { return };
+    let dir = common::fixture("tiny64");
     let model = Model::load(&dir).unwrap();
     let w = Tensor::randn([2, 64], tch::kind::FLOAT_CPU);
     let wplus = w.unsqueeze(1).repeat([1, 10, 1]);

@@ -19,6 +19,6 @@ for line in sys.stdin:
 make --no-print-directory install PREFIX="$PWD/.gpu/prefix" >/dev/null
 cargo build --release --locked --example profile
 cp target/release/examples/profile .gpu/
-cp -r ../shared/fixtures/stylegan2 .gpu/fixtures
+cp -r tests/fixtures/stylegan2 .gpu/fixtures
 cp .cache/models/digiface-dcgan.safetensors .cache/models/digiface-dcgan.reference.safetensors .gpu/models/
 du -sh .gpu

@@ -6,7 +6,7 @@
 //! - NVlabs StyleGAN2(-ADA) network pickles (`.pkl`): `G_ema` is read from
 //!   the pickled module tree without running anything (see [`super::pickle`]);
 //! - rosinality/stylegan2-pytorch checkpoints (`.pt`, torch.save zip):
-//!   `g_ema` renamed per spec/stylegan2.md section 4.2, computed with
+//!   `g_ema` renamed per docs/stylegan2.md section 4.2, computed with
 //!   rosinality's numerics.
 //!
 //! The kind is told by the file's first bytes, not its name.
@@ -74,11 +74,17 @@ impl ModelFile {
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<ModelFile> {
         let label = format!("model file '{}'", path.display());
         let fingerprint = format!("fnv1a64:{:016x}", fnv1a64(&bytes));
+        // Safetensors first: its header length is arbitrary, so its first
+        // byte may be 0x80, a pickle's first byte.
+        if looks_like_safetensors(&bytes) {
+            return ModelFile::open_safetensors(WeightFile::from_bytes(path, bytes));
+        }
         let read = if bytes.starts_with(b"PK\x03\x04") {
             read_rosinality(&bytes)
         } else if bytes.first() == Some(&0x80) {
             read_nvlabs(&bytes)
-        } else if looks_like_safetensors(&bytes) {
+        } else if bytes.get(8) == Some(&b'{') {
+            // A damaged safetensors file: its reader names what is wrong.
             return ModelFile::open_safetensors(WeightFile::from_bytes(path, bytes));
         } else {
             Err(Error::format(
@@ -199,8 +205,14 @@ impl safetensors::View for &NativeTensor {
     }
 }
 
+/// A safetensors file: an 8-byte little-endian header length, then a JSON
+/// object of that many bytes (padded with spaces) inside the file.
 fn looks_like_safetensors(bytes: &[u8]) -> bool {
-    bytes.len() > 9 && bytes[8] == b'{'
+    let Some(len) = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))) else { return false };
+    let end = 8u64.saturating_add(len);
+    end <= bytes.len() as u64
+        && bytes.get(8) == Some(&b'{')
+        && bytes[8..end as usize].trim_ascii_end().last() == Some(&b'}')
 }
 
 /// Parses a config JSON object.
@@ -442,7 +454,7 @@ pub fn read_rosinality(bytes: &[u8]) -> Result<(Json, BTreeMap<String, Tensor>)>
     rosinality_to_nvlabs(source, latent_avg)
 }
 
-/// Renames per spec/stylegan2.md section 4.2 and infers the config from
+/// Renames per docs/stylegan2.md section 4.2 and infers the config from
 /// the shapes (rosinality files carry no architecture record).
 fn rosinality_to_nvlabs(src: BTreeMap<String, Tensor>, latent_avg: Option<Tensor>) -> Result<(Json, BTreeMap<String, Tensor>)> {
     let n_mlp = (1..=64).take_while(|i| src.contains_key(&format!("style.{i}.weight"))).count();

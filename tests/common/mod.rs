@@ -4,20 +4,17 @@
 use std::path::PathBuf;
 use tch::Tensor;
 
-/// ../shared/fixtures/stylegan2/<name> ($EDITONE_FIXTURES/<name> when set,
-/// e.g. on a machine the test binaries were carried to), or None (with a
-/// loud message) when the folder is absent.
-pub fn fixture(name: &str) -> Option<PathBuf> {
+/// tests/fixtures/stylegan2/<name> ($EDITONE_FIXTURES/<name> when set,
+/// e.g. on a machine the test binaries were carried to). The fixtures are
+/// part of the repository, so a missing folder fails the test: the
+/// parity checks must never pass by being skipped.
+pub fn fixture(name: &str) -> PathBuf {
     let base = std::env::var_os("EDITONE_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/stylegan2"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stylegan2"));
     let dir = base.join(name);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("!!!!! SKIPPED: fixture folder {} is absent; StyleGAN2 parity is NOT checked !!!!!", dir.display());
-        None
-    }
+    assert!(dir.is_dir(), "fixture folder {} is missing (see tests/fixtures/stylegan2/README.md)", dir.display());
+    dir
 }
 
 /// The reference tensors of a fixture, by name.
