@@ -137,12 +137,17 @@ static gchar *preset_path(void)
     return path;
 }
 
-/* Saves the edit to the profile's preset file and the image's parasite. */
+/*
+ * Saves the edit to the profile's preset file and the image's parasite.
+ * That file is the plug-in's own, rewritten at every edit, so it is
+ * replaced on purpose (EO_WRITE_REPLACE); the library writes it under a
+ * temporary name and renames it, so it is always a whole preset.
+ */
 static gboolean save_edit(gint32 image, eo_edit e)
 {
     gchar *path = preset_path(), *text = NULL;
     gsize len = 0;
-    gboolean good = ok(eo_edit_save(e, path), "saving the preset");
+    gboolean good = ok(eo_edit_save_ex(e, path, EO_WRITE_REPLACE), "saving the preset");
     if (good && g_file_get_contents(path, &text, &len, NULL)) {
         GimpParasite *par = gimp_parasite_new(PRESET_PARASITE, GIMP_PARASITE_PERSISTENT, len, text);
         gimp_image_attach_parasite(image, par);
@@ -153,17 +158,29 @@ static gboolean save_edit(gint32 image, eo_edit e)
     return good;
 }
 
-/* The image's edit (its parasite), else the profile's last preset. */
+/*
+ * The image's edit (its parasite), else the profile's last preset. The
+ * parasite goes through the profile's preset file (g_file_set_contents
+ * also writes a temporary file and renames it); if that fails, loading the
+ * file would give another image's edit, so it is an error.
+ */
 static gboolean load_edit(eo_model m, gint32 image, eo_edit *e)
 {
     gchar *path = preset_path();
     GimpParasite *par = gimp_image_get_parasite(image, PRESET_PARASITE);
-    gboolean good;
+    GError *error = NULL;
+    gboolean good = TRUE;
     if (par) {
-        g_file_set_contents(path, gimp_parasite_data(par), gimp_parasite_data_size(par), NULL);
+        good = g_file_set_contents(path, gimp_parasite_data(par), gimp_parasite_data_size(par), &error);
         gimp_parasite_free(par);
     }
-    good = ok(eo_edit_load(m, path, e), "loading the edit (run Set Example first)");
+    if (!good) {
+        static char message[1024];
+        snprintf(message, sizeof message, "editone: writing the image's edit to '%s': %s", path, error->message);
+        failure = message;
+        g_error_free(error);
+    }
+    good = good && ok(eo_edit_load(m, path, e), "loading the edit (run Set Example first)");
     g_free(path);
     return good;
 }

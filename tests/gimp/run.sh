@@ -60,6 +60,23 @@ else
     fail "a new strength changes the result"
 fi
 
+# Adjust Strength saves the edit again over the plug-in's own preset file
+# (the library never replaces a file unless asked): it must hold 2.0 now.
+if python3 -c "
+import json, sys
+s = json.load(open(sys.argv[1]))['strength']
+sys.exit(0 if abs(s - 2.0) < 1e-6 else f'strength {s}, expected 2.0')
+" "$GIMP2_DIRECTORY/editone/preset.json"; then
+    pass "Adjust Strength replaces the profile's preset"
+else
+    fail "Adjust Strength replaces the profile's preset"
+fi
+if [ -z "$(find "$GIMP2_DIRECTORY/editone" -name '.*')" ]; then
+    pass "no temporary file left beside the preset"
+else
+    fail "no temporary file left beside the preset"
+fi
+
 "$EDITONE" invert "$TMP"/layers/*.png --steps $STEPS --out "$TMP/inverted" >/dev/null 2>&1
 "$EDITONE" apply --preset "$GIMP2_DIRECTORY/editone/preset.json" --inverted "$TMP/inverted" --out-dir "$TMP/cli" 2>/dev/null
 for n in 1 2 3 4; do
