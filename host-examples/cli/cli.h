@@ -2,7 +2,10 @@
  * Shared declarations of the editone command-line host (see editone.c).
  *
  *   util.c     messages, strict option and number parsing, seed lists,
- *              raw float32 files, JSON output, progress and Ctrl-C
+ *              raw float32 files, output files written whole (temporary
+ *              name, then rename or link), JSON output, progress, Ctrl-C
+ *              and SIGTERM
+ *   outputs.c  a command's outputs checked before it writes any
  *   targets.c  engine, model, the images a command works on (--seeds or
  *              --latents-f32), rendering them to files
  *   editone.c  main, info, render;  edit.c, apply.c, bench.c,
@@ -12,7 +15,7 @@
 #define EDITONE_CLI_H
 
 #ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L /* sigaction, clock_gettime, isatty, stat, mkdir */
+#define _POSIX_C_SOURCE 200809L /* sigaction, clock_gettime, isatty, stat, mkdir, link, fsync */
 #endif
 
 #include <editone.h>
