@@ -107,14 +107,15 @@ fn main() {
     let count = 100_000;
     let latents: Vec<Vec<f32>> = (0..count).map(|i| w1.iter().map(|x| x + (i % 97) as f32 * 1e-3).collect()).collect();
     let t = Instant::now();
-    let table = AlphaTable::new(&edit, latents.iter().map(|w| w.as_slice())).unwrap();
+    let mut table = AlphaTable::default();
+    let keys: Vec<usize> = (0..count).collect();
+    table.alphas(&edit, &keys, |i| Ok(latents[i].as_slice())).unwrap();
     let project = t.elapsed().as_secs_f64();
-    let mut alphas = vec![0f32; count];
     let mut a = edit.strength();
     let update = time(21, || {
         a += 0.01;
         edit.set_strength(a).unwrap();
-        table.alphas(&edit, &mut alphas);
+        table.alphas(&edit, &keys, |i| Ok(latents[i].as_slice())).unwrap();
     });
     println!(
         "alphas for {count} latents: first projection {:.1} ms, each strength change {:.3} ms",

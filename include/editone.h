@@ -443,7 +443,9 @@ enum eo_status eo_edit_set_strength(struct eo_edit e, float a);
 // direction (see eo_edit_from_direction on units).
 enum eo_status eo_edit_strength(struct eo_edit e, float *a);
 
-// The unit transfer direction n (num_ws * w_dim floats), like eo_latent_read.
+// The unit transfer direction n (num_ws * w_dim floats), like
+// eo_latent_read: with buf NULL only `needed` is set (both NULL is
+// EO_ERR_INVALID_ARGUMENT).
 enum eo_status eo_edit_direction(struct eo_edit e, float *buf, size_t len, size_t *needed);
 
 // The strength alpha_i = (w0' - w_i) . n this edit gives `target`.
@@ -505,8 +507,9 @@ enum eo_status eo_init(const struct eo_engine_options *opts);
 
 // Writes the engine's device ("cpu", "cuda:0") as a NUL-terminated string
 // into `buf` of `len` bytes; `needed` (may be NULL) receives the size
-// including the NUL. With buf NULL only `needed` is set. A buffer that is
-// too small gets EO_ERR_INVALID_ARGUMENT.
+// including the NUL. With buf NULL only `needed` is set (both NULL is
+// EO_ERR_INVALID_ARGUMENT). A buffer that is too small gets
+// EO_ERR_INVALID_ARGUMENT.
 enum eo_status eo_device_name(char *buf, size_t len, size_t *needed);
 
 // The number of CPU threads the engine's tensor math uses.
@@ -569,7 +572,7 @@ enum eo_status eo_latent_from_w(struct eo_model m,
 
 // Copies the W+ latent (num_ws * w_dim floats, row-major) into buf of len
 // floats; `needed` (may be NULL) receives the count. With buf NULL only
-// `needed` is set.
+// `needed` is set (both NULL is EO_ERR_INVALID_ARGUMENT).
 enum eo_status eo_latent_read(struct eo_latent l, float *buf, size_t len, size_t *needed);
 
 // Releases a latent.

@@ -57,7 +57,7 @@ pub fn open_regular(path: &Path, what: &str) -> Result<File> {
 
 /// "64 MiB", for messages.
 fn byte_size(bytes: u64) -> String {
-    if bytes >= 1 << 30 && bytes % (1 << 30) == 0 {
+    if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
         format!("{} GiB", bytes >> 30)
     } else {
         format!("{} MiB", bytes >> 20)

@@ -31,6 +31,19 @@ pub struct InvertOptions {
     pub noise_regularize: f64,
 }
 
+impl InvertOptions {
+    /// Refuses options no projection can use, with `steps` resolved.
+    pub fn validate(&self, steps: u32) -> Result<()> {
+        if steps == 0 || steps > 100_000 || !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(Error::invalid("invert options: steps must be 1..=100000 and the learning rate positive"));
+        }
+        if !(self.noise_regularize.is_finite() && self.noise_regularize >= 0.0) {
+            return Err(Error::invalid("invert options: noise_regularize must be finite and non-negative"));
+        }
+        Ok(())
+    }
+}
+
 impl Default for InvertOptions {
     fn default() -> Self {
         InvertOptions { steps: None, wplus: false, seed: 303, vgg16: None, learning_rate: 0.1, noise_regularize: 1e5 }
@@ -201,9 +214,7 @@ pub fn invert(model: &Model, targets: &Tensor, options: &InvertOptions, mut prog
         return Err(Error::invalid("inversion of conditional models is not supported"));
     }
     let steps = options.steps.unwrap_or_else(|| default_steps(model));
-    if steps == 0 || steps > 100_000 || !(options.learning_rate > 0.0 && options.learning_rate.is_finite()) {
-        return Err(Error::invalid("invert options: steps must be 1..=100000 and the learning rate positive"));
-    }
+    options.validate(steps)?;
     let device = crate::Engine::get()?.device();
     let target = targets.to_device(device);
     let distance = Distance::load(options, device)?;

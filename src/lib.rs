@@ -17,6 +17,8 @@
 // Tensor code writes `x = x * y`, not `x *= y`: tch's compound operators
 // run in place and would overwrite tensors that autograd still needs.
 #![allow(clippy::assign_op_pattern)]
+// Every unsafe operation sits in its own block with a SAFETY note, unsafe fns included.
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod edit;
 pub mod engine;

@@ -139,11 +139,18 @@ fn example_strength_shifts_every_alpha_equally() {
     }
     // The example itself moves by exactly the new strength along n.
     assert!((edit.alpha(&w0).unwrap() - (a + 1.25)).abs() < 1e-6);
-    let table = editone::edit::AlphaTable::new(&edit, latents.iter().map(|w| w.as_slice())).unwrap();
-    let mut alphas = vec![0f32; latents.len()];
-    table.alphas(&edit, &mut alphas);
+    let mut table = editone::edit::AlphaTable::default();
+    let keys: Vec<usize> = (0..latents.len()).collect();
+    let alphas = table.alphas(&edit, &keys, |i| Ok(latents[i].as_slice())).unwrap();
     for (w, got) in latents.iter().zip(&alphas) {
-        assert!((edit.alpha(w).unwrap() as f32 - got).abs() < 1e-5);
+        assert_eq!(edit.alpha(w).unwrap(), *got);
+    }
+    // After a strength change the table answers from its projections
+    // alone: no latent is asked for.
+    edit.set_strength(a - 3.0).unwrap();
+    let moved = table.alphas(&edit, &keys, |_| -> editone::Result<&[f32]> { panic!("a projection was recomputed") }).unwrap();
+    for (w, got) in latents.iter().zip(&moved) {
+        assert!((edit.alpha(w).unwrap() - got).abs() < 1e-9);
     }
 }
 

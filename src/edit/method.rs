@@ -19,7 +19,13 @@ pub fn unit_direction(d: &[f32]) -> Option<Vec<f32>> {
 /// Section 3: alpha_i = (w0' - w_i) . n, written as t - w_i . n where
 /// t = w0' . n is the example's hyperplane offset.
 pub fn alpha(offset: f64, n: &[f32], w: &[f32]) -> f64 {
-    offset - dot(w, n)
+    alpha_from_projection(offset, dot(w, n))
+}
+
+/// [`alpha`] from the projection w_i . n computed earlier: a slider that
+/// moves t changes every alpha by one subtraction.
+pub fn alpha_from_projection(offset: f64, projection: f64) -> f64 {
+    offset - projection
 }
 
 /// Section 3, the transfer: w_i' = w_i + alpha_i n.

@@ -12,7 +12,10 @@ pub mod preset;
 pub mod sefa;
 
 use crate::error::{Error, Result};
+use crate::model::weights::fnv1a64;
 use method::RowMask;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 pub use optimize::{Init, LossObserver, Objective, OptimizeOptions, OptimizeReport};
 
 /// The shape of a model's W+ latent.
@@ -55,6 +58,18 @@ impl LatentShape {
             )))
         }
     }
+}
+
+/// How an edit carries over to another latent: the method, or one of the
+/// paper's two baselines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transfer {
+    /// w_i + alpha_i n: every image ends on the example's hyperplane.
+    Editone,
+    /// w_i + dw: the example's offset added to every image.
+    Naive,
+    /// w_i + d*: the optimised direction without per-image strength.
+    Unscaled,
 }
 
 /// An example edit, ready to transfer.
@@ -218,6 +233,16 @@ impl Edit {
         Ok((method::transfer(w, alpha, &self.unit), alpha))
     }
 
+    /// The edited latent of `w` in `mode`, and the alpha used where the
+    /// mode has one (the method's own).
+    pub fn transfer(&self, mode: Transfer, w: &[f32]) -> Result<(Vec<f32>, Option<f64>)> {
+        match mode {
+            Transfer::Editone => self.apply(w).map(|(w, alpha)| (w, Some(alpha))),
+            Transfer::Naive => self.apply_naive(w).map(|w| (w, None)),
+            Transfer::Unscaled => self.apply_unscaled(w).map(|w| (w, None)),
+        }
+    }
+
     /// Baseline: the same offset dw for every image, scaled as the
     /// example's strength was moved ([`Edit::strength_scale`]).
     pub fn apply_naive(&self, w: &[f32]) -> Result<Vec<f32>> {
@@ -286,30 +311,74 @@ impl Edit {
     }
 }
 
-/// Projections w_i . n of many latents, computed once, so that moving the
-/// example's strength updates every alpha with one subtraction each.
-pub struct AlphaTable {
-    projections: Vec<f64>,
+/// Projections w_i . n of latents on an edit's unit direction, kept by a
+/// key of the caller's (a handle id, an index), so that after a strength
+/// change every alpha is one subtraction away: a slider over 100,000
+/// images. The projections belong to one direction; a new direction
+/// (optimised, pushed) starts the table afresh.
+pub struct AlphaTable<K> {
+    direction: u64,
+    projections: HashMap<K, f64, BuildHasherDefault<IdHasher>>,
 }
 
-impl AlphaTable {
-    /// Projects `latents` (each flattened W+) onto the edit's direction.
-    pub fn new<'a>(edit: &Edit, latents: impl IntoIterator<Item = &'a [f32]>) -> Result<AlphaTable> {
-        let projections = latents
-            .into_iter()
-            .map(|w| {
-                edit.check_len(w)?;
-                Ok(method::dot(w, &edit.unit))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(AlphaTable { projections })
+impl<K> Default for AlphaTable<K> {
+    fn default() -> Self {
+        AlphaTable { direction: 0, projections: HashMap::default() }
+    }
+}
+
+/// Hashes integer keys (handle ids, indices) with one multiplication:
+/// a slider looks up every image's key, and these keys are not chosen by
+/// an attacker, so SipHash's protection would only cost time.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
     }
 
-    /// Writes alpha_i = t - w_i . n for the edit's current strength.
-    pub fn alphas(&self, edit: &Edit, out: &mut [f32]) {
-        let offset = edit.offset();
-        for (a, p) in out.iter_mut().zip(&self.projections) {
-            *a = (offset - p) as f32;
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_usize(&mut self, id: usize) {
+        self.write_u64(id as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl<K: Hash + Eq + Copy> AlphaTable<K> {
+    /// alpha_i of `edit` for each of `keys`, in order. `latent(i)` gives
+    /// the latent of keys[i]; it is asked only for keys not projected on
+    /// this direction yet.
+    pub fn alphas<W: AsRef<[f32]>>(&mut self, edit: &Edit, keys: &[K], mut latent: impl FnMut(usize) -> Result<W>) -> Result<Vec<f64>> {
+        let direction = fnv1a64(&edit.unit.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+        // Keys of latents a host has released would pile up: start afresh
+        // when the table is far larger than what is asked for.
+        if direction != self.direction || self.projections.len() > 4 * keys.len() + 4096 {
+            *self = AlphaTable { direction, projections: HashMap::default() };
         }
+        let offset = edit.offset();
+        let mut alphas = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            let projection = match self.projections.get(key) {
+                Some(&p) => p,
+                None => {
+                    let w = latent(i)?;
+                    edit.check_len(w.as_ref())?;
+                    let p = method::dot(w.as_ref(), &edit.unit);
+                    self.projections.insert(*key, p);
+                    p
+                }
+            };
+            alphas.push(method::alpha_from_projection(offset, projection));
+        }
+        Ok(alphas)
     }
 }

@@ -167,7 +167,8 @@ fn check_naive_direction(example: &[f32], edited: &[f32], mask: &RowMask, direct
     let naive = method::naive_direction(example, edited, mask);
     let scale = naive.iter().chain(direction).fold(0f32, |m, x| m.max(x.abs()));
     let worst = naive.iter().zip(direction).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    if !(worst <= 1e-6 * scale) {
+    // NaN compares false: a NaN gap is a disagreement too.
+    if worst.is_nan() || worst > 1e-6 * scale {
         return Err(Error::format(format!(
             "its fields disagree: 'direction' should be 'edited' minus 'example' on the editable rows (off by {worst:e})"
         )));

@@ -1,10 +1,11 @@
 //! eo_edit_from_drag: point-drag example edits (DragGAN).
 
+use super::args::{In, InOut, Options, Out};
+use super::handles::{handles, EditEntry};
 use super::latent::new_latent;
-use super::render::{eo_image_view, view_arg};
-use super::{call, eo_edit, eo_latent, eo_progress_fn, eo_status, handles, read_options, require_out, slice_arg, with_progress, write_out};
+use super::render::{eo_image_view, one_view, HostView};
+use super::{call, eo_edit, eo_latent, eo_progress_fn, eo_status, with_progress};
 use crate::edit::drag::{self, DragOptions, Point};
-use crate::engine::EditEntry;
 use crate::error::{Error, Result};
 use std::ffi::c_void;
 
@@ -98,14 +99,16 @@ impl Default for eo_drag_options {
 /// Fills `opts` with the defaults of docs/method.md section 5.1.
 #[no_mangle]
 pub unsafe extern "C" fn eo_drag_options_init(opts: *mut eo_drag_options) -> eo_status {
-    call(|| write_out(opts, "opts", eo_drag_options::default()))
+    // SAFETY: `opts` is NULL or an eo_drag_options (the header).
+    let opts = unsafe { Out::new(opts, "opts") };
+    call(|| opts.put(eo_drag_options::default()))
 }
 
 /// The editable region at the host's size, from the rectangle or the image.
-unsafe fn editable_region(o: &eo_drag_options, width: u32, height: u32) -> Result<Option<Vec<bool>>> {
+fn editable_region(o: &eo_drag_options, mask: Option<HostView<'_>>, width: u32, height: u32) -> Result<Option<Vec<bool>>> {
     let [left, top, w, h] = o.mask_rect;
     let has_rect = w > 0 && h > 0;
-    if has_rect && !o.mask.is_null() {
+    if has_rect && mask.is_some() {
         return Err(Error::invalid("give either opts.mask or opts.mask_rect, not both"));
     }
     if has_rect {
@@ -118,19 +121,15 @@ unsafe fn editable_region(o: &eo_drag_options, width: u32, height: u32) -> Resul
         };
         return Ok(Some((0..(width * height) as usize).map(inside).collect()));
     }
-    if o.mask.is_null() {
-        return Ok(None);
+    let Some(mut view) = mask else { return Ok(None) };
+    if view.size() != (width, height) {
+        let (w, h) = view.size();
+        return Err(Error::invalid(format!("opts.mask is {w}x{h}; it must be the image's {width}x{height}")));
     }
-    let view = *o.mask;
-    if view.width != width || view.height != height {
-        return Err(Error::invalid(format!(
-            "opts.mask is {}x{}; it must be the image's {width}x{height}",
-            view.width, view.height
-        )));
-    }
-    let (format, bytes) = view_arg(&view, "opts.mask")?;
+    let stride = view.stride();
+    let (format, bytes) = view.bytes()?;
     let bpp = format.bytes_per_pixel();
-    let row = |y: usize| &bytes[y * view.stride as usize..];
+    let row = |y: usize| &bytes[y * stride..];
     Ok(Some((0..(width * height) as usize).map(|i| row(i / width as usize)[(i % width as usize) * bpp] != 0).collect()))
 }
 
@@ -150,14 +149,11 @@ fn points(raw: &[eo_point], width: u32, height: u32, res: usize, what: &str) -> 
         .collect()
 }
 
-/// Writes tracked positions back in image pixels.
-unsafe fn report_positions(out: *mut eo_point, tracked: &[Point], width: u32, height: u32, res: usize) {
-    if out.is_null() {
-        return;
-    }
-    for (i, p) in tracked.iter().enumerate() {
+/// Writes tracked positions back in image pixels, if the host asked.
+fn report_positions(out: &mut Option<&mut [eo_point]>, tracked: &[Point], width: u32, height: u32, res: usize) {
+    for (slot, p) in out.iter_mut().flat_map(|o| o.iter_mut()).zip(tracked) {
         let q = drag::to_image(*p, width, height, res);
-        out.add(i).write(eo_point { x: q.x as f32, y: q.y as f32 });
+        *slot = eo_point { x: q.x as f32, y: q.y as f32 };
     }
 }
 
@@ -177,18 +173,29 @@ pub unsafe extern "C" fn eo_edit_from_drag(
     user: *mut c_void,
     out: *mut eo_edit,
 ) -> eo_status {
+    // SAFETY: the points are NULL or n each, `opts` NULL or an initialised
+    // eo_drag_options, `out` NULL or an eo_edit (the header).
+    let (handles_in, targets_in, opts, out) =
+        unsafe { (In::new(handles_in, n, "handles"), In::new(targets_in, n, "targets"), Options::new(opts, "opts"), Out::new(out, "out")) };
     call(|| {
-        require_out(out, "out")?;
-        let o = read_options(opts, eo_drag_options::default(), "opts")?;
-        let latent = handles()?.latent(example.id)?;
+        let out = out.required()?;
+        let o = opts.read(eo_drag_options::default())?;
+        // SAFETY: the options' pointers are NULL or as the header describes
+        // each field (a view, n points, one uint32_t each).
+        let (mask, positions, steps, reached) = unsafe {
+            let mask = if o.mask.is_null() { None } else { Some(one_view(o.mask, "opts.mask")?) };
+            (mask, InOut::new(o.positions, n, "opts.positions"), Out::new(o.steps, "opts.steps"), Out::new(o.reached, "opts.reached"))
+        };
+        let mut positions = if positions.is_null() { None } else { Some(positions.get()?) };
+        let latent = handles()?.latent(example)?;
         let res = latent.model.info().resolution;
         let (width, height) = match (o.image_width, o.image_height) {
             (0, 0) => (res as u32, res as u32),
             (w, h) if w > 0 && h > 0 && w <= 16384 && h <= 16384 => (w, h),
             (w, h) => return Err(Error::invalid(format!("opts.image_width x image_height {w}x{h} is not a valid size"))),
         };
-        let hs = points(slice_arg(handles_in, n, "handles")?, width, height, res, "handles")?;
-        let ts = points(slice_arg(targets_in, n, "targets")?, width, height, res, "targets")?;
+        let hs = points(handles_in.get()?, width, height, res, "handles")?;
+        let ts = points(targets_in.get()?, width, height, res, "targets")?;
         let options = DragOptions {
             learning_rate: (o.learning_rate != 0.0).then_some(o.learning_rate as f64),
             r1: o.r1 as f64,
@@ -196,11 +203,11 @@ pub unsafe extern "C" fn eo_edit_from_drag(
             mask_weight: o.mask_weight as f64,
             max_steps: o.max_steps,
             rows: (o.rows != 0).then_some(o.rows as usize),
-            editable: editable_region(&o, width, height)?.map(|r| drag::region_to_model(&r, width, height, res)),
+            editable: editable_region(&o, mask, width, height)?.map(|r| drag::region_to_model(&r, width, height, res)),
         };
         let model_id = latent.model_id;
         let mut observe = |step: u32, tracked: &[Point], current: &[f32]| -> bool {
-            report_positions(o.positions, tracked, width, height, res);
+            report_positions(&mut positions, tracked, width, height, res);
             let due = o.snapshot_every > 0 && step.is_multiple_of(o.snapshot_every);
             match (o.snapshot, due) {
                 (Some(snapshot), true) => snapshot_call(snapshot, o.snapshot_user, step, model_id, &latent.model, current, tracked, (width, height, res)),
@@ -210,15 +217,11 @@ pub unsafe extern "C" fn eo_edit_from_drag(
         let (edit, outcome) = with_progress(progress, user, |p| {
             drag::edit_from_drag(&latent.model, &latent.w, &hs, &ts, &options, p, Some(&mut observe))
         })?;
-        report_positions(o.positions, &outcome.points, width, height, res);
-        if !o.steps.is_null() {
-            o.steps.write(outcome.steps);
-        }
-        if !o.reached.is_null() {
-            o.reached.write(outcome.reached as u32);
-        }
+        report_positions(&mut positions, &outcome.points, width, height, res);
+        steps.write(outcome.steps);
+        reached.write(outcome.reached as u32);
         let id = handles()?.edits.insert(EditEntry::new(model_id, latent.model.clone(), edit));
-        write_out(out, "out", eo_edit { id })
+        out.put(eo_edit { id })
     })
 }
 

@@ -1,18 +1,15 @@
 //! Edit entry points: build an edit, optimise d*, set the example's
 //! strength, apply to other latents, save and load presets.
 
-use super::latent::{derived_latent, shape_of};
-use super::{
-    call, eo_edit, eo_latent, eo_model, eo_progress_fn, eo_status, eo_write_flags, existing_of, handles, read_options, require_out, slice_arg,
-    slice_out, str_arg, with_progress, write_out, write_sized,
-};
-use crate::edit::{preset, Edit, Init, Objective, OptimizeOptions};
-use crate::engine::{EditEntry, Latent};
-use crate::model::weights::fnv1a64;
+use super::args::{In, InOut, Options, Out, Str};
+use super::handles::{handles, EditEntry, Latent};
+use super::latent::{copy_out, derived_latent, shape_of};
+use super::{call, eo_edit, eo_latent, eo_model, eo_progress_fn, eo_status, eo_write_flags, existing_of, with_progress};
+use crate::edit::{preset, Edit, Init, Objective, OptimizeOptions, Transfer};
 use crate::error::{Error, ErrorKind, Result};
 use std::ffi::{c_char, c_void};
 use std::path::Path;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 
 /// Which loss eo_edit_optimize minimises (EO_OBJECTIVE_*).
 pub type eo_objective = u32;
@@ -140,15 +137,9 @@ pub struct eo_optimize_report {
     pub best_loss: f64,
 }
 
-fn lock(entry: &EditEntry) -> MutexGuard<'_, Edit> {
-    // Edit methods replace the state only after they succeed, so a panic
-    // mid-call leaves a consistent edit behind the poisoned lock.
-    entry.edit.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The latent, checked to belong to the edit's model.
 fn latent_for(entry: &EditEntry, l: eo_latent, what: &str) -> Result<Arc<Latent>> {
-    let latent = handles()?.latent(l.id)?;
+    let latent = handles()?.latent(l)?;
     if latent.model_id != entry.model_id {
         return Err(Error::new(
             ErrorKind::InvalidHandle,
@@ -158,19 +149,20 @@ fn latent_for(entry: &EditEntry, l: eo_latent, what: &str) -> Result<Arc<Latent>
     Ok(latent)
 }
 
-fn register(model_id: u64, model: Arc<crate::model::Model>, edit: Edit, out: *mut eo_edit) -> Result<()> {
-    let id = handles()?.edits.insert(EditEntry::new(model_id, model, edit));
-    // SAFETY: callers checked `out` first.
-    unsafe { write_out(out, "out", eo_edit { id }) }
+/// Registers an edit of `model_id` and writes its handle to `out`.
+fn register(model_id: u64, model: Arc<crate::model::Model>, edit: Edit, out: Out<'_, eo_edit>) -> Result<()> {
+    out.put(eo_edit { id: handles()?.edits.insert(EditEntry::new(model_id, model, edit)) })
 }
 
 /// An edit from the example and its edited state (two latents of one model).
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_from_latents(example: eo_latent, edited: eo_latent, out: *mut eo_edit) -> eo_status {
+    // SAFETY: `out` is NULL or an eo_edit (the header).
+    let out = unsafe { Out::new(out, "out") };
     call(|| {
-        require_out(out, "out")?;
+        let out = out.required()?;
         let h = handles()?;
-        let (a, b) = (h.latent(example.id)?, h.latent(edited.id)?);
+        let (a, b) = (h.latent(example)?, h.latent(edited)?);
         if a.model_id != b.model_id {
             return Err(Error::new(ErrorKind::InvalidHandle, "example and edited latents belong to different models"));
         }
@@ -196,10 +188,12 @@ pub unsafe extern "C" fn eo_edit_from_direction(
     strength: f32,
     out: *mut eo_edit,
 ) -> eo_status {
+    // SAFETY: `dir` is NULL or `len` floats, `out` NULL or an eo_edit (the header).
+    let (dir, out) = unsafe { (In::new(dir, len, "dir"), Out::new(out, "out")) };
     call(|| {
-        require_out(out, "out")?;
-        let a = handles()?.latent(example.id)?;
-        let edit = Edit::from_direction(shape_of(&a.model), &a.w, slice_arg(dir, len, "dir")?, strength)?;
+        let out = out.required()?;
+        let a = handles()?.latent(example)?;
+        let edit = Edit::from_direction(shape_of(&a.model), &a.w, dir.get()?, strength)?;
         register(a.model_id, a.model.clone(), edit, out)
     })
 }
@@ -210,9 +204,9 @@ pub unsafe extern "C" fn eo_edit_from_direction(
 #[no_mangle]
 pub extern "C" fn eo_edit_push_latent(e: eo_edit, edited: eo_latent) -> eo_status {
     call(|| {
-        let entry = handles()?.edit(e.id)?;
+        let entry = handles()?.edit(e)?;
         let latent = latent_for(&entry, edited, "edited")?;
-        let result = lock(&entry).push_latent(&latent.w);
+        let result = entry.lock().push_latent(&latent.w);
         result
     })
 }
@@ -222,10 +216,12 @@ pub extern "C" fn eo_edit_push_latent(e: eo_edit, edited: eo_latent) -> eo_statu
 /// eo_edit_from_direction, not those of eo_edit_strength.
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_push_direction(e: eo_edit, dir: *const f32, len: usize, strength: f32) -> eo_status {
+    // SAFETY: `dir` is NULL or `len` floats (the header).
+    let dir = unsafe { In::new(dir, len, "dir") };
     call(|| {
-        let entry = handles()?.edit(e.id)?;
-        let dir = slice_arg(dir, len, "dir")?;
-        let result = lock(&entry).push_direction(dir, strength);
+        let entry = handles()?.edit(e)?;
+        let dir = dir.get()?;
+        let result = entry.lock().push_direction(dir, strength);
         result
     })
 }
@@ -233,7 +229,9 @@ pub unsafe extern "C" fn eo_edit_push_direction(e: eo_edit, dir: *const f32, len
 /// Fills `opts` with the paper's defaults.
 #[no_mangle]
 pub unsafe extern "C" fn eo_optimize_options_init(opts: *mut eo_optimize_options) -> eo_status {
-    call(|| write_out(opts, "opts", eo_optimize_options::default()))
+    // SAFETY: `opts` is NULL or an eo_optimize_options (the header).
+    let opts = unsafe { Out::new(opts, "opts") };
+    call(|| opts.put(eo_optimize_options::default()))
 }
 
 /// Fills `opts` with the interactive preset: the paper's objective with
@@ -242,7 +240,9 @@ pub unsafe extern "C" fn eo_optimize_options_init(opts: *mut eo_optimize_options
 /// steps about 12x sooner.
 #[no_mangle]
 pub unsafe extern "C" fn eo_optimize_options_init_fast(opts: *mut eo_optimize_options) -> eo_status {
-    call(|| write_out(opts, "opts", OptimizeOptions::fast().into()))
+    // SAFETY: `opts` is NULL or an eo_optimize_options (the header).
+    let opts = unsafe { Out::new(opts, "opts") };
+    call(|| opts.put(OptimizeOptions::fast().into()))
 }
 
 /// Computes the globally consistent direction d* (progress stage
@@ -255,10 +255,13 @@ pub unsafe extern "C" fn eo_edit_optimize(
     progress: eo_progress_fn,
     user: *mut c_void,
 ) -> eo_status {
+    // SAFETY: `opts` is NULL or an eo_optimize_options the host
+    // initialised (the header).
+    let opts = unsafe { Options::new(opts, "opts") };
     call(|| {
-        let options = read_options(opts, eo_optimize_options::default(), "opts")?.to_options()?;
-        let entry = handles()?.edit(e.id)?;
-        let mut edit = lock(&entry);
+        let options = opts.read(eo_optimize_options::default())?.to_options()?;
+        let entry = handles()?.edit(e)?;
+        let mut edit = entry.lock();
         with_progress(progress, user, |p| edit.optimize(&entry.model, &options, p)).map(|_| ())
     })
 }
@@ -266,10 +269,13 @@ pub unsafe extern "C" fn eo_edit_optimize(
 /// Reports what the last optimisation did (out.struct_size set by the caller).
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_report(e: eo_edit, out: *mut eo_optimize_report) -> eo_status {
+    // SAFETY: `out` is NULL or an eo_optimize_report whose struct_size the
+    // host set (the header).
+    let out = unsafe { Out::new(out, "out") };
     call(|| {
-        require_out(out, "out")?;
-        let entry = handles()?.edit(e.id)?;
-        let edit = lock(&entry);
+        let out = out.required()?;
+        let entry = handles()?.edit(e)?;
+        let edit = entry.lock();
         let mut report = eo_optimize_report {
             struct_size: std::mem::size_of::<eo_optimize_report>() as u32,
             optimized: 0,
@@ -285,7 +291,7 @@ pub unsafe extern "C" fn eo_edit_report(e: eo_edit, out: *mut eo_optimize_report
             report.initial_loss = r.initial_loss;
             report.best_loss = r.best_loss;
         }
-        write_sized(out, report, "out")
+        out.write_sized(report)
     })
 }
 
@@ -296,8 +302,8 @@ pub unsafe extern "C" fn eo_edit_report(e: eo_edit, out: *mut eo_optimize_report
 #[no_mangle]
 pub extern "C" fn eo_edit_set_strength(e: eo_edit, a: f32) -> eo_status {
     call(|| {
-        let entry = handles()?.edit(e.id)?;
-        let result = lock(&entry).set_strength(a as f64);
+        let entry = handles()?.edit(e)?;
+        let result = entry.lock().set_strength(a as f64);
         result
     })
 }
@@ -306,44 +312,41 @@ pub extern "C" fn eo_edit_set_strength(e: eo_edit, a: f32) -> eo_status {
 /// direction (see eo_edit_from_direction on units).
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_strength(e: eo_edit, a: *mut f32) -> eo_status {
+    // SAFETY: `a` is NULL or a float (the header).
+    let a = unsafe { Out::new(a, "a") };
     call(|| {
-        require_out(a, "a")?;
-        let entry = handles()?.edit(e.id)?;
-        let strength = lock(&entry).strength();
-        write_out(a, "a", strength as f32)
+        let a = a.required()?;
+        let strength = handles()?.edit(e)?.lock().strength();
+        a.put(strength as f32)
     })
 }
 
-/// The unit transfer direction n (num_ws * w_dim floats), like eo_latent_read.
+/// The unit transfer direction n (num_ws * w_dim floats), like
+/// eo_latent_read: with buf NULL only `needed` is set (both NULL is
+/// EO_ERR_INVALID_ARGUMENT).
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_direction(e: eo_edit, buf: *mut f32, len: usize, needed: *mut usize) -> eo_status {
+    // SAFETY: `buf` is NULL or `len` writable floats, `needed` NULL or a
+    // size_t (the header).
+    let (buf, needed) = unsafe { (InOut::new(buf, len, "buf"), Out::new(needed, "needed")) };
     call(|| {
-        let entry = handles()?.edit(e.id)?;
-        let edit = lock(&entry);
-        let n = edit.unit_direction();
-        if !needed.is_null() {
-            needed.write(n.len());
-        }
-        if buf.is_null() && !needed.is_null() {
-            return Ok(());
-        }
-        if len != n.len() {
-            return Err(Error::invalid(format!("len is {len}; the direction has {} floats", n.len())));
-        }
-        slice_out(buf, len, "buf")?.copy_from_slice(n);
-        Ok(())
+        let entry = handles()?.edit(e)?;
+        let edit = entry.lock();
+        copy_out(edit.unit_direction(), buf, needed, "the direction")
     })
 }
 
 /// The strength alpha_i = (w0' - w_i) . n this edit gives `target`.
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_alpha(e: eo_edit, target: eo_latent, alpha: *mut f32) -> eo_status {
+    // SAFETY: `alpha` is NULL or a float (the header).
+    let alpha = unsafe { Out::new(alpha, "alpha") };
     call(|| {
-        require_out(alpha, "alpha")?;
-        let entry = handles()?.edit(e.id)?;
+        let alpha = alpha.required()?;
+        let entry = handles()?.edit(e)?;
         let latent = latent_for(&entry, target, "target")?;
-        let value = lock(&entry).alpha(&latent.w)?;
-        write_out(alpha, "alpha", value as f32)
+        let value = entry.lock().alpha(&latent.w)?;
+        alpha.put(value as f32)
     })
 }
 
@@ -354,53 +357,57 @@ pub unsafe extern "C" fn eo_edit_alpha(e: eo_edit, target: eo_latent, alpha: *mu
 /// All or nothing: on error `alphas` is left as it was.
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_alphas(e: eo_edit, targets: *const eo_latent, n: usize, alphas: *mut f32) -> eo_status {
+    // SAFETY: `targets` is NULL or n latents, `alphas` NULL or n writable
+    // floats (the header).
+    let (targets, alphas) = unsafe { (In::new(targets, n, "targets"), InOut::new(alphas, n, "alphas")) };
     call(|| {
-        let targets = slice_arg(targets, n, "targets")?;
-        let out = slice_out(alphas, n, "alphas")?;
-        let entry = handles()?.edit(e.id)?;
-        let (offset, unit) = {
-            let edit = lock(&entry);
-            (edit.offset(), edit.unit_direction().to_vec())
-        };
-        // Any change of direction (optimise, push) changes this key.
-        let key = fnv1a64(&unit.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
-        let mut cache = entry.projections.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.key != key || cache.values.len() > 4 * n + 4096 {
-            *cache = crate::engine::ProjectionCache { key, values: Default::default() };
-        }
-        // Cached projections skip the lookup below, so check liveness first.
-        if let Some(id) = handles()?.latents.first_missing(targets.iter().map(|t| &t.id)) {
+        let (targets, out) = (targets.get()?, alphas.get()?);
+        let entry = handles()?.edit(e)?;
+        let edit = entry.lock().clone();
+        // Remembered projections skip the latent lookup, so check every
+        // handle is still live first.
+        let h = handles()?;
+        if let Some(id) = h.latents.first_missing(targets.iter().map(|t| &t.id)) {
             let i = targets.iter().position(|t| t.id == id).unwrap_or(0);
-            return Err(handles()?.wrong_handle(id, "latent").context(format!("targets[{i}]")));
+            return Err(h.wrong_handle(id, super::handles::Kind::Latent).context(format!("targets[{i}]")));
         }
-        let mut result = Vec::with_capacity(n);
-        for (i, t) in targets.iter().enumerate() {
-            let projection = match cache.values.get(&t.id) {
-                Some(&p) => p,
-                None => {
-                    let latent = latent_for(&entry, *t, "target").map_err(|e| e.context(format!("targets[{i}]")))?;
-                    let p = crate::edit::method::dot(&latent.w, &unit);
-                    cache.values.insert(t.id, p);
-                    p
-                }
-            };
-            result.push((offset - projection) as f32);
+        let ids: Vec<u64> = targets.iter().map(|t| t.id).collect();
+        let mut table = entry.alphas.lock().unwrap_or_else(|p| p.into_inner());
+        let result = table.alphas(&edit, &ids, |i| {
+            let latent = latent_for(&entry, targets[i], "target").map_err(|e| e.context(format!("targets[{i}]")))?;
+            Ok(LatentW(latent))
+        })?;
+        for (slot, alpha) in out.iter_mut().zip(result) {
+            *slot = alpha as f32;
         }
-        out.copy_from_slice(&result);
         Ok(())
     })
+}
+
+/// A latent handle's floats, for [`crate::edit::AlphaTable`].
+struct LatentW(Arc<Latent>);
+
+impl AsRef<[f32]> for LatentW {
+    fn as_ref(&self) -> &[f32] {
+        &self.0.w
+    }
 }
 
 /// The edited latent w_i + alpha_i n of `target`, as a new handle.
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_apply(e: eo_edit, target: eo_latent, edited: *mut eo_latent) -> eo_status {
-    call(|| {
-        require_out(edited, "edited")?;
-        let entry = handles()?.edit(e.id)?;
-        let latent = latent_for(&entry, target, "target")?;
-        let (w, _) = lock(&entry).apply(&latent.w)?;
-        write_out(edited, "edited", derived_latent(&latent, w)?)
-    })
+    // SAFETY: `edited` is NULL or an eo_latent (the header).
+    let edited = unsafe { Out::new(edited, "edited") };
+    call(|| transfer_one(e, target, Transfer::Editone, edited))
+}
+
+/// `target` edited in `mode`, as a new handle written to `out`.
+fn transfer_one(e: eo_edit, target: eo_latent, mode: Transfer, out: Out<'_, eo_latent>) -> Result<()> {
+    let out = out.required()?;
+    let entry = handles()?.edit(e)?;
+    let latent = latent_for(&entry, target, "target")?;
+    let (w, _) = entry.lock().transfer(mode, &latent.w)?;
+    out.put(derived_latent(&latent, w)?)
 }
 
 /// Applies the edit to n latents: edited[i] receives a new handle and
@@ -414,17 +421,21 @@ pub unsafe extern "C" fn eo_edit_apply_batch(
     edited: *mut eo_latent,
     alphas: *mut f32,
 ) -> eo_status {
+    // SAFETY: `targets` is NULL or n latents, `edited` NULL or n writable
+    // latents, `alphas` NULL or n writable floats (the header).
+    let (targets, edited, alphas) =
+        unsafe { (In::new(targets, n, "targets"), InOut::new(edited, n, "edited"), InOut::new(alphas, n, "alphas")) };
     call(|| {
-        let targets = slice_arg(targets, n, "targets")?;
-        let out = slice_out(edited, n, "edited")?;
-        let alphas_out = if alphas.is_null() { None } else { Some(slice_out(alphas, n, "alphas")?) };
-        let entry = handles()?.edit(e.id)?;
+        let targets = targets.get()?;
+        let out = edited.get()?;
+        let alphas_out = if alphas.is_null() { None } else { Some(alphas.get()?) };
+        let entry = handles()?.edit(e)?;
         let latents = targets
             .iter()
             .enumerate()
             .map(|(i, t)| latent_for(&entry, *t, &format!("targets[{i}]")))
             .collect::<Result<Vec<_>>>()?;
-        let edit = lock(&entry).clone();
+        let edit = entry.lock().clone();
         let results = latents.iter().map(|l| edit.apply(&l.w)).collect::<Result<Vec<_>>>()?;
         if let Some(alphas_out) = alphas_out {
             for (slot, (_, alpha)) in alphas_out.iter_mut().zip(&results) {
@@ -461,23 +472,23 @@ pub unsafe extern "C" fn eo_edit_apply_baseline(
     baseline: eo_baseline,
     edited: *mut eo_latent,
 ) -> eo_status {
+    // SAFETY: `edited` is NULL or an eo_latent (the header).
+    let edited = unsafe { Out::new(edited, "edited") };
     call(|| {
-        require_out(edited, "edited")?;
-        let entry = handles()?.edit(e.id)?;
-        let latent = latent_for(&entry, target, "target")?;
-        let w = match baseline {
-            EO_BASELINE_NAIVE => lock(&entry).apply_naive(&latent.w)?,
-            EO_BASELINE_UNSCALED => lock(&entry).apply_unscaled(&latent.w)?,
+        let mode = match baseline {
+            EO_BASELINE_NAIVE => Transfer::Naive,
+            EO_BASELINE_UNSCALED => Transfer::Unscaled,
             other => return Err(Error::invalid(format!("baseline {other} is not an EO_BASELINE_* value"))),
         };
-        write_out(edited, "edited", derived_latent(&latent, w)?)
+        transfer_one(e, target, mode, edited)
     })
 }
 
 /// eo_edit_save_ex with flags 0: never replaces an existing file.
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_save(e: eo_edit, path: *const c_char) -> eo_status {
-    eo_edit_save_ex(e, path, 0)
+    // SAFETY: the same arguments under the same contract.
+    unsafe { eo_edit_save_ex(e, path, 0) }
 }
 
 /// Saves the edit as a JSON preset (direction, hyperplane offset, mask,
@@ -485,11 +496,13 @@ pub unsafe extern "C" fn eo_edit_save(e: eo_edit, path: *const c_char) -> eo_sta
 /// only with EO_WRITE_REPLACE (otherwise EO_ERR_EXISTS).
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_save_ex(e: eo_edit, path: *const c_char, flags: eo_write_flags) -> eo_status {
+    // SAFETY: `path` is NULL or a C string (the header).
+    let path = unsafe { Str::new(path, "path") };
     call(|| {
         let existing = existing_of(flags)?;
-        let path = str_arg(path, "path")?;
-        let entry = handles()?.edit(e.id)?;
-        let edit = lock(&entry).clone();
+        let path = path.get()?;
+        let entry = handles()?.edit(e)?;
+        let edit = entry.lock().clone();
         preset::save(&edit, &entry.model, Path::new(path), existing)
     })
 }
@@ -498,10 +511,12 @@ pub unsafe extern "C" fn eo_edit_save_ex(e: eo_edit, path: *const c_char, flags:
 /// EO_ERR_INCOMPATIBLE; a malformed one EO_ERR_FORMAT.
 #[no_mangle]
 pub unsafe extern "C" fn eo_edit_load(m: eo_model, path: *const c_char, out: *mut eo_edit) -> eo_status {
+    // SAFETY: `path` is NULL or a C string, `out` NULL or an eo_edit (the header).
+    let (path, out) = unsafe { (Str::new(path, "path"), Out::new(out, "out")) };
     call(|| {
-        require_out(out, "out")?;
-        let path = str_arg(path, "path")?;
-        let model = handles()?.model(m.id)?;
+        let out = out.required()?;
+        let path = path.get()?;
+        let model = handles()?.model(m)?;
         let edit = preset::load(&model, Path::new(path))?;
         register(m.id, model, edit, out)
     })
@@ -512,6 +527,6 @@ pub unsafe extern "C" fn eo_edit_load(m: eo_model, path: *const c_char, out: *mu
 pub extern "C" fn eo_edit_release(e: eo_edit) -> eo_status {
     call(|| {
         let h = handles()?;
-        h.release(&h.edits, e.id, "edit")
+        h.release(&h.edits, e.id)
     })
 }

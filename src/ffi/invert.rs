@@ -1,13 +1,12 @@
 //! eo_latent_invert: real photos into the latent space, and the photo a
 //! latent carries for residual rendering.
 
+use super::args::{In, InOut, Options, Out, Str};
+use super::handles::{handles, Latent};
 use super::latent::{register, shape_of};
-use super::render::{eo_image_view, view_arg};
-use super::{call, eo_latent, eo_model, eo_progress_fn, eo_status, handles, read_options, require_out, slice_arg, str_arg, with_progress, write_out};
-use crate::engine::Latent;
-use crate::error::{Error, Result};
+use super::render::{eo_image_view, one_view};
+use super::{call, eo_latent, eo_model, eo_progress_fn, eo_status, with_progress};
 use crate::invert::{self, InvertOptions};
-use crate::render;
 use std::ffi::{c_char, c_void};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,15 +58,9 @@ impl Default for eo_invert_options {
 /// Fills `opts` with the defaults.
 #[no_mangle]
 pub unsafe extern "C" fn eo_invert_options_init(opts: *mut eo_invert_options) -> eo_status {
-    call(|| write_out(opts, "opts", eo_invert_options::default()))
-}
-
-/// A photo from a host view, alpha dropped.
-unsafe fn photo_of(img: *const eo_image_view, base: Vec<f32>) -> Result<invert::Photo> {
-    let view = *slice_arg(img, 1, "img")?.first().expect("one view");
-    let (format, bytes) = view_arg(&view, "img")?;
-    let picture = render::from_pixels(bytes, view.width, view.height, view.stride as usize, format)?;
-    invert::photo(&picture, base)
+    // SAFETY: `opts` is NULL or an eo_invert_options (the header).
+    let opts = unsafe { Out::new(opts, "opts") };
+    call(|| opts.put(eo_invert_options::default()))
 }
 
 /// Projects a photo (any size and aspect; its centred square is resampled
@@ -84,33 +77,37 @@ pub unsafe extern "C" fn eo_latent_invert(
     user: *mut c_void,
     out: *mut eo_latent,
 ) -> eo_status {
+    // SAFETY: `opts` is NULL or an initialised eo_invert_options, `out`
+    // NULL or an eo_latent (the header).
+    let (opts, out) = unsafe { (Options::new(opts, "opts"), Out::new(out, "out")) };
     call(|| {
-        require_out(out, "out")?;
-        let o = read_options(opts, eo_invert_options::default(), "opts")?;
-        let model = handles()?.model(m.id)?;
-        let mut photo = photo_of(img, Vec::new())?;
+        let out = out.required()?;
+        let o = opts.read(eo_invert_options::default())?;
+        // SAFETY: the options' pointers are NULL or as the header describes
+        // each field (a C string, a float, 4 uint32_t).
+        let (vgg16, psnr, crop) =
+            unsafe { (Str::new(o.vgg16_path, "opts.vgg16_path"), Out::new(o.psnr, "opts.psnr"), InOut::new(o.crop, 4, "opts.crop")) };
+        let model = handles()?.model(m)?;
+        // SAFETY: `img` is NULL or a view the call may read (the header).
+        let mut photo = invert::photo(&unsafe { one_view(img, "img") }?.read_image()?, Vec::new())?;
         let options = InvertOptions {
             steps: (o.steps != 0).then_some(o.steps),
             wplus: o.wplus != 0,
             seed: o.seed,
-            vgg16: if o.vgg16_path.is_null() { None } else { Some(PathBuf::from(str_arg(o.vgg16_path, "opts.vgg16_path")?)) },
+            vgg16: vgg16.optional()?.map(PathBuf::from),
             learning_rate: o.learning_rate as f64,
             noise_regularize: o.noise_regularize as f64,
         };
-        if !(options.noise_regularize.is_finite() && options.noise_regularize >= 0.0) {
-            return Err(Error::invalid("opts.noise_regularize must be finite and non-negative"));
-        }
         let target = invert::target_tensor(&photo.image, photo.crop, model.info().resolution as u32)?;
         let w = with_progress(progress, user, |p| invert::invert(&model, &target, &options, p))?.remove(0);
-        if !o.psnr.is_null() {
-            o.psnr.write(invert::psnr(&model.render(&[&w])?, &target) as f32);
+        if !psnr.is_null() {
+            psnr.write(invert::psnr(&model.render(&[&w])?, &target) as f32);
         }
-        if !o.crop.is_null() {
-            std::slice::from_raw_parts_mut(o.crop, 4).copy_from_slice(&photo.crop);
+        if !crop.is_null() {
+            crop.get()?.copy_from_slice(&photo.crop);
         }
         photo.base = w.clone();
-        let latent = register(Latent { model_id: m.id, model, w, photo: Some(Arc::new(photo)) })?;
-        write_out(out, "out", latent)
+        out.put(register(Latent { model_id: m.id, model, w, photo: Some(Arc::new(photo)) })?)
     })
 }
 
@@ -125,13 +122,15 @@ pub unsafe extern "C" fn eo_latent_from_w_photo(
     photo: *const eo_image_view,
     out: *mut eo_latent,
 ) -> eo_status {
+    // SAFETY: `w` is NULL or `len` floats, `out` NULL or an eo_latent (the header).
+    let (w, out) = unsafe { (In::new(w, len, "w"), Out::new(out, "out")) };
     call(|| {
-        require_out(out, "out")?;
-        let model = handles()?.model(m.id)?;
-        let w = shape_of(&model).to_wplus(slice_arg(w, len, "w")?, "w")?;
-        let photo = photo_of(photo, w.clone())?;
-        let latent = register(Latent { model_id: m.id, model, w, photo: Some(Arc::new(photo)) })?;
-        write_out(out, "out", latent)
+        let out = out.required()?;
+        let model = handles()?.model(m)?;
+        let w = shape_of(&model).to_wplus(w.get()?, "w")?;
+        // SAFETY: `photo` is NULL or a view the call may read (the header).
+        let photo = invert::photo(&unsafe { one_view(photo, "photo") }?.read_image()?, w.clone())?;
+        out.put(register(Latent { model_id: m.id, model, w, photo: Some(Arc::new(photo)) })?)
     })
 }
 
@@ -140,10 +139,12 @@ pub unsafe extern "C" fn eo_latent_from_w_photo(
 /// the latent has no photo.
 #[no_mangle]
 pub unsafe extern "C" fn eo_latent_photo(l: eo_latent, width: *mut u32, height: *mut u32, crop: *mut u32) -> eo_status {
+    // SAFETY: `width` and `height` are NULL or a uint32_t each, `crop` NULL
+    // or 4 of them (the header).
+    let (width, height, crop) = unsafe { (Out::new(width, "width"), Out::new(height, "height"), InOut::new(crop, 4, "crop")) };
     call(|| {
-        require_out(width, "width")?;
-        require_out(height, "height")?;
-        let latent = handles()?.latent(l.id)?;
+        let (width, height) = (width.required()?, height.required()?);
+        let latent = handles()?.latent(l)?;
         let (w, h, c) = match &latent.photo {
             Some(p) => (p.image.width(), p.image.height(), p.crop),
             None => (0, 0, [0; 4]),
@@ -151,7 +152,7 @@ pub unsafe extern "C" fn eo_latent_photo(l: eo_latent, width: *mut u32, height: 
         width.write(w);
         height.write(h);
         if !crop.is_null() {
-            std::slice::from_raw_parts_mut(crop, 4).copy_from_slice(&c);
+            crop.get()?.copy_from_slice(&c);
         }
         Ok(())
     })

@@ -1,18 +1,20 @@
 //! Latent entry points.
 
-use super::{call, eo_latent, eo_model, eo_status, handles, require_out, slice_arg, write_out};
+use super::args::{size_query, In, InOut, Out};
+use super::handles::{handles, Latent};
+use super::{call, eo_latent, eo_model, eo_status};
 use crate::edit::LatentShape;
-use crate::engine::Latent;
 use crate::error::{Error, Result};
+use crate::model::Model;
 use std::sync::Arc;
 
 /// The latent shape of a model.
-pub(super) fn shape_of(model: &crate::model::Model) -> LatentShape {
+pub(super) fn shape_of(model: &Model) -> LatentShape {
     LatentShape { num_ws: model.info().num_ws, w_dim: model.info().w_dim }
 }
 
 /// Registers a new latent of model `model_id` and returns its handle.
-pub(super) fn new_latent(model_id: u64, model: Arc<crate::model::Model>, w: Vec<f32>) -> Result<eo_latent> {
+pub(super) fn new_latent(model_id: u64, model: Arc<Model>, w: Vec<f32>) -> Result<eo_latent> {
     register(Latent { model_id, model, w, photo: None })
 }
 
@@ -27,16 +29,15 @@ pub(super) fn derived_latent(source: &Latent, w: Vec<f32>) -> Result<eo_latent> 
     register(Latent { model_id: source.model_id, model: source.model.clone(), w, photo: source.photo.clone() })
 }
 
-fn from_seed(m: eo_model, seed: u64, class: Option<usize>, psi: f32, out: *mut eo_latent) -> Result<()> {
-    require_out(out, "out")?;
+fn from_seed(m: eo_model, seed: u64, class: Option<usize>, psi: f32, out: Out<'_, eo_latent>) -> Result<()> {
+    let out = out.required()?;
     if !psi.is_finite() {
         return Err(Error::invalid("truncation_psi must be finite"));
     }
-    let model = handles()?.model(m.id)?;
+    let model = handles()?.model(m)?;
     let w = model.latent_from_seed(seed, class, psi)?;
-    let latent = new_latent(m.id, model, w)?;
-    // SAFETY: checked non-null above.
-    unsafe { write_out(out, "out", latent) }
+    out.write(new_latent(m.id, model, w)?);
+    Ok(())
 }
 
 /// The latent of `seed` as the official generate.py draws it (numpy
@@ -44,6 +45,8 @@ fn from_seed(m: eo_model, seed: u64, class: Option<usize>, psi: f32, out: *mut e
 /// (1 = none). For unconditional models.
 #[no_mangle]
 pub unsafe extern "C" fn eo_latent_from_seed(m: eo_model, seed: u64, truncation_psi: f32, out: *mut eo_latent) -> eo_status {
+    // SAFETY: `out` is NULL or an eo_latent (the header).
+    let out = unsafe { Out::new(out, "out") };
     call(|| from_seed(m, seed, None, truncation_psi, out))
 }
 
@@ -57,6 +60,8 @@ pub unsafe extern "C" fn eo_latent_from_seed_class(
     truncation_psi: f32,
     out: *mut eo_latent,
 ) -> eo_status {
+    // SAFETY: `out` is NULL or an eo_latent (the header).
+    let out = unsafe { Out::new(out, "out") };
     call(|| from_seed(m, seed, Some(class_index as usize), truncation_psi, out))
 }
 
@@ -64,33 +69,44 @@ pub unsafe extern "C" fn eo_latent_from_seed_class(
 /// num_ws * w_dim (W+). NaN or Inf is refused.
 #[no_mangle]
 pub unsafe extern "C" fn eo_latent_from_w(m: eo_model, w: *const f32, len: usize, out: *mut eo_latent) -> eo_status {
+    // SAFETY: `w` is NULL or `len` floats, `out` NULL or an eo_latent (the header).
+    let (w, out) = unsafe { (In::new(w, len, "w"), Out::new(out, "out")) };
     call(|| {
-        require_out(out, "out")?;
-        let model = handles()?.model(m.id)?;
-        let w = shape_of(&model).to_wplus(slice_arg(w, len, "w")?, "w")?;
-        write_out(out, "out", new_latent(m.id, model, w)?)
+        let out = out.required()?;
+        let model = handles()?.model(m)?;
+        let w = shape_of(&model).to_wplus(w.get()?, "w")?;
+        out.write(new_latent(m.id, model, w)?);
+        Ok(())
     })
 }
 
 /// Copies the W+ latent (num_ws * w_dim floats, row-major) into buf of len
 /// floats; `needed` (may be NULL) receives the count. With buf NULL only
-/// `needed` is set.
+/// `needed` is set (both NULL is EO_ERR_INVALID_ARGUMENT).
 #[no_mangle]
 pub unsafe extern "C" fn eo_latent_read(l: eo_latent, buf: *mut f32, len: usize, needed: *mut usize) -> eo_status {
+    // SAFETY: `buf` is NULL or `len` writable floats, `needed` NULL or a
+    // size_t (the header).
+    let (buf, needed) = unsafe { (InOut::new(buf, len, "buf"), Out::new(needed, "needed")) };
     call(|| {
-        let latent = handles()?.latent(l.id)?;
-        if !needed.is_null() {
-            needed.write(latent.w.len());
-        }
-        if buf.is_null() {
-            return if needed.is_null() { Err(Error::invalid("buf and needed are both NULL")) } else { Ok(()) };
-        }
-        if len != latent.w.len() {
-            return Err(Error::invalid(format!("len is {len}; the latent has {} floats", latent.w.len())));
-        }
-        super::slice_out(buf, len, "buf")?.copy_from_slice(&latent.w);
-        Ok(())
+        let latent = handles()?.latent(l)?;
+        copy_out(&latent.w, buf, needed, "the latent")
     })
+}
+
+/// Fills a host float buffer with `values` under the size-query rule
+/// (args::size_query): len must be exactly the count.
+pub(super) fn copy_out(values: &[f32], buf: InOut<'_, f32>, needed: Out<'_, usize>, what: &str) -> Result<()> {
+    if !size_query(values.len(), &buf, needed, false)? {
+        return Ok(());
+    }
+    let len = values.len();
+    let buf = buf.get()?;
+    if buf.len() != len {
+        return Err(Error::invalid(format!("len is {}; {what} has {len} floats", buf.len())));
+    }
+    buf.copy_from_slice(values);
+    Ok(())
 }
 
 /// Releases a latent.
@@ -98,6 +114,6 @@ pub unsafe extern "C" fn eo_latent_read(l: eo_latent, buf: *mut f32, len: usize,
 pub extern "C" fn eo_latent_release(l: eo_latent) -> eo_status {
     call(|| {
         let h = handles()?;
-        h.release(&h.latents, l.id, "latent")
+        h.release(&h.latents, l.id)
     })
 }

@@ -4,16 +4,19 @@
 //! no panic crosses into the host.
 #![allow(non_camel_case_types)]
 
+mod args;
 mod drag;
 mod edit;
 mod engine;
+mod handles;
 mod invert;
 mod latent;
 mod model;
 mod render;
 
-use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
+use args::Out;
+use handles::handles;
 use crate::progress::Progress;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -104,19 +107,40 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
-fn status_of(kind: ErrorKind) -> eo_status {
-    match kind {
-        ErrorKind::InvalidArgument => eo_status::EO_ERR_INVALID_ARGUMENT,
-        ErrorKind::InvalidHandle => eo_status::EO_ERR_INVALID_HANDLE,
-        ErrorKind::Io => eo_status::EO_ERR_IO,
-        ErrorKind::Format => eo_status::EO_ERR_FORMAT,
-        ErrorKind::Incompatible => eo_status::EO_ERR_INCOMPATIBLE,
-        ErrorKind::Device => eo_status::EO_ERR_DEVICE,
-        ErrorKind::OutOfMemory => eo_status::EO_ERR_OUT_OF_MEMORY,
-        ErrorKind::Cancelled => eo_status::EO_ERR_CANCELLED,
-        ErrorKind::Internal => eo_status::EO_ERR_INTERNAL,
-        ErrorKind::Exists => eo_status::EO_ERR_EXISTS,
-    }
+/// The one table of status codes beside the enum (which cbindgen needs
+/// written out): each status with the error kind it reports, from which
+/// the kind-to-status mapping and the names are made.
+macro_rules! status_table {
+    ($($status:ident => $kind:ident,)*) => {
+        fn status_of(kind: ErrorKind) -> eo_status {
+            match kind {
+                $(ErrorKind::$kind => eo_status::$status,)*
+            }
+        }
+
+        fn status_name(status: i32) -> &'static CStr {
+            $(if status == eo_status::$status as i32 {
+                return match CStr::from_bytes_with_nul(concat!(stringify!($status), "\0").as_bytes()) {
+                    Ok(name) => name,
+                    Err(_) => c"EO_UNKNOWN",
+                };
+            })*
+            if status == eo_status::EO_OK as i32 { c"EO_OK" } else { c"EO_UNKNOWN" }
+        }
+    };
+}
+
+status_table! {
+    EO_ERR_INVALID_ARGUMENT => InvalidArgument,
+    EO_ERR_INVALID_HANDLE => InvalidHandle,
+    EO_ERR_IO => Io,
+    EO_ERR_FORMAT => Format,
+    EO_ERR_INCOMPATIBLE => Incompatible,
+    EO_ERR_DEVICE => Device,
+    EO_ERR_OUT_OF_MEMORY => OutOfMemory,
+    EO_ERR_CANCELLED => Cancelled,
+    EO_ERR_INTERNAL => Internal,
+    EO_ERR_EXISTS => Exists,
 }
 
 fn set_last_error(message: &str) {
@@ -164,136 +188,31 @@ pub extern "C" fn eo_version() -> *const c_char {
 /// values that are not a status.
 #[no_mangle]
 pub extern "C" fn eo_status_name(status: i32) -> *const c_char {
-    let name: &'static str = match status {
-        0 => "EO_OK\0",
-        1 => "EO_ERR_INVALID_ARGUMENT\0",
-        2 => "EO_ERR_INVALID_HANDLE\0",
-        3 => "EO_ERR_IO\0",
-        4 => "EO_ERR_FORMAT\0",
-        5 => "EO_ERR_INCOMPATIBLE\0",
-        6 => "EO_ERR_DEVICE\0",
-        7 => "EO_ERR_OUT_OF_MEMORY\0",
-        8 => "EO_ERR_CANCELLED\0",
-        9 => "EO_ERR_INTERNAL\0",
-        10 => "EO_ERR_EXISTS\0",
-        _ => "EO_UNKNOWN\0",
-    };
-    name.as_ptr() as *const c_char
+    status_name(status).as_ptr()
 }
 
 /// Counts the live handles of each kind (any out-pointer may be NULL), so
 /// a host can check that it released everything it created.
 #[no_mangle]
 pub unsafe extern "C" fn eo_live_handles(models: *mut usize, latents: *mut usize, edits: *mut usize) -> eo_status {
+    // SAFETY: each pointer is NULL or points to a size_t (the header).
+    let outs = unsafe { [Out::new(models, "models"), Out::new(latents, "latents"), Out::new(edits, "edits")] };
     call(|| {
         let h = handles()?;
-        for (out, count) in [(models, h.models.len()), (latents, h.latents.len()), (edits, h.edits.len())] {
-            if !out.is_null() {
-                out.write(count);
-            }
+        for (out, count) in outs.into_iter().zip([h.models.len(), h.latents.len(), h.edits.len()]) {
+            out.write(count);
         }
         Ok(())
     })
 }
 
-fn handles() -> Result<&'static crate::engine::Handles> {
-    Ok(&Engine::get()?.handles)
-}
-
-/// Writes through an out-pointer after checking it is not null.
-unsafe fn write_out<T>(out: *mut T, what: &str, value: T) -> Result<()> {
-    if out.is_null() {
-        return Err(Error::invalid(format!("{what} is NULL")));
-    }
-    out.write(value);
-    Ok(())
-}
-
-/// Checks an out-pointer before any work is done.
-fn require_out<T>(out: *mut T, what: &str) -> Result<()> {
-    if out.is_null() {
-        Err(Error::invalid(format!("{what} is NULL")))
-    } else {
-        Ok(())
-    }
-}
-
-/// Copies `text` plus a NUL into a host buffer (see eo_device_name).
-unsafe fn write_string(text: &str, buf: *mut c_char, len: usize, needed: *mut usize) -> Result<()> {
-    let size = text.len() + 1;
-    if !needed.is_null() {
-        needed.write(size);
-    }
-    if buf.is_null() {
-        return if needed.is_null() { Err(Error::invalid("buf and needed are both NULL")) } else { Ok(()) };
-    }
-    if len < size {
-        return Err(Error::invalid(format!("buffer of {len} bytes is too small; {size} needed")));
-    }
-    std::ptr::copy_nonoverlapping(text.as_ptr(), buf as *mut u8, text.len());
-    buf.add(text.len()).write(0);
-    Ok(())
-}
-
-/// A host array of `len` elements, which must be non-empty.
-unsafe fn slice_arg<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T]> {
-    if ptr.is_null() {
-        return Err(Error::invalid(format!("{what} is NULL")));
-    }
-    if len == 0 {
-        return Err(Error::invalid(format!("{what} has length 0")));
-    }
-    if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
-        return Err(Error::invalid(format!("{what} is not aligned for its element type")));
-    }
-    if len.checked_mul(std::mem::size_of::<T>()).is_none_or(|b| b > isize::MAX as usize) {
-        return Err(Error::invalid(format!("{what} length {len} is too large")));
-    }
-    Ok(std::slice::from_raw_parts(ptr, len))
-}
-
-/// A writable host array of `len` elements.
-unsafe fn slice_out<'a, T>(ptr: *mut T, len: usize, what: &str) -> Result<&'a mut [T]> {
-    slice_arg(ptr as *const T, len, what)?;
-    Ok(std::slice::from_raw_parts_mut(ptr, len))
-}
-
-/// A NUL-terminated UTF-8 string argument.
-unsafe fn str_arg<'a>(ptr: *const c_char, what: &str) -> Result<&'a str> {
-    if ptr.is_null() {
-        return Err(Error::invalid(format!("{what} is NULL")));
-    }
-    CStr::from_ptr(ptr).to_str().map_err(|_| Error::invalid(format!("{what} is not valid UTF-8")))
-}
-
-/// Reads an options struct whose first field is `uint32_t struct_size`:
-/// NULL means defaults; a host built against an older, smaller struct gets
-/// defaults for the fields it does not know.
-unsafe fn read_options<T: Copy>(ptr: *const T, defaults: T, what: &str) -> Result<T> {
-    if ptr.is_null() {
-        return Ok(defaults);
-    }
-    let size = (ptr as *const u32).read_unaligned() as usize;
-    if size < std::mem::size_of::<u32>() {
-        return Err(Error::invalid(format!("{what}.struct_size is {size}; initialise it with its _init function")));
-    }
-    let mut value = defaults;
-    let n = size.min(std::mem::size_of::<T>());
-    std::ptr::copy_nonoverlapping(ptr as *const u8, &mut value as *mut T as *mut u8, n);
-    Ok(value)
-}
-
-/// Writes an out struct whose first field the host set to its size.
-unsafe fn write_sized<T: Copy>(out: *mut T, value: T, what: &str) -> Result<()> {
-    require_out(out, what)?;
-    let size = (out as *const u32).read_unaligned() as usize;
-    if size < std::mem::size_of::<u32>() {
-        return Err(Error::invalid(format!("{what}.struct_size is {size}; set it to sizeof the struct")));
-    }
-    let n = size.min(std::mem::size_of::<T>());
-    std::ptr::copy_nonoverlapping(&value as *const T as *const u8, out as *mut u8, n);
-    (out as *mut u32).write_unaligned(n as u32);
-    Ok(())
+/// Panics inside the panic boundary, so that the C tests reach the path
+/// from a panic to EO_ERR_INTERNAL; not part of the header.
+/// cbindgen:ignore
+#[no_mangle]
+#[doc(hidden)]
+pub extern "C" fn eo_test_panic() -> eo_status {
+    call(|| panic!("eo_test_panic was called"))
 }
 
 /// Runs `f` with the host's progress callback as the library's closure

@@ -1,6 +1,9 @@
 //! Model entry points.
 
-use super::{call, eo_latent, eo_model, eo_status, eo_write_flags, existing_of, handles, require_out, str_arg, write_out, write_sized};
+use super::args::{InOut, Out, Str};
+use super::handles::handles;
+use super::{call, eo_latent, eo_model, eo_status, eo_write_flags, existing_of};
+use crate::error::{Error, Result};
 use crate::model::Model;
 use std::ffi::c_char;
 use std::path::Path;
@@ -39,19 +42,21 @@ pub struct eo_model_desc {
 /// EO_ERR_FORMAT with the name in the message.
 #[no_mangle]
 pub unsafe extern "C" fn eo_model_load(path: *const c_char, out: *mut eo_model) -> eo_status {
+    // SAFETY: `path` is NULL or a C string, `out` NULL or an eo_model (the header).
+    let (path, out) = unsafe { (Str::new(path, "path"), Out::new(out, "out")) };
     call(|| {
-        require_out(out, "out")?;
-        let path = str_arg(path, "path")?;
-        let model = Model::load(Path::new(path))?;
-        let id = handles()?.models.insert(model);
-        write_out(out, "out", eo_model { id })
+        let out = out.required()?;
+        let model = Model::load(Path::new(path.get()?))?;
+        out.write(eo_model { id: handles()?.models.insert(model) });
+        Ok(())
     })
 }
 
 /// eo_model_convert_ex with flags 0: never replaces an existing file.
 #[no_mangle]
 pub unsafe extern "C" fn eo_model_convert(in_path: *const c_char, out_path: *const c_char) -> eo_status {
-    eo_model_convert_ex(in_path, out_path, 0)
+    // SAFETY: the same arguments under the same contract.
+    unsafe { eo_model_convert_ex(in_path, out_path, 0) }
 }
 
 /// Converts any model eo_model_load accepts into the native format: one
@@ -64,11 +69,11 @@ pub unsafe extern "C" fn eo_model_convert(in_path: *const c_char, out_path: *con
 /// EO_WRITE_REPLACE (otherwise EO_ERR_EXISTS).
 #[no_mangle]
 pub unsafe extern "C" fn eo_model_convert_ex(in_path: *const c_char, out_path: *const c_char, flags: eo_write_flags) -> eo_status {
+    // SAFETY: both paths are NULL or C strings (the header).
+    let (input, out) = unsafe { (Str::new(in_path, "in_path"), Str::new(out_path, "out_path")) };
     call(|| {
         let existing = existing_of(flags)?;
-        let input = str_arg(in_path, "in_path")?;
-        let out = str_arg(out_path, "out_path")?;
-        crate::model::convert(Path::new(input), Path::new(out), existing).map(|_| ())
+        crate::model::convert(Path::new(input.get()?), Path::new(out.get()?), existing).map(|_| ())
     })
 }
 
@@ -76,11 +81,13 @@ pub unsafe extern "C" fn eo_model_convert_ex(in_path: *const c_char, out_path: *
 /// project's setup). If it is missing the message says how to install it.
 #[no_mangle]
 pub unsafe extern "C" fn eo_model_load_default(out: *mut eo_model) -> eo_status {
+    // SAFETY: `out` is NULL or an eo_model (the header).
+    let out = unsafe { Out::new(out, "out") };
     call(|| {
-        require_out(out, "out")?;
+        let out = out.required()?;
         let model = Model::load_default()?;
-        let id = handles()?.models.insert(model);
-        write_out(out, "out", eo_model { id })
+        out.write(eo_model { id: handles()?.models.insert(model) });
+        Ok(())
     })
 }
 
@@ -106,7 +113,9 @@ fn describe(model: &Model) -> eo_model_desc {
 /// Fills `out` (whose struct_size the caller set) with the model's shape.
 #[no_mangle]
 pub unsafe extern "C" fn eo_model_info(m: eo_model, out: *mut eo_model_desc) -> eo_status {
-    call(|| write_sized(out, describe(&*handles()?.model(m.id)?), "out"))
+    // SAFETY: `out` is NULL or an eo_model_desc whose struct_size the host set (the header).
+    let out = unsafe { Out::new(out, "out") };
+    call(|| out.write_sized(describe(&*handles()?.model(m)?)))
 }
 
 /// Fills `out` (whose struct_size the caller set) with the shape of the
@@ -114,17 +123,18 @@ pub unsafe extern "C" fn eo_model_info(m: eo_model, out: *mut eo_model_desc) -> 
 /// e.g. the float count eo_render_f32 needs.
 #[no_mangle]
 pub unsafe extern "C" fn eo_latent_info(l: eo_latent, out: *mut eo_model_desc) -> eo_status {
-    call(|| write_sized(out, describe(&handles()?.latent(l.id)?.model), "out"))
+    // SAFETY: `out` is NULL or an eo_model_desc whose struct_size the host set (the header).
+    let out = unsafe { Out::new(out, "out") };
+    call(|| out.write_sized(describe(&handles()?.latent(l)?.model)))
 }
 
-fn directions(m: eo_model, rows: Option<std::ops::Range<usize>>, k: u32, out: *mut f32, len: usize) -> crate::Result<()> {
-    let model = handles()?.model(m.id)?;
+fn directions(m: eo_model, rows: Option<std::ops::Range<usize>>, k: u32, out: InOut<'_, f32>, len: usize) -> Result<()> {
+    let model = handles()?.model(m)?;
     let w_dim = model.info().w_dim;
     if (k as usize).checked_mul(w_dim) != Some(len) {
-        return Err(crate::Error::invalid(format!("len is {len}; k = {k} directions need k * w_dim = {} floats", k as usize * w_dim)));
+        return Err(Error::invalid(format!("len is {len}; k = {k} directions need k * w_dim = {} floats", k as usize * w_dim)));
     }
-    // SAFETY: the host promised `out` holds `len` floats.
-    let out = unsafe { super::slice_out(out, len, "out")? };
+    let out = out.get()?;
     let found = crate::edit::sefa::directions(&model, k as usize, rows)?;
     for (chunk, d) in out.chunks_mut(w_dim).zip(found) {
         chunk.copy_from_slice(&d.vector);
@@ -136,7 +146,9 @@ fn directions(m: eo_model, rows: Option<std::ops::Range<usize>>, k: u32, out: *m
 /// k unit vectors of w_dim floats in `out` (len = k * w_dim). Use one with
 /// eo_edit_from_direction. Deterministic for a given model.
 #[no_mangle]
-pub extern "C" fn eo_model_directions(m: eo_model, k: u32, out: *mut f32, len: usize) -> eo_status {
+pub unsafe extern "C" fn eo_model_directions(m: eo_model, k: u32, out: *mut f32, len: usize) -> eo_status {
+    // SAFETY: `out` is NULL or `len` writable floats (the header).
+    let out = unsafe { InOut::new(out, len, "out") };
     call(|| directions(m, None, k, out, len))
 }
 
@@ -144,7 +156,7 @@ pub extern "C" fn eo_model_directions(m: eo_model, k: u32, out: *mut f32, len: u
 /// first_row .. first_row + row_count only (StyleGAN2: low rows steer pose
 /// and shape, high rows colour and texture).
 #[no_mangle]
-pub extern "C" fn eo_model_directions_rows(
+pub unsafe extern "C" fn eo_model_directions_rows(
     m: eo_model,
     first_row: u32,
     row_count: u32,
@@ -152,6 +164,8 @@ pub extern "C" fn eo_model_directions_rows(
     out: *mut f32,
     len: usize,
 ) -> eo_status {
+    // SAFETY: `out` is NULL or `len` writable floats (the header).
+    let out = unsafe { InOut::new(out, len, "out") };
     let rows = first_row as usize..first_row as usize + row_count as usize;
     call(|| directions(m, Some(rows), k, out, len))
 }
@@ -161,6 +175,6 @@ pub extern "C" fn eo_model_directions_rows(
 pub extern "C" fn eo_model_release(m: eo_model) -> eo_status {
     call(|| {
         let h = handles()?;
-        h.release(&h.models, m.id, "model")
+        h.release(&h.models, m.id)
     })
 }

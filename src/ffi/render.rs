@@ -1,7 +1,8 @@
 //! Rendering entry points.
 
-use super::{call, eo_latent, eo_progress_fn, eo_status, eo_write_flags, existing_of, handles, slice_arg, slice_out, str_arg, with_progress};
-use crate::engine::Latent;
+use super::args::{size_query, In, InOut, Out, Str};
+use super::handles::{handles, Latent};
+use super::{call, eo_latent, eo_progress_fn, eo_status, eo_write_flags, existing_of, with_progress};
 use crate::error::{Error, ErrorKind, Result};
 use crate::invert;
 use crate::render::{self, HostImage, PixelFormat};
@@ -47,23 +48,80 @@ fn pixel_format(f: eo_pixel_format) -> Result<PixelFormat> {
     }
 }
 
-/// A checked view: its format and its bytes as a slice.
-pub(super) unsafe fn view_arg<'a>(view: &eo_image_view, what: &str) -> Result<(PixelFormat, &'a mut [u8])> {
-    let format = pixel_format(view.format)?;
-    if view.width == 0 || view.height == 0 || view.width > MAX_SIDE || view.height > MAX_SIDE {
-        return Err(Error::invalid(format!("{what} is {}x{}; sides must be 1..={MAX_SIDE}", view.width, view.height)));
+/// A host image view, taken under the header's contract for views: its
+/// `data` points to `height` rows of `stride` bytes that the call may
+/// read and write.
+pub(super) struct HostView<'a> {
+    view: eo_image_view,
+    what: String,
+    _call: std::marker::PhantomData<&'a mut u8>,
+}
+
+impl<'a> HostView<'a> {
+    /// # Safety
+    /// `view.data` is NULL or points to `height` rows of `stride` bytes
+    /// (the last row at least width * bytes per pixel) that nothing else
+    /// accesses for `'a` (the call).
+    pub unsafe fn new(view: eo_image_view, what: impl Into<String>) -> Self {
+        HostView { view, what: what.into(), _call: std::marker::PhantomData }
     }
-    let row = view.width as usize * format.bytes_per_pixel();
-    if (view.stride as usize) < row {
-        return Err(Error::invalid(format!("{what}.stride {} is less than a row ({row} bytes)", view.stride)));
+
+    /// Width and height.
+    pub fn size(&self) -> (u32, u32) {
+        (self.view.width, self.view.height)
     }
-    let len = view.stride as usize * (view.height as usize - 1) + row;
-    Ok((format, slice_out(view.data, len, &format!("{what}.data"))?))
+
+    /// Bytes from one row to the next.
+    pub fn stride(&self) -> usize {
+        self.view.stride as usize
+    }
+
+    /// The pixel format, checked.
+    pub fn format(&self) -> Result<PixelFormat> {
+        pixel_format(self.view.format)
+    }
+
+    /// The format and the bytes, after checking sides, stride and data.
+    pub fn bytes(&mut self) -> Result<(PixelFormat, &'a mut [u8])> {
+        let (view, what) = (&self.view, &self.what);
+        let format = pixel_format(view.format)?;
+        if view.width == 0 || view.height == 0 || view.width > MAX_SIDE || view.height > MAX_SIDE {
+            return Err(Error::invalid(format!("{what} is {}x{}; sides must be 1..={MAX_SIDE}", view.width, view.height)));
+        }
+        let row = view.width as usize * format.bytes_per_pixel();
+        if (view.stride as usize) < row {
+            return Err(Error::invalid(format!("{what}.stride {} is less than a row ({row} bytes)", view.stride)));
+        }
+        let len = view.stride as usize * (view.height as usize - 1) + row;
+        // SAFETY: `new`'s contract covers exactly these bytes.
+        let data = unsafe { InOut::new(view.data, len, "data") };
+        let bytes = data.get().map_err(|e| e.context(what))?;
+        Ok((format, bytes))
+    }
+
+    /// The view's pixels, copied into an image.
+    pub fn read_image(&mut self) -> Result<image::DynamicImage> {
+        let (width, height, stride) = (self.view.width, self.view.height, self.stride());
+        let (format, bytes) = self.bytes()?;
+        render::from_pixels(bytes, width, height, stride, format)
+    }
+}
+
+/// The one view `ptr` points to.
+///
+/// # Safety
+/// `ptr` is NULL or points to an eo_image_view under [`HostView::new`]'s
+/// contract.
+pub(super) unsafe fn one_view<'a>(ptr: *const eo_image_view, what: &'static str) -> Result<HostView<'a>> {
+    // SAFETY: the caller's contract.
+    let view = unsafe { In::new(ptr, 1, what) }.get()?[0];
+    // SAFETY: the caller's contract.
+    Ok(unsafe { HostView::new(view, what) })
 }
 
 fn latents_of_one_model(ls: &[eo_latent]) -> Result<Vec<Arc<Latent>>> {
     let h = handles()?;
-    let latents = ls.iter().map(|l| h.latent(l.id)).collect::<Result<Vec<_>>>()?;
+    let latents = ls.iter().map(|l| h.latent(*l)).collect::<Result<Vec<_>>>()?;
     if latents.iter().any(|l| l.model_id != latents[0].model_id) {
         return Err(Error::invalid("the latents belong to different models; render each model's latents separately"));
     }
@@ -132,29 +190,21 @@ fn picture<'a>(latent: &Latent, img: &tch::Tensor, plain: Option<HostImage<'a>>,
     }
 }
 
-fn into_view(
-    latent: &Latent,
-    (img, plain): (&tch::Tensor, Option<HostImage<'_>>),
-    mode: eo_render_mode,
-    view: &eo_image_view,
-    what: &str,
-) -> Result<()> {
-    // SAFETY: the host promised `view` describes memory it owns.
-    let (format, bytes) = unsafe { view_arg(view, what)? };
-    let stride = view.stride as usize;
+fn into_view(latent: &Latent, (img, plain): (&tch::Tensor, Option<HostImage<'_>>), mode: eo_render_mode, view: &mut HostView<'_>) -> Result<()> {
+    let ((width, height), stride) = (view.size(), view.stride());
+    let (format, bytes) = view.bytes()?;
     match picture(latent, img, plain, mode)? {
         // The common case, the model's size: bytes straight into the view.
-        Picture::Plain(pixels) if (pixels.width(), pixels.height()) == (view.width, view.height) => {
-            pixels.write(format, bytes, stride)
-        }
-        picture => render::write_pixels(&render::resize(picture.into_image()?, view.width, view.height), format, bytes, stride),
+        Picture::Plain(pixels) if (pixels.width(), pixels.height()) == (width, height) => pixels.write(format, bytes, stride),
+        picture => render::write_pixels(&render::resize(picture.into_image()?, width, height), format, bytes, stride),
     }
 }
 
 /// Renders a latent into a host image view (EO_RENDER_AUTO, noise 'const').
 #[no_mangle]
 pub unsafe extern "C" fn eo_render(l: eo_latent, dst: *mut eo_image_view) -> eo_status {
-    eo_render_ex(l, EO_RENDER_AUTO, dst)
+    // SAFETY: the same arguments under the same contract.
+    unsafe { eo_render_ex(l, EO_RENDER_AUTO, dst) }
 }
 
 /// Renders a latent into a host view in `mode`; a view of another size
@@ -163,13 +213,12 @@ pub unsafe extern "C" fn eo_render(l: eo_latent, dst: *mut eo_image_view) -> eo_
 #[no_mangle]
 pub unsafe extern "C" fn eo_render_ex(l: eo_latent, mode: eo_render_mode, dst: *mut eo_image_view) -> eo_status {
     call(|| {
-        let view = *slice_arg(dst as *const eo_image_view, 1, "dst")?.first().expect("one view");
-        view_arg(&view, "dst")?;
+        // SAFETY: `dst` is NULL or a view the call may write (the header).
+        let mut view = unsafe { one_view(dst, "dst") }?;
+        view.bytes()?;
         let latents = latents_of_one_model(&[l])?;
-        let pixels = plain_needed(&latents, mode).then(|| pixel_format(view.format)).transpose()?;
-        render_each(&latents, pixels, None, |i, img, plain| {
-            into_view(&latents[i], (img, plain), mode, &view, "dst")
-        })
+        let pixels = plain_needed(&latents, mode).then(|| view.format()).transpose()?;
+        render_each(&latents, pixels, None, |i, img, plain| into_view(&latents[i], (img, plain), mode, &mut view))
     })
 }
 
@@ -177,6 +226,8 @@ pub unsafe extern "C" fn eo_render_ex(l: eo_latent, mode: eo_render_mode, dst: *
 /// in [-1, 1]; len must be exactly that many floats.
 #[no_mangle]
 pub unsafe extern "C" fn eo_render_f32(l: eo_latent, buf: *mut f32, len: usize) -> eo_status {
+    // SAFETY: `buf` is NULL or `len` writable floats (the header).
+    let buf = unsafe { InOut::new(buf, len, "buf") };
     call(|| {
         let latents = latents_of_one_model(&[l])?;
         let info = latents[0].model.info();
@@ -187,7 +238,7 @@ pub unsafe extern "C" fn eo_render_f32(l: eo_latent, buf: *mut f32, len: usize) 
                 info.channels, info.resolution, info.resolution
             )));
         }
-        let out = slice_out(buf, len, "buf")?;
+        let out = buf.get()?;
         render_each(&latents, None, None, |_, img, _| {
             out.copy_from_slice(&Vec::<f32>::try_from(img.to_device(tch::Device::Cpu).flatten(0, -1))?);
             Ok(())
@@ -206,17 +257,21 @@ pub unsafe extern "C" fn eo_render_batch(
     progress: eo_progress_fn,
     user: *mut c_void,
 ) -> eo_status {
+    // SAFETY: `ls` is NULL or n latents, `dsts` NULL or n views (the header).
+    let (ls, dsts) = unsafe { (In::new(ls, n, "ls"), In::new(dsts as *const eo_image_view, n, "dsts")) };
     call(|| {
-        let ls = slice_arg(ls, n, "ls")?;
-        let views = slice_arg(dsts as *const eo_image_view, n, "dsts")?;
-        for (i, v) in views.iter().enumerate() {
-            view_arg(v, &format!("dsts[{i}]"))?;
+        let ls = ls.get()?;
+        // SAFETY: each view is one the call may write (the header).
+        let mut views: Vec<HostView<'_>> =
+            dsts.get()?.iter().enumerate().map(|(i, v)| unsafe { HostView::new(*v, format!("dsts[{i}]")) }).collect();
+        for view in &mut views {
+            view.bytes()?;
         }
         let latents = latents_of_one_model(ls)?;
         // Laid out for the first view; views in other layouts are converted.
-        let pixels = plain_needed(&latents, EO_RENDER_AUTO).then(|| pixel_format(views[0].format)).transpose()?;
+        let pixels = plain_needed(&latents, EO_RENDER_AUTO).then(|| views[0].format()).transpose()?;
         with_progress(progress, user, |p| {
-            render_each(&latents, pixels, p, |i, img, plain| into_view(&latents[i], (img, plain), EO_RENDER_AUTO, &views[i], "dst"))
+            render_each(&latents, pixels, p, |i, img, plain| into_view(&latents[i], (img, plain), EO_RENDER_AUTO, &mut views[i]))
         })
     })
 }
@@ -236,35 +291,39 @@ pub unsafe extern "C" fn eo_image_read(
     height: *mut u32,
     needed: *mut usize,
 ) -> eo_status {
+    // SAFETY: `path` is NULL or a C string, `buf` NULL or `len` writable
+    // bytes, the others NULL or one value each (the header).
+    let (path, buf, width, height, needed) = unsafe {
+        (Str::new(path, "path"), InOut::new(buf, len, "buf"), Out::new(width, "width"), Out::new(height, "height"), Out::new(needed, "needed"))
+    };
     call(|| {
-        let path = Path::new(str_arg(path, "path")?);
+        let path = Path::new(path.get()?);
         let format = pixel_format(format)?;
         let image = if buf.is_null() { None } else { Some(render::load(path)?) };
         let (w, h) = match &image {
             Some(image) => (image.width(), image.height()),
             None => render::probe(path)?,
         };
+        let other_reports = !width.is_null() || !height.is_null();
+        width.write(w);
+        height.write(h);
         let size = w as usize * h as usize * format.bytes_per_pixel();
-        for (out, value) in [(width, w), (height, h)] {
-            if !out.is_null() {
-                out.write(value);
-            }
+        if !size_query(size, &buf, needed, other_reports)? {
+            return Ok(());
         }
-        if !needed.is_null() {
-            needed.write(size);
-        }
-        let Some(image) = image else { return Ok(()) };
         if len != size {
             return Err(Error::invalid(format!("len is {len}; the image needs {size} bytes")));
         }
-        render::write_pixels(&image, format, slice_out(buf, len, "buf")?, w as usize * format.bytes_per_pixel())
+        let image = image.ok_or_else(|| Error::new(ErrorKind::Internal, "the image was not read"))?;
+        render::write_pixels(&image, format, buf.get()?, w as usize * format.bytes_per_pixel())
     })
 }
 
 /// eo_image_write_ex with flags 0: never replaces an existing file.
 #[no_mangle]
 pub unsafe extern "C" fn eo_image_write(img: *const eo_image_view, path: *const c_char) -> eo_status {
-    eo_image_write_ex(img, path, 0)
+    // SAFETY: the same arguments under the same contract.
+    unsafe { eo_image_write_ex(img, path, 0) }
 }
 
 /// Writes a host image view to a PNG or JPEG file (by extension),
@@ -273,19 +332,21 @@ pub unsafe extern "C" fn eo_image_write(img: *const eo_image_view, path: *const 
 /// written (EO_ERR_FORMAT).
 #[no_mangle]
 pub unsafe extern "C" fn eo_image_write_ex(img: *const eo_image_view, path: *const c_char, flags: eo_write_flags) -> eo_status {
+    // SAFETY: `path` is NULL or a C string (the header).
+    let path = unsafe { Str::new(path, "path") };
     call(|| {
         let existing = existing_of(flags)?;
-        let view = *slice_arg(img, 1, "img")?.first().expect("one view");
-        let (format, bytes) = view_arg(&view, "img")?;
-        let image = render::from_pixels(bytes, view.width, view.height, view.stride as usize, format)?;
-        render::save(&image, Path::new(str_arg(path, "path")?), existing)
+        // SAFETY: `img` is NULL or a view the call may read (the header).
+        let image = unsafe { one_view(img, "img") }?.read_image()?;
+        render::save(&image, Path::new(path.get()?), existing)
     })
 }
 
 /// eo_render_to_file_ex with flags 0: never replaces an existing file.
 #[no_mangle]
 pub unsafe extern "C" fn eo_render_to_file(l: eo_latent, path: *const c_char, size: u32) -> eo_status {
-    eo_render_to_file_ex(l, path, size, 0)
+    // SAFETY: the same arguments under the same contract.
+    unsafe { eo_render_to_file_ex(l, path, size, 0) }
 }
 
 /// Renders a latent to a PNG or JPEG file (by extension, EO_RENDER_AUTO),
@@ -295,9 +356,11 @@ pub unsafe extern "C" fn eo_render_to_file(l: eo_latent, path: *const c_char, si
 /// longer side becomes `size`.
 #[no_mangle]
 pub unsafe extern "C" fn eo_render_to_file_ex(l: eo_latent, path: *const c_char, size: u32, flags: eo_write_flags) -> eo_status {
+    // SAFETY: `path` is NULL or a C string (the header).
+    let path = unsafe { Str::new(path, "path") };
     call(|| {
         let existing = existing_of(flags)?;
-        let path = Path::new(str_arg(path, "path")?);
+        let path = Path::new(path.get()?);
         if size > MAX_SIDE {
             return Err(Error::invalid(format!("size {size} is larger than {MAX_SIDE}")));
         }

@@ -41,6 +41,9 @@ static int passed, failed;
 #define BAD_ARG(call) EXPECT(call, EO_ERR_INVALID_ARGUMENT)
 #define BAD_HANDLE(call) EXPECT(call, EO_ERR_INVALID_HANDLE)
 
+/* A test-only export, not in the header: panics inside the boundary. */
+eo_status eo_test_panic(void);
+
 static char tiny_path[4096], cond_path[4096];
 /* A fresh folder of this run for the files the tests write, so that a
  * rerun never meets the last run's files (writes never replace them). */
@@ -933,6 +936,16 @@ int main(int argc, char **argv) {
   test_alphas();
   test_files_are_sacred();
   test_hostile_values();
+
+  /* A panic inside the library becomes EO_ERR_INTERNAL with its message,
+   * and the library goes on working. */
+  EXPECT(eo_test_panic(), EO_ERR_INTERNAL);
+  CHECK(strstr(eo_last_error(), "a bug in editone") && strstr(eo_last_error(), "eo_test_panic was called"),
+        "panic message: %s", eo_last_error());
+  size_t none = 0;
+  BAD_ARG(eo_device_name(NULL, 0, NULL));
+  OK(eo_device_name(NULL, 0, &none));
+  CHECK(none > 1, "device name size %zu", none);
 
   size_t models = 9, latents = 9, edits = 9;
   OK(eo_live_handles(&models, &latents, &edits));
