@@ -555,7 +555,7 @@ async function resync() {
   } catch (err) {
     if (err.status === 404) {
       studio.events.close();
-      setStatus('This session has ended (the studio keeps the newest 8 tabs). Reload the page.', 'error');
+      setStatus('This session has ended (the studio closes idle sessions when 8 are open). Reload the page.', 'error');
     } else {
       reportError('Reconnecting', err);
     }

@@ -4,21 +4,21 @@
 mod api;
 mod events;
 mod items;
+mod render;
+mod server;
 mod session;
+mod studio;
 
-use editone::edit::sefa::{self, Direction};
+use editone::edit::sefa;
 use editone::model::Model;
 use editone::{Engine, EngineOptions};
 use items::Source;
-use session::{Refusal, Session};
-use std::collections::hash_map::RandomState;
-use std::collections::VecDeque;
-use std::hash::BuildHasher;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use studio::{Studio, MAX_COUNT};
+
 
 const USAGE: &str = "usage: editone-studio [--model PATH] [--port N] [--count N]
                       [--seeds LIST [--class K] | --folder DIR] [--device D] [--threads N]
@@ -37,14 +37,17 @@ Serves a page for interactive batch editing on http://127.0.0.1:PORT/ (loopback 
   --device D     auto (default), cpu, cuda or cuda:N
   --threads N    CPU threads for tensor math (default: the library's choice)";
 
-/// Sessions kept at once; a new one beyond this closes the oldest.
-const MAX_SESSIONS: usize = 8;
-/// Requests handled at once (event streams included).
-const MAX_REQUESTS: usize = 64;
 /// SeFa directions offered on the page.
 const DIRECTIONS: usize = 10;
-/// Largest batch a page may ask for.
-const MAX_COUNT: usize = 48;
+/// MiB of freed CPU tensor buffers (1 MiB and up) that the engine keeps for
+/// reuse; the library's default is 1024. The cache serves the whole process
+/// and is never given back, so its cap is what it adds to the studio's
+/// resident memory after a burst of sessions. The studio renders one chunk
+/// of at most 4 images at a time on one thread, so only that chunk's
+/// activations come back for reuse: for the 64x64 default model they are
+/// under 1 MiB and never cached; a 256x256 StyleGAN2's largest is 134 MB at
+/// 4 images, and 256 MiB still keeps one of those for the next chunk.
+const CPU_CACHE_MIB: u32 = 256;
 
 struct Args {
     model: Option<PathBuf>,
@@ -55,47 +58,6 @@ struct Args {
     folder: Option<PathBuf>,
     device: String,
     threads: u32,
-}
-
-/// What every session shares: the model, its directions and the seeds.
-pub struct Studio {
-    model: Arc<Model>,
-    directions: Arc<Vec<Direction>>,
-    source: Source,
-    default_count: usize,
-    port: u16,
-    sessions: Mutex<VecDeque<Arc<Session>>>,
-    ids: RandomState,
-    made: AtomicUsize,
-}
-
-impl Studio {
-    /// A session with `count` batch images, closing the oldest if there
-    /// are too many.
-    fn new_session(&self, count: usize) -> Result<Arc<Session>, Refusal> {
-        if !(1..=MAX_COUNT).contains(&count) {
-            return Err(Refusal::new(400, format!("count {count} must be 1 to {MAX_COUNT}")));
-        }
-        let items = self.source.items(&self.model, count)?;
-        let session = Session::start(self.new_id(), Arc::clone(&self.model), Arc::clone(&self.directions), items)?;
-        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions.push_back(Arc::clone(&session));
-        while sessions.len() > MAX_SESSIONS {
-            sessions.pop_front().expect("more than MAX_SESSIONS").close();
-        }
-        Ok(session)
-    }
-
-    fn session(&self, id: &str) -> Option<Arc<Session>> {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|s| s.id == id).cloned()
-    }
-
-    /// 128 random bits from the standard library's randomly keyed hasher.
-    fn new_id(&self) -> String {
-        let n = self.made.fetch_add(1, Ordering::Relaxed);
-        let half = |salt: u64| self.ids.hash_one((n, salt, std::time::SystemTime::now()));
-        format!("{:016x}{:016x}", half(1), half(2))
-    }
 }
 
 fn main() -> ExitCode {
@@ -120,7 +82,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: Args) -> Result<(), String> {
-    let options = EngineOptions { device: args.device, cpu_threads: args.threads, ..EngineOptions::default() };
+    let options = EngineOptions { device: args.device, cpu_threads: args.threads, cpu_cache_mib: CPU_CACHE_MIB, ..EngineOptions::default() };
     Engine::init(&options).map_err(|e| format!("engine: {e}"))?;
     let model = match &args.model {
         Some(path) => Model::load(path),
@@ -137,37 +99,11 @@ fn serve(args: Args) -> Result<(), String> {
         None => Source::Seeds { seeds: args.seeds, class },
     };
     let directions = sefa::directions(&model, DIRECTIONS.min(model.info().w_dim), None).map_err(|e| format!("directions: {e}"))?;
-    let server = tiny_http::Server::http(("127.0.0.1", args.port)).map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
-    let port = server.server_addr().to_ip().map(|a| a.port()).ok_or("the server has no IP address")?;
-    let studio = Arc::new(Studio {
-        model: Arc::new(model),
-        directions: Arc::new(directions),
-        source,
-        default_count: args.count,
-        port,
-        sessions: Mutex::new(VecDeque::new()),
-        ids: RandomState::new(),
-        made: AtomicUsize::new(0),
-    });
+    let (port, listener) = server::bind(args.port)?;
+    let studio = Arc::new(Studio::new(model, directions, source, args.count, port, render::Renderer::start()?));
     println!("editone studio: http://127.0.0.1:{port}/");
     std::io::stdout().flush().map_err(|e| e.to_string())?;
-    let active = Arc::new(AtomicUsize::new(0));
-    for request in server.incoming_requests() {
-        if active.fetch_add(1, Ordering::SeqCst) >= MAX_REQUESTS {
-            active.fetch_sub(1, Ordering::SeqCst);
-            api::too_busy(request);
-            continue;
-        }
-        let (studio, done) = (Arc::clone(&studio), Arc::clone(&active));
-        let spawned = std::thread::Builder::new().name("request".into()).spawn(move || {
-            api::handle(&studio, request);
-            done.fetch_sub(1, Ordering::SeqCst);
-        });
-        if spawned.is_err() {
-            active.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-    Ok(())
+    server::run(studio, listener)
 }
 
 /// The options, or None for --help.

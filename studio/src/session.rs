@@ -4,6 +4,7 @@
 
 use crate::events::Hub;
 use crate::items::Item;
+use crate::render::Renderer;
 use editone::edit::drag::{self, DragOptions, Point};
 use editone::edit::sefa::Direction;
 use editone::edit::{Edit, LatentShape, OptimizeOptions};
@@ -12,9 +13,11 @@ use editone::{Error, ErrorKind};
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread;
+use std::time::{Duration, Instant};
 
 /// Batch images rendered per call after the example, which goes alone so
 /// that it shows first.
@@ -94,12 +97,20 @@ pub struct Refusal {
     pub status: u16,
     /// Names what was wrong.
     pub message: String,
+    /// Seconds after which trying again may work (the Retry-After header).
+    pub retry_after: Option<u64>,
 }
 
 impl Refusal {
     /// A 4xx or 5xx with `message`.
     pub fn new(status: u16, message: impl Into<String>) -> Refusal {
-        Refusal { status, message: message.into() }
+        Refusal { status, message: message.into(), retry_after: None }
+    }
+
+    /// The same refusal, saying when to try again.
+    pub fn retry_after(mut self, seconds: u64) -> Refusal {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 }
 
@@ -120,6 +131,16 @@ struct State {
     version: u64,
     busy: Option<Task>,
     closed: bool,
+    /// How far the background rendering of a version has come.
+    rendered: Progress,
+}
+
+/// The background rendering of one version: slots are numbered 0 for the
+/// example and 1 + i for batch image i, and those before `next` are done.
+#[derive(Clone, Copy)]
+struct Progress {
+    version: u64,
+    next: usize,
 }
 
 /// A rendered PNG and the state version it shows.
@@ -135,18 +156,24 @@ struct Snapshot {
     latents: Vec<(Slot, Vec<f32>)>,
 }
 
-/// One tab's session. Shared by the request threads, the renderer and the
+/// One tab's session. Shared by the connections, the render thread and the
 /// task thread; all mutable state sits behind `state`.
 pub struct Session {
     /// Random, unguessable id.
     pub id: String,
+    /// Itself, for the render queue, which holds sessions weakly so that a
+    /// closed session's memory goes as soon as its last request ends.
+    me: Weak<Session>,
+    renderer: Arc<Renderer>,
+    /// In the render queue (at most once).
+    queued: AtomicBool,
+    /// When a request last named this session.
+    last_used: Mutex<Instant>,
     model: Arc<Model>,
     directions: Arc<Vec<Direction>>,
     example: Arc<Item>,
     batch: Vec<Arc<Item>>,
     state: Mutex<State>,
-    /// Wakes the renderer when the version moves or the session closes.
-    changed: Condvar,
     images: Mutex<HashMap<Slot, Rendered>>,
     cancel: AtomicBool,
     /// Server-Sent Events subscribers.
@@ -154,32 +181,62 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session on `items` (the example first, then the batch), with its
-    /// renderer started.
-    pub fn start(id: String, model: Arc<Model>, directions: Arc<Vec<Direction>>, mut items: Vec<Arc<Item>>) -> Result<Arc<Session>, Refusal> {
+    /// A session on `items` (the example first, then the batch), whose
+    /// images `renderer` starts rendering.
+    pub fn start(
+        id: String,
+        model: Arc<Model>,
+        directions: Arc<Vec<Direction>>,
+        renderer: Arc<Renderer>,
+        mut items: Vec<Arc<Item>>,
+    ) -> Result<Arc<Session>, Refusal> {
         if items.len() < 2 {
             return Err(Refusal::new(400, "a session needs an example and at least one batch image"));
         }
         let batch = items.split_off(1);
         let example = items.remove(0);
-        let session = Arc::new(Session {
+        let session = Arc::new_cyclic(|me| Session {
             id,
+            me: me.clone(),
+            renderer,
+            queued: AtomicBool::new(false),
+            last_used: Mutex::new(Instant::now()),
             model,
             directions,
             example,
             batch,
-            state: Mutex::new(State { edit: None, mode: Mode::Editone, version: 0, busy: None, closed: false }),
-            changed: Condvar::new(),
+            state: Mutex::new(State {
+                edit: None,
+                mode: Mode::Editone,
+                version: 0,
+                busy: None,
+                closed: false,
+                rendered: Progress { version: 0, next: 0 },
+            }),
             images: Mutex::new(HashMap::new()),
             cancel: AtomicBool::new(false),
             events: Hub::default(),
         });
-        let renderer = Arc::clone(&session);
-        thread::Builder::new()
-            .name(format!("render-{}", &session.id[..8]))
-            .spawn(move || renderer.render_loop())
-            .map_err(|e| Refusal::new(500, format!("cannot start a renderer: {e}")))?;
+        session.wake();
         Ok(session)
+    }
+
+    /// Notes that a request named this session.
+    pub fn touch(&self) {
+        *self.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// When a request last named this session.
+    pub fn last_used(&self) -> Instant {
+        *self.last_used.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether closing this session would take nothing from anyone: no
+    /// page listens to it, no task runs, and no request named it for
+    /// `quiet`. An open tab keeps its event stream, so it is never idle.
+    pub fn is_idle(&self, quiet: Duration) -> bool {
+        let unused = self.last_used().elapsed() >= quiet;
+        unused && self.lock().busy.is_none() && !self.events.has_streams()
     }
 
     /// The reply to POST /api/sessions.
@@ -225,11 +282,10 @@ impl Session {
         self.model.info().resolution
     }
 
-    /// Stops the renderer; pending event streams end.
+    /// Stops rendering and any task; event streams end.
     pub fn close(&self) {
         self.lock().closed = true;
         self.cancel.store(true, Ordering::Relaxed);
-        self.changed.notify_all();
         self.events.close();
     }
 
@@ -239,13 +295,20 @@ impl Session {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Bumps the version after a change, wakes the renderer and tells the
-    /// page; `state` is released first so that STATE can be read.
+    /// Bumps the version after a change, queues the rendering and tells
+    /// the page; `state` is released first so that STATE can be read.
     fn changed(&self, mut state: MutexGuard<'_, State>) {
         state.version += 1;
         drop(state);
-        self.changed.notify_all();
+        self.wake();
         self.events.send("state", &self.state_json());
+    }
+
+    /// Queues this session's background rendering unless it is queued.
+    fn wake(&self) {
+        if !self.queued.swap(true, Ordering::SeqCst) {
+            self.renderer.wake(self.me.clone());
+        }
     }
 
     /// The edit becomes SeFa direction `index` at `strength` (naive).
@@ -420,38 +483,64 @@ impl Session {
             .collect()
     }
 
-    /// Renders every slot of each new version in order, example first,
-    /// abandoning a version as soon as a newer one exists, and announces
-    /// each image as it is ready.
-    fn render_loop(&self) {
-        let mut shown = None;
-        loop {
-            let snapshot = {
-                let mut state = self.lock();
-                while !state.closed && shown == Some(state.version) {
-                    state = self.changed.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
-                }
-                if state.closed {
-                    return;
-                }
-                self.snapshot(&state)
-            };
-            let (example, batch) = snapshot.latents.split_at(1);
-            let complete = std::iter::once(example)
-                .chain(batch.chunks(RENDER_CHUNK))
-                .all(|chunk| self.lock().version == snapshot.version && self.render_chunk(chunk, snapshot.version));
-            // A failed render is not retried until something changes; a
-            // version abandoned for a newer one is picked up above.
-            if complete || self.lock().version == snapshot.version {
-                shown = Some(snapshot.version);
+    /// The slots of background position `next` (see [`Progress`]): the
+    /// example alone, so that it shows first, then [`RENDER_CHUNK`] batch
+    /// images at a time; none past the end.
+    fn chunk_at(&self, next: usize) -> Vec<Slot> {
+        if next == 0 {
+            return vec![Slot::Example];
+        }
+        let start = (next - 1).min(self.batch.len());
+        (start..(start + RENDER_CHUNK).min(self.batch.len())).map(Slot::Batch).collect()
+    }
+
+    /// Whether the newest version has slots left to render.
+    fn render_pending(&self, state: &State) -> bool {
+        !state.closed && (state.rendered.version != state.version || state.rendered.next <= self.batch.len())
+    }
+
+    /// One turn of background rendering, on the render thread: the next
+    /// chunk of the newest version, each image announced when stored. A
+    /// newer version abandons an older one; a failed render is not retried
+    /// until something changes.
+    pub fn render_step(&self) {
+        let (version, chunk) = {
+            let mut state = self.lock();
+            if !self.render_pending(&state) {
+                return;
             }
+            if state.rendered.version != state.version {
+                state.rendered = Progress { version: state.version, next: 0 };
+            }
+            let slots = self.chunk_at(state.rendered.next);
+            let chunk: Vec<(Slot, Vec<f32>)> =
+                slots.into_iter().map(|slot| (slot, edited(state.edit.as_ref(), state.mode, &self.item(slot).w))).collect();
+            (state.version, chunk)
+        };
+        let ok = self.render_chunk(&chunk, version);
+        let mut state = self.lock();
+        if state.rendered.version == version {
+            state.rendered.next = if ok { state.rendered.next + chunk.len() } else { usize::MAX };
+        }
+    }
+
+    /// After a turn: queues the session again while the newest version has
+    /// slots left. The flag is cleared first, so that a change made during
+    /// the turn is never missed.
+    pub fn render_turn_over(&self) {
+        self.queued.store(false, Ordering::SeqCst);
+        let pending = self.render_pending(&self.lock());
+        if pending {
+            self.wake();
         }
     }
 
     /// Renders and stores one chunk; false (after telling the page) when
     /// rendering failed.
     fn render_chunk(&self, chunk: &[(Slot, Vec<f32>)], version: u64) -> bool {
-        match self.render_pngs(chunk) {
+        let rendered = catch_unwind(AssertUnwindSafe(|| self.render_pngs(chunk)))
+            .unwrap_or_else(|p| Err(Error::new(ErrorKind::Internal, editone::error::panic_message(&*p))));
+        match rendered {
             Ok(pngs) => {
                 for ((slot, _), png) in chunk.iter().zip(pngs) {
                     self.store(*slot, version, Arc::new(png));
@@ -473,23 +562,25 @@ impl Session {
         }
     }
 
-    /// The PNG of `slot`: the newest rendered if it shows version
-    /// `at_least` or later (default: the current version), else the
-    /// current state's image, rendered now. Pages ask for the version an
-    /// `image` event announced, which the renderer has stored, so a slider
-    /// that has already moved on does not make them wait for a render.
-    pub fn image(&self, slot: Slot, at_least: Option<u64>) -> Result<Arc<Vec<u8>>, Refusal> {
+    /// The stored PNG of `slot` if it shows version `at_least` or later
+    /// (default: the current version), else None: then [`Self::render_now`]
+    /// makes it. Pages ask for the version an `image` event announced,
+    /// which the renderer has stored, so a slider that has already moved on
+    /// does not make them wait for a render.
+    pub fn stored_image(&self, slot: Slot, at_least: Option<u64>) -> Result<Option<Arc<Vec<u8>>>, Refusal> {
         if let Slot::Batch(i) = slot {
             if i >= self.batch.len() {
                 return Err(Refusal::new(404, format!("there is no batch image {i} (0 to {})", self.batch.len() - 1)));
             }
         }
         let version = self.lock().version;
-        if let Some(r) = self.images.lock().unwrap_or_else(|p| p.into_inner()).get(&slot) {
-            if r.version >= at_least.unwrap_or(version).min(version) {
-                return Ok(Arc::clone(&r.png));
-            }
-        }
+        let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(images.get(&slot).filter(|r| r.version >= at_least.unwrap_or(version).min(version)).map(|r| Arc::clone(&r.png)))
+    }
+
+    /// The current state's PNG of `slot`, rendered now; for the render
+    /// thread.
+    pub fn render_now(&self, slot: Slot) -> Result<Arc<Vec<u8>>, Refusal> {
         let (version, latent) = {
             let state = self.lock();
             (state.version, edited(state.edit.as_ref(), state.mode, &self.item(slot).w))
@@ -500,7 +591,7 @@ impl Session {
     }
 
     /// Every image of the current state as (file name, PNG), plus the
-    /// alphas as JSON, for the zip export.
+    /// alphas as JSON, for the zip export; for the render thread.
     pub fn export(&self) -> Result<Vec<(String, Vec<u8>)>, Refusal> {
         let (snapshot, alphas, mode) = {
             let state = self.lock();
