@@ -21,6 +21,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "shim.h"
+
 namespace {
 
 constexpr size_t kMinCached = size_t(1) << 20;
@@ -128,13 +130,17 @@ void CachingCpuAllocator::release(void* p) { g_allocator->give_back(p); }
 }  // namespace
 
 // Makes the caching allocator libtorch's CPU allocator (once) and sets how
-// many bytes of freed blocks it may keep; 0 keeps none.
-extern "C" void editone_cpu_cache(size_t cap_bytes) {
-    std::lock_guard<std::mutex> lock(g_install);
-    if (!g_allocator) {
-        g_allocator = new CachingCpuAllocator(cap_bytes);
-        c10::SetCPUAllocator(g_allocator, /*priority=*/100);
-    } else {
-        g_allocator->set_cap(cap_bytes);
-    }
+// many bytes of freed blocks it may keep; 0 keeps none. Returns false, with
+// the reason in `error`, if that threw.
+extern "C" bool editone_cpu_cache(size_t cap_bytes, char* error, size_t error_len) {
+    return editone::catching(error, error_len, false, [&] {
+        std::lock_guard<std::mutex> lock(g_install);
+        if (!g_allocator) {
+            g_allocator = new CachingCpuAllocator(cap_bytes);
+            c10::SetCPUAllocator(g_allocator, /*priority=*/100);
+        } else {
+            g_allocator->set_cap(cap_bytes);
+        }
+        return true;
+    });
 }

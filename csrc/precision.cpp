@@ -4,11 +4,18 @@
 // needs them off. Called from src/engine.rs.
 #include <ATen/Context.h>
 
-extern "C" void editone_set_tf32(bool allow) {
-    at::globalContext().setAllowTF32CuDNN(allow);
-    at::globalContext().setAllowTF32CuBLAS(allow);
+#include "shim.h"
+
+// Returns false, with the reason in `error`, if libtorch threw.
+extern "C" bool editone_set_tf32(bool allow, char* error, size_t error_len) {
+    return editone::catching(error, error_len, false, [&] {
+        at::globalContext().setAllowTF32CuDNN(allow);
+        at::globalContext().setAllowTF32CuBLAS(allow);
+        return true;
+    });
 }
 
-extern "C" bool editone_tf32() {
-    return at::globalContext().allowTF32CuDNN();
+// 1 when TF32 is allowed, 0 when not, -1 (reason in `error`) if libtorch threw.
+extern "C" int editone_tf32(char* error, size_t error_len) {
+    return editone::catching(error, error_len, -1, [&] { return at::globalContext().allowTF32CuDNN() ? 1 : 0; });
 }

@@ -89,7 +89,7 @@ fn main() {
     invert_timing("default", &face);
     invert_timing("tiny64", &tiny);
 
-    let shape = LatentShape { num_ws: tiny.info().num_ws, w_dim: tiny.info().w_dim };
+    let shape = LatentShape::of(tiny.info());
     let w0 = tiny.latent_from_seed(1, None, 1.0).unwrap();
     let w1 = tiny.latent_from_seed(2, None, 1.0).unwrap();
     let mut edit = Edit::from_latents(shape, &w0, &w1).unwrap();

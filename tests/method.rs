@@ -12,7 +12,7 @@ use std::fs;
 fn setup() -> (Model, LatentShape, Vec<f32>, Vec<f32>) {
     let dir = common::fixture("tiny64");
     let model = Model::load(&dir).unwrap();
-    let shape = LatentShape { num_ws: model.info().num_ws, w_dim: model.info().w_dim };
+    let shape = LatentShape::of(model.info());
     let w0 = model.latent_from_seed(1, None, 1.0).unwrap();
     let edited = model.latent_from_seed(2, None, 1.0).unwrap();
     let edited: Vec<f32> = w0.iter().zip(&edited).map(|(a, b)| a + 0.3 * (b - a)).collect();

@@ -344,7 +344,7 @@ pub fn edit_from_drag(
     observer: Option<DragObserver<'_>>,
 ) -> Result<(super::Edit, DragOutcome)> {
     let info = model.info();
-    let shape = super::LatentShape { num_ws: info.num_ws, w_dim: info.w_dim };
+    let shape = super::LatentShape::of(info);
     let outcome = drag(model, example, handles, targets, options, progress, observer)?;
     let mut edit = super::Edit::from_latents(shape, example, &outcome.latent)
         .map_err(|_| Error::invalid("the drag did not change the image (every handle already at its target?)"))?;

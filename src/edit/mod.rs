@@ -28,6 +28,11 @@ pub struct LatentShape {
 }
 
 impl LatentShape {
+    /// The latent shape of a model.
+    pub fn of(info: &crate::model::ModelInfo) -> Self {
+        LatentShape { num_ws: info.num_ws, w_dim: info.w_dim }
+    }
+
     /// Floats in one flattened W+ latent.
     pub fn len(&self) -> usize {
         self.num_ws * self.w_dim

@@ -157,7 +157,7 @@ pub fn load(model: &Model, path: &Path) -> Result<Edit> {
             ),
         )));
     }
-    build(&file, LatentShape { num_ws: ours.num_ws, w_dim: ours.w_dim }).map_err(in_file)
+    build(&file, LatentShape::of(model.info())).map_err(in_file)
 }
 
 /// Until d* is optimised the direction is the naive one, w0' - w0 on the

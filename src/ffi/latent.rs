@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 /// The latent shape of a model.
 pub(super) fn shape_of(model: &Model) -> LatentShape {
-    LatentShape { num_ws: model.info().num_ws, w_dim: model.info().w_dim }
+    LatentShape::of(model.info())
 }
 
 /// Registers a new latent of model `model_id` and returns its handle.
