@@ -440,8 +440,9 @@ fn hold_open(studio: &Studio, page: &Arc<Page>, findings: &Findings, threads: us
     for problem in malformed.join().unwrap() {
         findings.check(false, || format!("malformed: {problem}"));
     }
-    let timeout = (HEAD_TIMEOUT.max(BODY_TIMEOUT) + SLACK).saturating_sub(opened.elapsed());
-    let held_bodies = bodies.into_iter().map(|s| read_reply(s, timeout)).filter(|r| !matches!(r, Ok(r) if r.status == 408)).count();
+    let deadline = opened + HEAD_TIMEOUT.max(BODY_TIMEOUT) + SLACK;
+    let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    let held_bodies = bodies.into_iter().map(|s| read_reply(s, left())).filter(|r| !matches!(r, Ok(r) if r.status == 408)).count();
     findings.check(held_bodies == 0, || format!("hold-open: {held_bodies} of 128 held-back bodies were not answered 408 in time"));
     thread::sleep((HEAD_TIMEOUT + SLACK / 2).saturating_sub(opened.elapsed()));
     let still_open = heads.iter().chain(&idle).filter(|s| !closed_by_server(s, Duration::from_millis(1))).count();
@@ -457,11 +458,14 @@ fn slow_body(port: u16) -> Vec<u8> {
         .into_bytes()
 }
 
-/// `n` connections that each send `bytes` and then hold on.
+/// Up to `n` connections that each send `bytes` and then hold on, as many
+/// as connect within 10 s.
 fn open_many(port: u16, n: usize, bytes: &[u8]) -> Vec<TcpStream> {
+    let deadline = Instant::now() + Duration::from_secs(10);
     (0..n)
+        .take_while(|_| Instant::now() < deadline)
         .filter_map(|_| {
-            let mut stream = connect(port, Duration::from_secs(5)).ok()?;
+            let mut stream = connect(port, Duration::from_secs(2)).ok()?;
             stream.write_all(bytes).ok()?;
             Some(stream)
         })
@@ -495,7 +499,8 @@ fn settle_files(studio: &Studio, limit: usize) -> usize {
 /// 64 event streams on one session: a few are allowed, the rest refused
 /// at once; once their clients go, a new stream is allowed at once.
 fn event_streams_come_and_go(port: u16, session: &str, findings: &Findings) {
-    let streams: Vec<_> = (0..64).map(|_| open_events(port, session)).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let streams: Vec<_> = (0..64).take_while(|_| Instant::now() < deadline).map(|_| open_events(port, session)).collect();
     let open = streams.iter().filter(|s| s.is_ok()).count();
     println!("hold-open: {open} of 64 event streams on one session allowed");
     findings.check((1..64).contains(&open), || format!("event streams: {open} of 64 on one session were allowed"));
