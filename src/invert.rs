@@ -9,6 +9,7 @@ use image::imageops::FilterType;
 use image::{DynamicImage, RgbImage};
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -60,15 +61,82 @@ pub fn default_steps(model: &Model) -> u32 {
 
 /// A photo a latent was inverted from: the full picture, the square crop
 /// that was projected, and the projected latent, whose rendering the
-/// residual mode subtracts.
-#[derive(Clone, Debug)]
+/// residual mode subtracts. That rendering is made once per photo and
+/// kept, however many edits of it are rendered.
 pub struct Photo {
     /// The photo at its own size, alpha dropped.
     pub image: RgbImage,
     /// left, top, width, height of the projected square, in photo pixels.
     pub crop: [u32; 4],
+    base: Vec<f32>,
+    base_render: Mutex<Option<Tensor>>,
+}
+
+impl Photo {
     /// The inverted latent (flattened W+).
-    pub base: Vec<f32>,
+    pub fn base(&self) -> &[f32] {
+        &self.base
+    }
+
+    /// The same photo with `base` as its inverted latent.
+    pub fn with_base(self, base: Vec<f32>) -> Photo {
+        Photo { base, base_render: Mutex::new(None), ..self }
+    }
+
+    /// G(base) on the model's device, [C, R, R], rendered on first use.
+    pub fn base_render(&self, model: &Model) -> Result<Tensor> {
+        let mut cached = self.base_render.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(render) = cached.as_ref() {
+            return Ok(render.shallow_clone());
+        }
+        let render = model.render_on_device(&[&self.base])?.get(0);
+        *cached = Some(render.shallow_clone());
+        Ok(render)
+    }
+
+    /// The residual picture of an edit whose render is `edited` ([C, R, R],
+    /// as [`Model::render`] gives it): see [`residual_of_renders`].
+    pub fn residual(&self, model: &Model, edited: &Tensor) -> Result<RgbImage> {
+        residual_of_renders(self, edited, &self.base_render(model)?)
+    }
+}
+
+impl Clone for Photo {
+    fn clone(&self) -> Self {
+        Photo { image: self.image.clone(), crop: self.crop, base: self.base.clone(), base_render: Mutex::new(None) }
+    }
+}
+
+impl std::fmt::Debug for Photo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Photo").field("size", &self.image.dimensions()).field("crop", &self.crop).finish_non_exhaustive()
+    }
+}
+
+/// How a latent becomes a picture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RenderMode {
+    /// Residual for latents that carry a photo, plain otherwise.
+    Auto,
+    /// The generator's output G(w'), at the model's resolution.
+    Plain,
+    /// The photo plus the edit's change, at the photo's size.
+    Residual,
+}
+
+impl RenderMode {
+    /// The photo a latent's picture is composited on in this mode: Some for
+    /// a residual picture, None for a plain one. Residual rendering of a
+    /// latent without a photo is refused.
+    pub fn photo(self, photo: Option<&Photo>) -> Result<Option<&Photo>> {
+        match (self, photo) {
+            (RenderMode::Auto | RenderMode::Residual, Some(photo)) => Ok(Some(photo)),
+            (RenderMode::Residual, None) => {
+                Err(Error::invalid("residual rendering needs a latent inverted from a photo (or an edit of one)"))
+            }
+            (RenderMode::Auto | RenderMode::Plain, _) => Ok(None),
+        }
+    }
 }
 
 /// The largest centred square of a width x height picture.
@@ -271,18 +339,11 @@ pub fn invert(model: &Model, targets: &Tensor, options: &InvertOptions, mut prog
 /// resampled to the crop and added in place. Where the edit is the
 /// identity the result is exactly the photo.
 pub fn residual(model: &Model, photo: &Photo, edited: &[f32]) -> Result<RgbImage> {
-    residual_of_render(model, photo, &model.render(&[edited])?.get(0))
+    photo.residual(model, &model.render(&[edited])?.get(0))
 }
 
-/// [`residual`] for an edited latent already rendered ([C, R, R], as
-/// [`Model::render`] gives it), so a batch render is not repeated.
-pub fn residual_of_render(model: &Model, photo: &Photo, edited: &Tensor) -> Result<RgbImage> {
-    residual_of_renders(photo, edited, &model.render_on_device(&[&photo.base])?.get(0))
-}
-
-/// [`residual_of_render`] with the photo's own latent already rendered
-/// (`base`, [C, R, R]), for hosts that show the same photo many times.
-/// The change is resampled where `edited` lives (the engine's device after
+/// The residual picture from the edit's render and the photo's own latent
+/// rendered (`base`, [C, R, R]). The change is resampled where `edited` lives (the engine's device after
 /// a batch render), so only the crop-sized result crosses to the host.
 pub fn residual_of_renders(photo: &Photo, edited: &Tensor, base: &Tensor) -> Result<RgbImage> {
     let [x, y, w, h] = photo.crop;
@@ -314,5 +375,5 @@ pub fn photo(image: &DynamicImage, base: Vec<f32>) -> Result<Photo> {
         return Err(Error::invalid(format!("a {}x{} image is too small to invert (8x8 at least)", image.width(), image.height())));
     }
     let crop = centre_crop(image.width(), image.height());
-    Ok(Photo { image, crop, base })
+    Ok(Photo { image, crop, base, base_render: Mutex::new(None) })
 }

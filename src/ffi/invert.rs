@@ -89,7 +89,7 @@ pub unsafe extern "C" fn eo_latent_invert(
             unsafe { (Str::new(o.vgg16_path, "opts.vgg16_path"), Out::new(o.psnr, "opts.psnr"), InOut::new(o.crop, 4, "opts.crop")) };
         let model = handles()?.model(m)?;
         // SAFETY: `img` is NULL or a view the call may read (the header).
-        let mut photo = invert::photo(&unsafe { one_view(img, "img") }?.read_image()?, Vec::new())?;
+        let photo = invert::photo(&unsafe { one_view(img, "img") }?.read_image()?, Vec::new())?;
         let options = InvertOptions {
             steps: (o.steps != 0).then_some(o.steps),
             wplus: o.wplus != 0,
@@ -106,7 +106,7 @@ pub unsafe extern "C" fn eo_latent_invert(
         if !crop.is_null() {
             crop.get()?.copy_from_slice(&photo.crop);
         }
-        photo.base = w.clone();
+        let photo = photo.with_base(w.clone());
         out.put(register(Latent { model_id: m.id, model, w, photo: Some(Arc::new(photo)) })?)
     })
 }

@@ -4,7 +4,7 @@ use super::args::{size_query, In, InOut, Out, Str};
 use super::handles::{handles, Latent};
 use super::{call, eo_latent, eo_progress_fn, eo_status, eo_write_flags, existing_of, with_progress};
 use crate::error::{Error, ErrorKind, Result};
-use crate::invert;
+use crate::invert::RenderMode;
 use crate::render::{self, HostImage, PixelFormat};
 use std::ffi::{c_char, c_void};
 use std::path::Path;
@@ -142,8 +142,18 @@ fn render_each(
 
 /// Whether any of `latents` shows its plain render in `mode` (photos in
 /// residual mode need only the raw output).
-fn plain_needed(latents: &[Arc<Latent>], mode: eo_render_mode) -> bool {
-    latents.iter().any(|l| !(matches!(mode, EO_RENDER_AUTO | EO_RENDER_RESIDUAL) && l.photo.is_some()))
+fn plain_needed(latents: &[Arc<Latent>], mode: RenderMode) -> bool {
+    latents.iter().any(|l| matches!(mode.photo(l.photo.as_deref()), Ok(None)))
+}
+
+/// The core's render mode for an EO_RENDER_* value.
+fn render_mode(mode: eo_render_mode) -> Result<RenderMode> {
+    match mode {
+        EO_RENDER_AUTO => Ok(RenderMode::Auto),
+        EO_RENDER_PLAIN => Ok(RenderMode::Plain),
+        EO_RENDER_RESIDUAL => Ok(RenderMode::Residual),
+        other => Err(Error::invalid(format!("render mode {other} is not an EO_RENDER_* value"))),
+    }
 }
 
 /// How a latent becomes a picture (EO_RENDER_*).
@@ -175,22 +185,14 @@ impl Picture<'_> {
 
 /// The picture of latent `l` (whose raw output is `img`, as pixels
 /// `plain` when [`plain_needed`]) in `mode`.
-fn picture<'a>(latent: &Latent, img: &tch::Tensor, plain: Option<HostImage<'a>>, mode: eo_render_mode) -> Result<Picture<'a>> {
-    match (mode, &latent.photo) {
-        (EO_RENDER_AUTO | EO_RENDER_RESIDUAL, Some(photo)) => {
-            Ok(Picture::Residual(image::DynamicImage::ImageRgb8(invert::residual_of_render(&latent.model, photo, img)?)))
-        }
-        (EO_RENDER_RESIDUAL, None) => {
-            Err(Error::invalid("residual rendering needs a latent inverted from a photo (or an edit of one)"))
-        }
-        (EO_RENDER_AUTO | EO_RENDER_PLAIN, _) => plain
-            .map(Picture::Plain)
-            .ok_or_else(|| Error::new(ErrorKind::Internal, "the plain render was not converted")),
-        (other, _) => Err(Error::invalid(format!("render mode {other} is not an EO_RENDER_* value"))),
+fn picture<'a>(latent: &Latent, img: &tch::Tensor, plain: Option<HostImage<'a>>, mode: RenderMode) -> Result<Picture<'a>> {
+    match mode.photo(latent.photo.as_deref())? {
+        Some(photo) => Ok(Picture::Residual(image::DynamicImage::ImageRgb8(photo.residual(&latent.model, img)?))),
+        None => plain.map(Picture::Plain).ok_or_else(|| Error::new(ErrorKind::Internal, "the plain render was not converted")),
     }
 }
 
-fn into_view(latent: &Latent, (img, plain): (&tch::Tensor, Option<HostImage<'_>>), mode: eo_render_mode, view: &mut HostView<'_>) -> Result<()> {
+fn into_view(latent: &Latent, (img, plain): (&tch::Tensor, Option<HostImage<'_>>), mode: RenderMode, view: &mut HostView<'_>) -> Result<()> {
     let ((width, height), stride) = (view.size(), view.stride());
     let (format, bytes) = view.bytes()?;
     match picture(latent, img, plain, mode)? {
@@ -216,6 +218,7 @@ pub unsafe extern "C" fn eo_render_ex(l: eo_latent, mode: eo_render_mode, dst: *
         // SAFETY: `dst` is NULL or a view the call may write (the header).
         let mut view = unsafe { one_view(dst, "dst") }?;
         view.bytes()?;
+        let mode = render_mode(mode)?;
         let latents = latents_of_one_model(&[l])?;
         let pixels = plain_needed(&latents, mode).then(|| view.format()).transpose()?;
         render_each(&latents, pixels, None, |i, img, plain| into_view(&latents[i], (img, plain), mode, &mut view))
@@ -269,9 +272,9 @@ pub unsafe extern "C" fn eo_render_batch(
         }
         let latents = latents_of_one_model(ls)?;
         // Laid out for the first view; views in other layouts are converted.
-        let pixels = plain_needed(&latents, EO_RENDER_AUTO).then(|| views[0].format()).transpose()?;
+        let pixels = plain_needed(&latents, RenderMode::Auto).then(|| views[0].format()).transpose()?;
         with_progress(progress, user, |p| {
-            render_each(&latents, pixels, p, |i, img, plain| into_view(&latents[i], (img, plain), EO_RENDER_AUTO, &mut views[i]))
+            render_each(&latents, pixels, p, |i, img, plain| into_view(&latents[i], (img, plain), RenderMode::Auto, &mut views[i]))
         })
     })
 }
@@ -365,9 +368,9 @@ pub unsafe extern "C" fn eo_render_to_file_ex(l: eo_latent, path: *const c_char,
             return Err(Error::invalid(format!("size {size} is larger than {MAX_SIDE}")));
         }
         let latents = latents_of_one_model(&[l])?;
-        let pixels = plain_needed(&latents, EO_RENDER_AUTO).then_some(PixelFormat::Rgb8);
+        let pixels = plain_needed(&latents, RenderMode::Auto).then_some(PixelFormat::Rgb8);
         render_each(&latents, pixels, None, |_, img, plain| {
-            let image = picture(&latents[0], img, plain, EO_RENDER_AUTO)?.into_image()?;
+            let image = picture(&latents[0], img, plain, RenderMode::Auto)?.into_image()?;
             let image = if size == 0 { image } else { image.resize(size, size, image::imageops::FilterType::Lanczos3) };
             render::save(&image, path, existing)
         })
