@@ -6,6 +6,7 @@
 //! - A request head must arrive whole within [`HEAD_TIMEOUT`] of the
 //!   connection opening, and be at most [`MAX_HEAD`] bytes; hyper closes the
 //!   connection otherwise, and answers 400 itself to what cannot be parsed.
+//!   An HTTP/2 connection gets a 505 instead of hyper's silent close.
 //! - A body must arrive whole within [`BODY_TIMEOUT`] of its head (408).
 //! - Every reply closes its connection, so no connection idles between
 //!   requests.
@@ -99,8 +100,8 @@ fn listen(listener: std::net::TcpListener) -> Result<TcpListener, String> {
 }
 
 /// [`MAX_CONNECTIONS`], or fewer when the process may not open that many
-/// files. The soft limit is raised to the hard one first: many systems start
-/// processes at 1024.
+/// files. The soft limit on files is raised first (up to the hard limit):
+/// many systems start processes at 1024.
 fn connection_cap() -> usize {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: plain system calls on a local struct.
