@@ -689,6 +689,12 @@ enum eo_status eo_render_to_file_ex(struct eo_latent l,
                                     uint32_t size,
                                     eo_write_flags flags);
 
+// The width and height of the picture eo_render_to_file(l, path, size)
+// writes (size 0: the picture's own size; otherwise its longer side
+// becomes `size`), so that a host can lay out or name files before
+// rendering without re-deriving the rule.
+enum eo_status eo_render_size(struct eo_latent l, uint32_t size, uint32_t *width, uint32_t *height);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -223,6 +223,16 @@ pub fn to_images(batch: &Tensor) -> Result<Vec<DynamicImage>> {
     HostPixels::of_batch(batch, PixelFormat::Rgb8)?.to_images()
 }
 
+/// The size a width x height picture takes when its longer side becomes
+/// `side`, keeping its aspect (each side rounded, at least 1). The one rule
+/// of every "fit to a size" in editone; hosts read it through
+/// eo_render_size instead of re-deriving it.
+pub fn fit_within(width: u32, height: u32, side: u32) -> (u32, u32) {
+    let ratio = (side as f64 / width as f64).min(side as f64 / height as f64);
+    let scaled = |n: u32| ((n as f64 * ratio).round() as u32).max(1);
+    (scaled(width), scaled(height))
+}
+
 /// Resamples to width x height with a Lanczos filter when the size differs.
 pub fn resize(image: DynamicImage, width: u32, height: u32) -> DynamicImage {
     if image.width() == width && image.height() == height {
@@ -595,6 +605,19 @@ mod tests {
         let padded = dir.path().join("padded.jpg");
         std::fs::write(&padded, [bytes.as_slice(), &[0u8; 64]].concat()).unwrap();
         assert_eq!(load(&padded).unwrap().height(), 256);
+    }
+
+    #[test]
+    fn fitting_keeps_the_aspect_and_gives_the_longer_side() {
+        assert_eq!(fit_within(64, 64, 96), (96, 96));
+        assert_eq!(fit_within(90, 70, 45), (45, 35));
+        assert_eq!(fit_within(70, 90, 100), (78, 100));
+        assert_eq!(fit_within(1000, 3, 10), (10, 1));
+        // The image crate's own fitting, which eo_render_to_file used, agrees.
+        for (w, h, side) in [(90, 70, 45), (70, 90, 100), (1000, 3, 10), (333, 517, 64)] {
+            let resized = DynamicImage::new_rgb8(w, h).resize(side, side, FilterType::Nearest);
+            assert_eq!(fit_within(w, h, side), (resized.width(), resized.height()), "{w}x{h} to {side}");
+        }
     }
 
     #[test]

@@ -371,8 +371,46 @@ pub unsafe extern "C" fn eo_render_to_file_ex(l: eo_latent, path: *const c_char,
         let pixels = plain_needed(&latents, RenderMode::Auto).then_some(PixelFormat::Rgb8);
         render_each(&latents, pixels, None, |_, img, plain| {
             let image = picture(&latents[0], img, plain, RenderMode::Auto)?.into_image()?;
-            let image = if size == 0 { image } else { image.resize(size, size, image::imageops::FilterType::Lanczos3) };
-            render::save(&image, path, existing)
+            let (width, height) = picture_size(&latents[0], size);
+            render::save(&render::resize(image, width, height), path, existing)
         })
+    })
+}
+
+/// The size of a latent's picture as eo_render_to_file saves it: the
+/// photo's size for a latent that carries one (residual), else the model's
+/// resolution, fitted to `size` when it is not 0.
+fn picture_size(latent: &Latent, size: u32) -> (u32, u32) {
+    let (width, height) = match &latent.photo {
+        Some(photo) => photo.image.dimensions(),
+        None => {
+            let r = latent.model.info().resolution as u32;
+            (r, r)
+        }
+    };
+    if size == 0 {
+        (width, height)
+    } else {
+        render::fit_within(width, height, size)
+    }
+}
+
+/// The width and height of the picture eo_render_to_file(l, path, size)
+/// writes (size 0: the picture's own size; otherwise its longer side
+/// becomes `size`), so that a host can lay out or name files before
+/// rendering without re-deriving the rule.
+#[no_mangle]
+pub unsafe extern "C" fn eo_render_size(l: eo_latent, size: u32, width: *mut u32, height: *mut u32) -> eo_status {
+    // SAFETY: `width` and `height` are NULL or a uint32_t each (the header).
+    let (width, height) = unsafe { (Out::new(width, "width"), Out::new(height, "height")) };
+    call(|| {
+        let (width, height) = (width.required()?, height.required()?);
+        if size > MAX_SIDE {
+            return Err(Error::invalid(format!("size {size} is larger than {MAX_SIDE}")));
+        }
+        let (w, h) = picture_size(&*handles()?.latent(l)?, size);
+        width.write(w);
+        height.write(h);
+        Ok(())
     })
 }

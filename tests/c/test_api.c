@@ -613,6 +613,18 @@ static void test_invert(void) {
   BAD_ARG(eo_render_ex(face, EO_RENDER_RESIDUAL, &plain_view));
   BAD_ARG(eo_render_ex(face, 9, &plain_view));
   OK(eo_render_to_file(edited, in_scratch("residual.png"), 0));
+  /* The size rule hosts read instead of re-deriving it: the file's size. */
+  uint32_t sw = 0, sh = 0, fw = 0, fh = 0;
+  OK(eo_render_size(edited, 0, &sw, &sh));
+  OK(eo_image_read(in_scratch("residual.png"), EO_PIXEL_RGB8, NULL, 0, &fw, &fh, NULL));
+  CHECK(sw == W && sh == H && fw == W && fh == H, "residual size %ux%u, file %ux%u", sw, sh, fw, fh);
+  OK(eo_render_size(edited, 48, &sw, &sh));
+  OK(eo_render_to_file(edited, in_scratch("residual48.png"), 48));
+  OK(eo_image_read(in_scratch("residual48.png"), EO_PIXEL_RGB8, NULL, 0, &fw, &fh, NULL));
+  CHECK(sw == 48 && sh == 40 && fw == sw && fh == sh, "fitted size %ux%u, file %ux%u", sw, sh, fw, fh);
+  OK(eo_render_size(face, 100, &sw, &sh));
+  CHECK(sw == 100 && sh == 100, "a model picture fitted to 100: %ux%u", sw, sh);
+  BAD_ARG(eo_render_size(face, 0, NULL, &sh));
 
   /* Bad pictures: no crash, no huge allocation. */
   eo_latent bad;
