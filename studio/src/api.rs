@@ -2,8 +2,9 @@
 //! input, and turns every refusal into a 4xx with a JSON message. The
 //! editing itself lives in [`crate::session`].
 
-use crate::server::{header, Body};
-use crate::session::{Mode, Refusal, Session, Slot};
+use crate::body::{header, Body};
+use crate::refusal::Refusal;
+use crate::session::{parse_transfer, Session, Slot};
 use crate::Studio;
 use editone::edit::drag::Point;
 use hyper::header::{CONTENT_TYPE, HOST, ORIGIN};
@@ -180,7 +181,7 @@ fn session_route(session: Arc<Session>, rest: &[&str], method: &Method, head: &P
         }
         (["mode"], &Method::POST) => {
             let body: ModeRequest = parse_json(body, false)?;
-            let mode = Mode::parse(&body.mode)
+            let mode = parse_transfer(&body.mode)
                 .ok_or_else(|| Refusal::new(400, format!("mode '{}' is not editone, naive or unscaled", body.mode)))?;
             session.set_mode(mode);
             state(&session)

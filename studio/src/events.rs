@@ -1,7 +1,7 @@
 //! Server-Sent Events: a session's hub fans each event out to every open
 //! stream of that session.
 
-use crate::session::Refusal;
+use crate::refusal::Refusal;
 use hyper::body::Bytes;
 use serde_json::Value;
 use std::sync::Mutex;

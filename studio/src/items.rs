@@ -1,7 +1,7 @@
 //! The images a page edits: seeds of the model, or a folder of latents
 //! (raw `.f32` files) and photos inverted by `editone invert`.
 
-use crate::session::Refusal;
+use crate::refusal::Refusal;
 use editone::invert::Photo;
 use editone::model::Model;
 use serde_json::{json, Value};
@@ -19,25 +19,9 @@ pub struct Item {
     pub key: Value,
     /// Flattened W+.
     pub w: Vec<f32>,
-    /// The photo it was inverted from, rendered residually.
-    pub photo: Option<PhotoItem>,
-}
-
-/// An inverted photo and its own latent's render, kept so that each update
-/// renders only the edited latent.
-pub struct PhotoItem {
-    /// The photo, its crop and its latent.
-    pub photo: Photo,
-    /// G(w) of the photo's latent, [C, R, R] floats.
-    base: Vec<f32>,
-    shape: [i64; 3],
-}
-
-impl PhotoItem {
-    /// G(w) of the photo's latent as a tensor.
-    pub fn base(&self) -> tch::Tensor {
-        tch::Tensor::from_slice(&self.base).reshape(self.shape)
-    }
+    /// The photo it was inverted from, rendered residually; it keeps its
+    /// own latent's render, so each update renders only the edited latent.
+    pub photo: Option<Photo>,
 }
 
 /// Where a page's images come from.
@@ -98,9 +82,10 @@ pub fn load_folder(model: &Model, dir: &Path, limit: usize) -> Result<Vec<Arc<It
 fn folder_item(model: &Model, dir: &Path, name: &str) -> Result<Item, String> {
     let info = model.info();
     let path = dir.join(format!("{name}.f32"));
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let shape = editone::edit::LatentShape::of(info);
+    // A W+ latent at most: a larger file is not one of this model's.
+    let bytes = editone::files::read_capped(&path, "latent", shape.len() as u64 * 4).map_err(|e| e.to_string())?;
     let floats: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    let shape = editone::edit::LatentShape { num_ws: info.num_ws, w_dim: info.w_dim };
     let fits = bytes.len() % 4 == 0 && floats.iter().all(|x| x.is_finite());
     let w = if fits { shape.to_wplus(&floats, "latent").ok() } else { None }.ok_or_else(|| {
         format!(
@@ -116,14 +101,14 @@ fn folder_item(model: &Model, dir: &Path, name: &str) -> Result<Item, String> {
     Ok(Item { label: name.to_string(), file_stem: name.to_string(), key, w, photo })
 }
 
-fn photo_item(model: &Model, path: &Path, w: &[f32]) -> Result<PhotoItem, String> {
+/// The photo at `path` with `w` as its inverted latent; its latent is
+/// rendered now, so that a bad model or photo fails at start, not on the page.
+fn photo_item(model: &Model, path: &Path, w: &[f32]) -> Result<Photo, String> {
     let failed = |e: editone::Error| format!("{}: {e}", path.display());
     let image = editone::render::load(path).map_err(failed)?;
     let photo = editone::invert::photo(&image, w.to_vec()).map_err(failed)?;
-    let base = model.render(&[w]).map_err(failed)?.get(0);
-    let shape: [i64; 3] = base.size().try_into().map_err(|_| format!("{}: the model's image is not [C, H, W]", path.display()))?;
-    let base = Vec::<f32>::try_from(base.flatten(0, -1)).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(PhotoItem { photo, base, shape })
+    let _rendered = photo.base_render(model).map_err(failed)?;
+    Ok(photo)
 }
 
 #[cfg(test)]
@@ -151,8 +136,8 @@ mod tests {
         assert_eq!(items[0].key, json!({"latent": "a"}));
         assert_eq!(items[1].key, json!({"photo": "b"}));
         let photo = items[1].photo.as_ref().expect("b has a photo");
-        assert_eq!(photo.photo.crop, [15, 0, 60, 60]);
-        assert_eq!(photo.base().size(), [3, 64, 64]);
+        assert_eq!(photo.crop, [15, 0, 60, 60]);
+        assert_eq!(photo.base_render(&model).unwrap().size(), [3, 64, 64]);
 
         write_latent(&dir, "c", &[1.0, 2.0, 3.0]);
         let err = load_folder(&model, &dir, 49).err().unwrap();

@@ -2,8 +2,10 @@
 //! library's Rust API (docs/studio-api.md).
 
 mod api;
+mod body;
 mod events;
 mod items;
+mod refusal;
 mod render;
 mod server;
 mod session;

@@ -11,10 +11,18 @@
 //! Jobs for a waiting request go first; sessions' background renders take
 //! turns, one chunk each, so that no session starves the others.
 
-use crate::session::Session;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, Weak};
+
+/// A session's background rendering, as the render thread sees it: one
+/// chunk per turn, so that sessions take turns.
+pub trait Background: Send + Sync {
+    /// Renders the next chunk of images.
+    fn render_step(&self);
+    /// Ends a turn; queues the next one if images are left.
+    fn render_turn_over(&self);
+}
 
 /// A job for a request that waits for it.
 type Job = Box<dyn FnOnce() + Send>;
@@ -24,7 +32,7 @@ struct Queue {
     /// Requests' jobs, run before any background work.
     urgent: VecDeque<Job>,
     /// Sessions with images left to render, each once, in turn.
-    sessions: VecDeque<Weak<Session>>,
+    sessions: VecDeque<Weak<dyn Background>>,
 }
 
 /// The render thread's queue.
@@ -58,10 +66,10 @@ impl Renderer {
     }
 
     /// Queues a turn of `session`'s background rendering
-    /// ([`Session::render_step`], then [`Session::render_turn_over`], which
-    /// queues the next turn). The session makes sure that it is queued once
-    /// at a time.
-    pub fn wake(&self, session: Weak<Session>) {
+    /// ([`Background::render_step`], then [`Background::render_turn_over`],
+    /// which queues the next turn). The session makes sure that it is
+    /// queued once at a time.
+    pub fn wake(&self, session: Weak<dyn Background>) {
         self.lock().sessions.push_back(session);
         self.ready.notify_one();
     }

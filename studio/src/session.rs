@@ -4,10 +4,12 @@
 
 use crate::events::Hub;
 use crate::items::Item;
-use crate::render::Renderer;
+use crate::refusal::Refusal;
+use crate::render::{Background, Renderer};
 use editone::edit::drag::{self, DragOptions, Point};
 use editone::edit::sefa::Direction;
-use editone::edit::{Edit, LatentShape, OptimizeOptions};
+use editone::edit::{Edit, LatentShape, OptimizeOptions, Transfer};
+use editone::invert::RenderMode;
 use editone::model::Model;
 use editone::{Error, ErrorKind};
 use serde_json::{json, Value};
@@ -23,34 +25,21 @@ use std::time::{Duration, Instant};
 /// that it shows first.
 const RENDER_CHUNK: usize = 4;
 
-/// How the batch follows the example (the paper's comparison).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Each image by its own alpha_i along n: all end on one hyperplane.
-    Editone,
-    /// Every image moved as the example was, along the naive direction.
-    Naive,
-    /// Every image moved by the example's strength along n.
-    Unscaled,
+/// The API's name of a transfer mode (the paper's comparison).
+pub fn parse_transfer(name: &str) -> Option<Transfer> {
+    match name {
+        "editone" => Some(Transfer::Editone),
+        "naive" => Some(Transfer::Naive),
+        "unscaled" => Some(Transfer::Unscaled),
+        _ => None,
+    }
 }
 
-impl Mode {
-    /// Parses the API's spelling.
-    pub fn parse(name: &str) -> Option<Mode> {
-        match name {
-            "editone" => Some(Mode::Editone),
-            "naive" => Some(Mode::Naive),
-            "unscaled" => Some(Mode::Unscaled),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Editone => "editone",
-            Mode::Naive => "naive",
-            Mode::Unscaled => "unscaled",
-        }
+fn transfer_name(mode: Transfer) -> &'static str {
+    match mode {
+        Transfer::Editone => "editone",
+        Transfer::Naive => "naive",
+        Transfer::Unscaled => "unscaled",
     }
 }
 
@@ -90,43 +79,9 @@ impl Task {
     }
 }
 
-/// A request the session refuses, with the HTTP status that says why.
-#[derive(Debug)]
-pub struct Refusal {
-    /// 400, 404, 409, 500...
-    pub status: u16,
-    /// Names what was wrong.
-    pub message: String,
-    /// Seconds after which trying again may work (the Retry-After header).
-    pub retry_after: Option<u64>,
-}
-
-impl Refusal {
-    /// A 4xx or 5xx with `message`.
-    pub fn new(status: u16, message: impl Into<String>) -> Refusal {
-        Refusal { status, message: message.into(), retry_after: None }
-    }
-
-    /// The same refusal, saying when to try again.
-    pub fn retry_after(mut self, seconds: u64) -> Refusal {
-        self.retry_after = Some(seconds.max(1));
-        self
-    }
-}
-
-impl From<Error> for Refusal {
-    fn from(e: Error) -> Refusal {
-        let status = match e.kind {
-            ErrorKind::InvalidArgument | ErrorKind::Format | ErrorKind::Incompatible => 400,
-            _ => 500,
-        };
-        Refusal::new(status, e.to_string())
-    }
-}
-
 struct State {
     edit: Option<Edit>,
-    mode: Mode,
+    mode: Transfer,
     /// Bumped by every change that alters pixels.
     version: u64,
     busy: Option<Task>,
@@ -207,7 +162,7 @@ impl Session {
             batch,
             state: Mutex::new(State {
                 edit: None,
-                mode: Mode::Editone,
+                mode: Transfer::Editone,
                 version: 0,
                 busy: None,
                 closed: false,
@@ -263,7 +218,7 @@ impl Session {
         let alphas = state.edit.as_ref().map(|edit| self.alphas(edit));
         json!({
             "version": state.version,
-            "mode": state.mode.name(),
+            "mode": transfer_name(state.mode),
             "strength": state.edit.as_ref().map(Edit::strength),
             "has_edit": state.edit.is_some(),
             "optimized": state.edit.as_ref().is_some_and(|e| e.optimized().is_some()),
@@ -319,7 +274,7 @@ impl Session {
             .ok_or_else(|| Refusal::new(400, format!("direction {index} does not exist (0 to {})", self.directions.len() - 1)))?;
         check_strength(strength)?;
         let info = self.model.info();
-        let shape = LatentShape { num_ws: info.num_ws, w_dim: info.w_dim };
+        let shape = LatentShape::of(info);
         let edit = Edit::from_direction(shape, &self.example.w, &direction.vector, strength as f32)?;
         let mut state = self.lock();
         if let Some(task) = state.busy {
@@ -341,7 +296,7 @@ impl Session {
     }
 
     /// Switches between the method and its baselines.
-    pub fn set_mode(&self, mode: Mode) {
+    pub fn set_mode(&self, mode: Transfer) {
         let mut state = self.lock();
         state.mode = mode;
         self.changed(state);
@@ -469,11 +424,11 @@ impl Session {
             .zip(plain)
             .enumerate()
             .map(|(i, ((slot, _), plain))| {
-                let image = match &self.item(*slot).photo {
+                let image = match RenderMode::Auto.photo(self.item(*slot).photo.as_ref())? {
                     None => plain,
-                    Some(p) => {
-                        let full = editone::invert::residual_of_renders(&p.photo, &renders.get(i as i64), &p.base())?;
-                        let [x, y, w, h] = p.photo.crop;
+                    Some(photo) => {
+                        let full = photo.residual(&self.model, &renders.get(i as i64))?;
+                        let [x, y, w, h] = photo.crop;
                         let shown = if *slot == Slot::Example { image::imageops::crop_imm(&full, x, y, w, h).to_image() } else { full };
                         image::DynamicImage::ImageRgb8(shown)
                     }
@@ -498,12 +453,14 @@ impl Session {
     fn render_pending(&self, state: &State) -> bool {
         !state.closed && (state.rendered.version != state.version || state.rendered.next <= self.batch.len())
     }
+}
 
+impl Background for Session {
     /// One turn of background rendering, on the render thread: the next
     /// chunk of the newest version, each image announced when stored. A
     /// newer version abandons an older one; a failed render is not retried
     /// until something changes.
-    pub fn render_step(&self) {
+    fn render_step(&self) {
         let (version, chunk) = {
             let mut state = self.lock();
             if !self.render_pending(&state) {
@@ -527,14 +484,16 @@ impl Session {
     /// After a turn: queues the session again while the newest version has
     /// slots left. The flag is cleared first, so that a change made during
     /// the turn is never missed.
-    pub fn render_turn_over(&self) {
+    fn render_turn_over(&self) {
         self.queued.store(false, Ordering::SeqCst);
         let pending = self.render_pending(&self.lock());
         if pending {
             self.wake();
         }
     }
+}
 
+impl Session {
     /// Renders and stores one chunk; false (after telling the page) when
     /// rendering failed.
     fn render_chunk(&self, chunk: &[(Slot, Vec<f32>)], version: u64) -> bool {
@@ -618,7 +577,7 @@ impl Session {
                 row
             })
             .collect();
-        let meta = json!({"mode": mode.name(), "example": self.example.key, "alphas": table});
+        let meta = json!({"mode": transfer_name(mode), "example": self.example.key, "alphas": table});
         files.push(("alphas.json".into(), serde_json::to_vec_pretty(&meta).expect("JSON values serialise")));
         Ok(files)
     }
@@ -641,14 +600,9 @@ fn check_strength(strength: f64) -> Result<(), Refusal> {
 
 /// Where `w` ends under `edit` in `mode`; the example is treated like any
 /// batch image, so in editone mode it lands at its own strength.
-fn edited(edit: Option<&Edit>, mode: Mode, w: &[f32]) -> Vec<f32> {
+fn edited(edit: Option<&Edit>, mode: Transfer, w: &[f32]) -> Vec<f32> {
     let Some(edit) = edit else { return w.to_vec() };
-    let moved = match mode {
-        Mode::Editone => edit.apply(w).map(|(w, _)| w),
-        Mode::Naive => edit.apply_naive(w),
-        Mode::Unscaled => edit.apply_unscaled(w),
-    };
-    moved.expect("latents have the model's shape")
+    edit.transfer(mode, w).expect("latents have the model's shape").0
 }
 
 fn encode_png(image: &image::DynamicImage) -> Result<Vec<u8>, Error> {

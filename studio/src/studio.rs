@@ -13,7 +13,8 @@
 
 use crate::items::Source;
 use crate::render::Renderer;
-use crate::session::{Refusal, Session};
+use crate::refusal::Refusal;
+use crate::session::Session;
 use editone::edit::sefa::Direction;
 use editone::model::Model;
 use std::collections::hash_map::RandomState;
