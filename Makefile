@@ -14,7 +14,7 @@ LIB := target/release/libeditone.so
 TEST_PREFIX := build/test-prefix
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-.PHONY: all setup build test rust-tests c-tests gimp-tests studio-tests header-check install install-gimp demo studio bench clean
+.PHONY: all setup build test lint rust-tests c-tests gimp-tests studio-tests header-check install install-gimp demo studio bench clean
 
 all: build
 
@@ -46,7 +46,12 @@ TEST_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stac
 
 # Rust tests, then C tests against an installed copy, the studio page in
 # headless Chromium, then the header check.
-test: rust-tests c-tests gimp-tests studio-tests header-check
+test: lint rust-tests c-tests gimp-tests studio-tests header-check
+
+# Clippy on everything, warnings as errors, and every unsafe operation in
+# its own unsafe block (the library denies unsafe_op_in_unsafe_fn itself).
+lint: setup
+	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings -W unsafe_op_in_unsafe_fn
 
 rust-tests: setup
 	$(CARGO) test $(CARGO_FLAGS)
