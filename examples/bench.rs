@@ -77,12 +77,12 @@ fn main() {
         eprintln!("bench needs the fixture models in {}", dir.display());
         std::process::exit(2);
     }
-    let tiny = Model::load(&dir.join("tiny64")).unwrap();
-    let cond = Model::load(&dir.join("cond128")).unwrap();
+    let tiny = Model::load(&dir.join("tiny64"), editone::Engine::get().unwrap().placement()).unwrap();
+    let cond = Model::load(&dir.join("cond128"), editone::Engine::get().unwrap().placement()).unwrap();
     render_throughput("tiny64", &tiny);
     render_throughput("cond128", &cond);
 
-    let face = Model::load_default().unwrap();
+    let face = Model::load_default(editone::Engine::get().unwrap().placement()).unwrap();
     let p = |x, y| Point { x, y };
     drag_timing("default", &face, p(32.0, 36.0), p(40.0, 36.0), 200);
     drag_timing("cond128", &cond, p(64.0, 64.0), p(72.0, 64.0), 20);

@@ -133,7 +133,7 @@ fn spread_by_pose(model: &Model, direction: &[f32]) -> (Vec<u64>, Vec<Vec<f32>>)
 
 fn main() {
     let total = Instant::now();
-    let model = step("load the default model (DCGAN, DigiFace-1M)", || Model::load_default().expect("make setup"));
+    let model = step("load the default model (DCGAN, DigiFace-1M)", || Model::load_default(editone::Engine::get().unwrap().placement()).expect("make setup"));
     let shape = LatentShape::of(model.info());
     let direction = step("SeFa directions", || sefa::directions(&model, DIRECTION + 1, None).unwrap())[DIRECTION].clone();
     let example = model.latent_from_seed(EXAMPLE_SEED, None, 1.0).unwrap();

@@ -113,7 +113,7 @@ fn main() {
     });
     let engine = Engine::init(&args.options).expect("the engine starts");
     tch::Cuda::cudnn_set_benchmark(args.cudnn_benchmark);
-    let model = Model::load(&args.model).expect("the model loads");
+    let model = Model::load(&args.model, editone::Engine::get().unwrap().placement()).expect("the model loads");
     let info = model.info().clone();
     let latents: Vec<Vec<f32>> = (0..args.batch as u64)
         .map(|seed| model.latent_from_seed(seed, (info.c_dim > 0).then_some(0), 1.0).expect("a latent"))

@@ -3,6 +3,7 @@
 //! nothing of models or edits; the C API keeps its handle tables itself.
 
 use crate::error::{shim_message, Error, ErrorKind, Result};
+use crate::model::Placement;
 use once_cell::sync::OnceCell;
 use std::ffi::c_char;
 use std::sync::Mutex;
@@ -161,6 +162,11 @@ impl Engine {
     /// The device all tensors live on.
     pub fn device(&self) -> Device {
         self.device
+    }
+
+    /// Where models loaded now go: this engine's device and precision.
+    pub fn placement(&self) -> Placement {
+        Placement { device: self.device, half_precision: self.half_precision() }
     }
 
     /// "cpu" or "cuda:N".

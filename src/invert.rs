@@ -283,7 +283,7 @@ pub fn invert(model: &Model, targets: &Tensor, options: &InvertOptions, mut prog
     }
     let steps = options.steps.unwrap_or_else(|| default_steps(model));
     options.validate(steps)?;
-    let device = crate::Engine::get()?.device();
+    let device = model.device();
     let target = targets.to_device(device);
     let distance = Distance::load(options, device)?;
     let prepared = distance.prepare(&target)?;

@@ -1,7 +1,6 @@
 //! From generator output to pixels: the official float-to-uint8 rule,
 //! resampling to the host's size, pixel formats, and image files.
 
-use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::files::Existing;
 use crate::model::Model;
@@ -34,7 +33,7 @@ pub fn render_in_batches(
     // one's pixels: kernel launches return at once, and a batch's copy to
     // the host waits only for the work queued before it. On the CPU the
     // render itself is the host's work, so nothing would overlap.
-    let ahead = pixels.is_some() && Engine::get()?.device().is_cuda();
+    let ahead = pixels.is_some() && model.device().is_cuda();
     render_batches(model, latents, pixels, ahead, progress, sink)
 }
 
@@ -404,6 +403,7 @@ pub fn save(image: &DynamicImage, path: &Path, existing: Existing) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Engine;
 
     /// A [N, C, H, W] batch whose pixel values step through [-1.2, 1.2],
     /// past both ends of the official range.
@@ -471,7 +471,7 @@ mod tests {
     /// the progress reports, and the result.
     #[allow(clippy::type_complexity)]
     fn delivered(ahead: bool, cancel_after: Option<usize>) -> (Vec<(usize, Vec<f32>, Vec<u8>)>, Vec<(u64, u64)>, Result<()>) {
-        let model = Model::load_default().expect("the default model is installed (make setup)");
+        let model = Model::load_default(Engine::get().unwrap().placement()).expect("the default model is installed (make setup)");
         let latents: Vec<Vec<f32>> = (0..70).map(|seed| model.latent_from_seed(seed, None, 1.0).unwrap()).collect();
         let refs: Vec<&[f32]> = latents.iter().map(|w| w.as_slice()).collect();
         let (mut images, mut reports) = (Vec::new(), Vec::new());
@@ -515,7 +515,7 @@ mod tests {
 
     #[test]
     fn a_failing_batch_rendered_ahead_fails_in_its_turn() {
-        let model = Model::load_default().expect("the default model is installed (make setup)");
+        let model = Model::load_default(Engine::get().unwrap().placement()).expect("the default model is installed (make setup)");
         let mut latents: Vec<Vec<f32>> = (0..40).map(|seed| model.latent_from_seed(seed, None, 1.0).unwrap()).collect();
         latents[35].pop();
         let refs: Vec<&[f32]> = latents.iter().map(|w| w.as_slice()).collect();

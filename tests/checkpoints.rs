@@ -57,7 +57,7 @@ fn seed_images(model: &Model, seeds: &[u64], psi: f32) -> Tensor {
 }
 
 fn load(path: &Path) -> Model {
-    Model::load(path).unwrap_or_else(|e| panic!("{}: {}", path.display(), e.message))
+    Model::load(path, common::placement()).unwrap_or_else(|e| panic!("{}: {}", path.display(), e.message))
 }
 
 #[test]
@@ -183,7 +183,7 @@ fn hostile_pickles_are_refused_and_nothing_runs() {
         if path.extension().and_then(|e| e.to_str()) != Some("pkl") {
             continue;
         }
-        let e = Model::load(&path).err().unwrap_or_else(|| panic!("{} loaded", path.display()));
+        let e = Model::load(&path, common::placement()).err().unwrap_or_else(|| panic!("{} loaded", path.display()));
         assert_eq!(e.kind, ErrorKind::Format, "{}", e.message);
         // Protocol 2 writes Python 2 names (__builtin__.eval, commands.Popen).
         let named = ["system'", "eval'", "exec'", "Popen'"].iter().any(|f| {

@@ -20,7 +20,7 @@ fn reference() -> std::collections::HashMap<String, Tensor> {
 
 #[test]
 fn default_model_matches_the_packages_pytorch_generator() {
-    let model = Model::load_default().expect("make setup installs the default model");
+    let model = Model::load_default(common::placement()).expect("make setup installs the default model");
     let info = model.info();
     assert_eq!((info.architecture.as_str(), info.resolution, info.w_dim, info.num_ws), ("dcgan", 64, 100, 1));
     let r = reference();
@@ -32,7 +32,7 @@ fn default_model_matches_the_packages_pytorch_generator() {
 
 #[test]
 fn default_model_exposes_four_feature_stages() {
-    let model = Model::load_default().unwrap();
+    let model = Model::load_default(common::placement()).unwrap();
     let z = Tensor::randn([2, 100], tch::kind::FLOAT_CPU);
     let (img, feats) = model.synthesize_with_features(&z, NoiseMode::Const).unwrap();
     assert_eq!(img.size(), [2, 3, 64, 64]);
@@ -45,14 +45,14 @@ fn default_model_exposes_four_feature_stages() {
 fn missing_or_corrupt_default_model_says_how_to_fix_it() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("none.safetensors");
-    let e = Model::load_default_from(&missing).err().unwrap();
+    let e = Model::load_default_from(&missing, common::placement()).err().unwrap();
     assert_eq!(e.kind, ErrorKind::Io);
     assert!(e.message.contains("make setup") && e.message.contains("none.safetensors"), "{}", e.message);
 
     let bytes = fs::read(default_model_path()).unwrap();
     let truncated = tmp.path().join("truncated.safetensors");
     fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
-    let e = Model::load_default_from(&truncated).err().unwrap();
+    let e = Model::load_default_from(&truncated, common::placement()).err().unwrap();
     assert_eq!(e.kind, ErrorKind::Format);
     assert!(e.message.contains("make setup"), "{}", e.message);
 
@@ -61,7 +61,7 @@ fn missing_or_corrupt_default_model_says_how_to_fix_it() {
     flipped[last] ^= 0x01; // a bit of the last weight: still a valid file
     let damaged = tmp.path().join("damaged.safetensors");
     fs::write(&damaged, &flipped).unwrap();
-    let e = Model::load_default_from(&damaged).err().unwrap();
+    let e = Model::load_default_from(&damaged, common::placement()).err().unwrap();
     assert_eq!(e.kind, ErrorKind::Format);
     assert!(e.message.contains("corrupt") && e.message.contains("make setup"), "{}", e.message);
 }
@@ -86,10 +86,10 @@ fn check_directions(model: &Model, rows: Option<std::ops::Range<usize>>) {
 
 #[test]
 fn sefa_directions_are_unit_orthogonal_sorted_and_stable() {
-    check_directions(&Model::load_default().unwrap(), None);
+    check_directions(&Model::load_default(common::placement()).unwrap(), None);
     {
         let dir = common::fixture("cond128");
-        let model = Model::load(&dir).unwrap();
+        let model = Model::load(&dir, common::placement()).unwrap();
         check_directions(&model, None);
         check_directions(&model, Some(0..4));
         let all = sefa::directions(&model, 1, None).unwrap();
@@ -97,7 +97,7 @@ fn sefa_directions_are_unit_orthogonal_sorted_and_stable() {
         assert_ne!(all, low, "the layer range changes the result");
         assert_eq!(sefa::directions(&model, 1, Some(3..20)).unwrap_err().kind, ErrorKind::InvalidArgument);
     }
-    let model = Model::load_default().unwrap();
+    let model = Model::load_default(common::placement()).unwrap();
     assert_eq!(sefa::directions(&model, 0, None).unwrap_err().kind, ErrorKind::InvalidArgument);
     assert_eq!(sefa::directions(&model, 101, None).unwrap_err().kind, ErrorKind::InvalidArgument);
 }

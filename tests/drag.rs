@@ -25,7 +25,7 @@ fn assert_drag_reaches(model: &Model, seed: u64, handle: Point, target: Point) {
 
 #[test]
 fn dragging_the_face_edge_reaches_its_target() {
-    let model = Model::load_default().unwrap();
+    let model = Model::load_default(common::placement()).unwrap();
     for seed in 1..=4 {
         assert_drag_reaches(&model, seed, p(16.0, 36.0), p(22.0, 36.0)); // left cheek edge, 6 px right
     }
@@ -33,7 +33,7 @@ fn dragging_the_face_edge_reaches_its_target() {
 
 #[test]
 fn dragging_the_nose_sideways_reaches_its_target() {
-    let model = Model::load_default().unwrap();
+    let model = Model::load_default(common::placement()).unwrap();
     for seed in [1, 4] {
         assert_drag_reaches(&model, seed, p(32.0, 36.0), p(40.0, 36.0)); // nose tip, 8 px right
     }
@@ -50,7 +50,7 @@ fn change_outside(model: &Model, a: &[f32], b: &[f32], region: &[bool]) -> f64 {
 
 #[test]
 fn a_masked_drag_changes_less_outside_the_editable_region() {
-    let model = Model::load_default().unwrap();
+    let model = Model::load_default(common::placement()).unwrap();
     let w = model.latent_from_seed(2, None, 1.0).unwrap();
     // The nose and mouth are editable; the rest should stay.
     let region: Vec<bool> = (0..64 * 64).map(|i| (24..44).contains(&(i % 64)) && (28..48).contains(&(i / 64))).collect();
@@ -67,7 +67,7 @@ fn a_masked_drag_changes_less_outside_the_editable_region() {
 #[test]
 fn a_drag_is_an_ordinary_edit_limited_to_its_rows() {
     let dir = common::fixture("tiny64");
-    let model = Model::load(&dir).unwrap();
+    let model = Model::load(&dir, common::placement()).unwrap();
     let w = model.latent_from_seed(5, None, 1.0).unwrap();
     let options = DragOptions { max_steps: 5, ..DragOptions::default() };
     let (mut edit, outcome) = edit_from_drag(&model, &w, &[p(20.0, 20.0)], &[p(30.0, 26.0)], &options, None, None).unwrap();
@@ -83,7 +83,7 @@ fn a_drag_is_an_ordinary_edit_limited_to_its_rows() {
 
 #[test]
 fn cancelling_a_drag_and_reporting_positions() {
-    let model = Model::load_default().unwrap();
+    let model = Model::load_default(common::placement()).unwrap();
     let w = model.latent_from_seed(1, None, 1.0).unwrap();
     let mut seen = Vec::new();
     let mut watch = |step: u32, points: &[Point], _: &[f32]| {
@@ -98,7 +98,7 @@ fn cancelling_a_drag_and_reporting_positions() {
 
 #[test]
 fn bad_drags_are_refused_with_clear_errors() {
-    let model = Model::load_default().unwrap();
+    let model = Model::load_default(common::placement()).unwrap();
     let w = model.latent_from_seed(1, None, 1.0).unwrap();
     let d = DragOptions::default();
     let err = |h: &[Point], t: &[Point], o: &DragOptions| drag(&model, &w, h, t, o, None, None).unwrap_err();

@@ -9,7 +9,7 @@ use image::RgbImage;
 
 #[test]
 fn default_model_round_trip_reconstructs_ten_faces() {
-    let model = Model::load_default().unwrap();
+    let model = Model::load_default(common::placement()).unwrap();
     let ws: Vec<Vec<f32>> = (0..10).map(|s| model.latent_from_seed(s, None, 1.0).unwrap()).collect();
     let targets = model.render(&ws.iter().map(|w| w.as_slice()).collect::<Vec<_>>()).unwrap();
     // Ten independent projections in one batch (Adam is element-wise).
@@ -35,7 +35,7 @@ fn photo_of_face(model: &Model) -> RgbImage {
 
 #[test]
 fn residual_rendering_of_an_identity_edit_is_the_photo() {
-    let model = Model::load_default().unwrap();
+    let model = Model::load_default(common::placement()).unwrap();
     let picture = photo_of_face(&model);
     let crop = invert::centre_crop(90, 70);
     assert_eq!(crop, [10, 0, 70, 70]);
@@ -68,7 +68,7 @@ fn residual_rendering_of_an_identity_edit_is_the_photo() {
 #[test]
 fn stylegan2_projection_improves_on_the_mean_and_keeps_wplus_rows() {
     let dir = common::fixture("tiny64");
-    let model = Model::load(&dir).unwrap();
+    let model = Model::load(&dir, common::placement()).unwrap();
     let w = model.latent_from_seed(4, None, 1.0).unwrap();
     let target = model.render(&[&w]).unwrap();
     let options = InvertOptions { steps: Some(60), wplus: true, ..InvertOptions::default() };
@@ -82,7 +82,7 @@ fn stylegan2_projection_improves_on_the_mean_and_keeps_wplus_rows() {
 
 #[test]
 fn conditional_models_and_bad_steps_are_refused() {
-    let model = Model::load_default().unwrap();
+    let model = Model::load_default(common::placement()).unwrap();
     let target = model.render(&[&model.latent_from_seed(1, None, 1.0).unwrap()]).unwrap();
     let e = invert(&model, &target, &InvertOptions { steps: Some(0), ..InvertOptions::default() }, None).unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidArgument);
@@ -90,7 +90,7 @@ fn conditional_models_and_bad_steps_are_refused() {
     assert!(e.message.contains("too small"), "{}", e.message);
     {
         let dir = common::fixture("cond128");
-        let cond = Model::load(&dir).unwrap();
+        let cond = Model::load(&dir, common::placement()).unwrap();
         let t = tch::Tensor::zeros([1, 3, 128, 128], tch::kind::FLOAT_CPU);
         assert_eq!(invert(&cond, &t, &InvertOptions::default(), None).unwrap_err().kind, ErrorKind::InvalidArgument);
     }

@@ -11,7 +11,7 @@ use std::fs;
 
 fn setup() -> (Model, LatentShape, Vec<f32>, Vec<f32>) {
     let dir = common::fixture("tiny64");
-    let model = Model::load(&dir).unwrap();
+    let model = Model::load(&dir, common::placement()).unwrap();
     let shape = LatentShape::of(model.info());
     let w0 = model.latent_from_seed(1, None, 1.0).unwrap();
     let edited = model.latent_from_seed(2, None, 1.0).unwrap();
@@ -213,7 +213,7 @@ fn presets_round_trip_bit_exactly() {
 fn presets_for_other_models_or_malformed_are_refused() {
     let (model, shape, w0, edited) = setup();
     let cond = common::fixture("cond128");
-    let other = Model::load(&cond).unwrap();
+    let other = Model::load(&cond, common::placement()).unwrap();
     let edit = Edit::from_latents(shape, &w0, &edited).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("edit.json");

@@ -37,7 +37,7 @@ fn rewrite_weights(dir: &Path, edit: impl FnOnce(&mut Vec<(String, Vec<u8>, Vec<
 }
 
 fn load_err(path: &Path) -> editone::Error {
-    match Model::load(path) {
+    match Model::load(path, common::placement()) {
         Ok(_) => panic!("{} loaded but should not", path.display()),
         Err(e) => {
             eprintln!("{:?}: {}", e.kind, e.message);
@@ -160,7 +160,7 @@ fn single_file_model_with_config_in_metadata() {
     let meta = HashMap::from([("config".to_string(), config)]);
     let file = tmp.path().join("tiny64.safetensors");
     safetensors::serialize_to_file(st.tensors(), &Some(meta), &file).unwrap();
-    let model = Model::load(&file).unwrap();
+    let model = Model::load(&file, common::placement()).unwrap();
     assert_eq!(model.info().num_ws, 10);
     assert_eq!(model.info().resolution, 64);
 
@@ -176,7 +176,7 @@ fn converted_files_carry_a_content_hash_that_catches_any_flipped_bit() {
     let tmp = tempfile::tempdir().unwrap();
     let native = tmp.path().join("tiny64.safetensors");
     editone::model::convert(&src, &native, editone::files::Existing::Refuse).unwrap();
-    Model::load(&native).unwrap();
+    Model::load(&native, common::placement()).unwrap();
     let good = fs::read(&native).unwrap();
     let header_end = 8 + u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
     // 25 single-bit flips spread over the tensor data, as the probe made.

@@ -17,7 +17,7 @@ fn check(name: &str, ours: &Tensor, theirs: &Tensor, tol: f64) {
 fn parity(fixture: &str) {
     let dir = common::fixture(fixture);
     let reference = common::reference(&dir);
-    let model = Model::load(&dir).expect("fixture model loads");
+    let model = Model::load(&dir, common::placement()).expect("fixture model loads");
     let r = |k: &str| reference.get(k).unwrap_or_else(|| panic!("reference has {k}"));
     let z = r("z");
     let c = reference.get("c");
@@ -62,7 +62,7 @@ fn cond128_matches_official_code() {
 #[test]
 fn random_noise_differs_between_calls_and_from_const() {
     let dir = common::fixture("tiny64");
-    let model = Model::load(&dir).unwrap();
+    let model = Model::load(&dir, common::placement()).unwrap();
     let ws = model.map(&Tensor::randn([1, 64], tch::kind::FLOAT_CPU), None, Truncation::default()).unwrap();
     let a = model.synthesize(&ws, NoiseMode::Random).unwrap();
     let b = model.synthesize(&ws, NoiseMode::Random).unwrap();
@@ -74,7 +74,7 @@ fn random_noise_differs_between_calls_and_from_const() {
 #[test]
 fn w_and_repeated_wplus_render_the_same() {
     let dir = common::fixture("tiny64");
-    let model = Model::load(&dir).unwrap();
+    let model = Model::load(&dir, common::placement()).unwrap();
     let w = Tensor::randn([2, 64], tch::kind::FLOAT_CPU);
     let wplus = w.unsqueeze(1).repeat([1, 10, 1]);
     let a = model.synthesize(&w, NoiseMode::Const).unwrap();

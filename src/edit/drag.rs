@@ -249,7 +249,7 @@ pub fn drag(
     if example.len() != info.num_ws * info.w_dim {
         return Err(Error::invalid("the example latent does not belong to this model"));
     }
-    let device = crate::Engine::get()?.device();
+    let device = model.device();
     let res = info.resolution as i64;
     let scale = info.resolution as f64 / 512.0;
     let dragger = Dragger {

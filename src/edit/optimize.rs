@@ -181,7 +181,7 @@ struct Optimizer<'a> {
 
 impl<'a> Optimizer<'a> {
     fn new(model: &'a Model, edit: &Edit, options: &'a OptimizeOptions) -> Result<Self> {
-        let device = crate::Engine::get()?.device();
+        let device = model.device();
         let shape = [1, edit.shape.num_ws as i64, edit.shape.w_dim as i64];
         let as_tensor = |v: &[f32]| Tensor::from_slice(v).reshape(shape).to_device(device);
         Ok(Optimizer {

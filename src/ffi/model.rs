@@ -4,6 +4,7 @@ use super::args::{InOut, Out, Str};
 use super::handles::handles;
 use super::{call, eo_latent, eo_model, eo_status, eo_write_flags, existing_of};
 use crate::error::{Error, Result};
+use crate::engine::Engine;
 use crate::model::Model;
 use std::ffi::c_char;
 use std::path::Path;
@@ -46,7 +47,7 @@ pub unsafe extern "C" fn eo_model_load(path: *const c_char, out: *mut eo_model) 
     let (path, out) = unsafe { (Str::new(path, "path"), Out::new(out, "out")) };
     call(|| {
         let out = out.required()?;
-        let model = Model::load(Path::new(path.get()?))?;
+        let model = Model::load(Path::new(path.get()?), Engine::get()?.placement())?;
         out.write(eo_model { id: handles()?.models.insert(model) });
         Ok(())
     })
@@ -85,7 +86,7 @@ pub unsafe extern "C" fn eo_model_load_default(out: *mut eo_model) -> eo_status 
     let out = unsafe { Out::new(out, "out") };
     call(|| {
         let out = out.required()?;
-        let model = Model::load_default()?;
+        let model = Model::load_default(Engine::get()?.placement())?;
         out.write(eo_model { id: handles()?.models.insert(model) });
         Ok(())
     })

@@ -13,11 +13,10 @@ pub mod stylegan2;
 pub mod weights;
 mod winograd;
 
-use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 use checkpoint::ModelFile;
 
 /// The fingerprint of the converted default model (pinned by
@@ -128,26 +127,47 @@ pub struct Model {
     generator: Box<dyn Generator>,
     fingerprint: String,
     source: String,
+    device: Device,
+}
+
+/// Where a model's tensors live and how it computes. The caller gives it
+/// (a host passes its engine's, `Engine::placement`); models never read a
+/// process-wide setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// The device every tensor of the model, and of its inputs, lives on.
+    pub device: Device,
+    /// Run the blocks a StyleGAN2 was trained with in float16 in float16
+    /// (CUDA only: the CPU computes them in float32, as `force_fp32`).
+    pub half_precision: bool,
+}
+
+impl Default for Placement {
+    /// The CPU, float32 everywhere.
+    fn default() -> Self {
+        Placement { device: Device::Cpu, half_precision: false }
+    }
 }
 
 impl Model {
     /// Loads a model file or folder of any supported kind (see
-    /// [`checkpoint`]). Never executes anything from the file.
-    pub fn load(path: &Path) -> Result<Model> {
-        let engine = Engine::get()?;
+    /// [`checkpoint`]) onto `placement`. Never executes anything from the
+    /// file.
+    pub fn load(path: &Path, placement: Placement) -> Result<Model> {
         let file = ModelFile::open(path)?;
-        let generator = build_generator(&file, engine.device(), engine.half_precision())?;
-        Ok(Model { generator, fingerprint: file.fingerprint, source: path.display().to_string() })
+        let half = placement.half_precision && placement.device.is_cuda();
+        let generator = build_generator(&file, placement.device, half)?;
+        Ok(Model { generator, fingerprint: file.fingerprint, source: path.display().to_string(), device: placement.device })
     }
 
     /// The default model: the DCGAN face generator from gan-face-generate
     /// 1.1.1, converted by `make setup`.
-    pub fn load_default() -> Result<Model> {
-        Model::load_default_from(&default_model_path())
+    pub fn load_default(placement: Placement) -> Result<Model> {
+        Model::load_default_from(&default_model_path(), placement)
     }
 
     /// Loads the default model from `path`, checking its fingerprint.
-    pub fn load_default_from(path: &Path) -> Result<Model> {
+    pub fn load_default_from(path: &Path, placement: Placement) -> Result<Model> {
         let install = "run `make setup` in the editone source folder, or set EDITONE_DEFAULT_MODEL to the file";
         if !path.is_file() {
             return Err(Error::new(
@@ -155,7 +175,7 @@ impl Model {
                 format!("the default model is not installed at '{}': {install}", path.display()),
             ));
         }
-        let model = Model::load(path).map_err(|e| e.context(format!("default model ({install})")))?;
+        let model = Model::load(path, placement).map_err(|e| e.context(format!("default model ({install})")))?;
         if model.fingerprint() != DEFAULT_MODEL_FINGERPRINT {
             return Err(Error::format(format!(
                 "the default model '{}' is corrupt (checksum {} instead of {DEFAULT_MODEL_FINGERPRINT}): delete it and {install}",
@@ -169,6 +189,11 @@ impl Model {
     /// Shape facts.
     pub fn info(&self) -> &ModelInfo {
         self.generator.info()
+    }
+
+    /// The device the model's tensors live on.
+    pub fn device(&self) -> Device {
+        self.device
     }
 
     /// A fingerprint of the weights, for presets.
@@ -314,7 +339,7 @@ impl Model {
             }
         };
         self.check_values("latent", &ws)?;
-        Ok(ws.f_to_kind(Kind::Float)?.f_to_device(Engine::get()?.device())?)
+        Ok(ws.f_to_kind(Kind::Float)?.f_to_device(self.device)?)
     }
 
     fn check_input(&self, what: &str, t: &Tensor, row: &[i64]) -> Result<Tensor> {
@@ -327,7 +352,7 @@ impl Model {
             )));
         }
         self.check_values(what, t)?;
-        Ok(t.f_to_kind(Kind::Float)?.f_to_device(Engine::get()?.device())?)
+        Ok(t.f_to_kind(Kind::Float)?.f_to_device(self.device)?)
     }
 
     fn check_values(&self, what: &str, t: &Tensor) -> Result<()> {
@@ -337,7 +362,7 @@ impl Model {
 
 /// A 2-D convolution (`transposed`: a transposed one) with stride,
 /// padding, groups, unit dilation and no output padding. On CUDA it
-/// computes in float32 or TF32 as [`Engine::tf32`] says, in the forward and
+/// computes in float32 or TF32 as `Engine::tf32` says, in the forward and
 /// the backward pass alike (both read libtorch's global switch).
 pub(crate) fn convolution(x: &Tensor, w: &Tensor, stride: i64, padding: [i64; 2], transposed: bool, groups: i64) -> Tensor {
     let no_bias: Option<Tensor> = None;

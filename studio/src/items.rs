@@ -122,7 +122,7 @@ mod tests {
 
     #[test]
     fn folders_of_latents_and_photos_load_and_bad_ones_are_refused() {
-        let model = Model::load_default().expect("make setup installs the default model");
+        let model = Model::load_default(editone::Engine::get().unwrap().placement()).expect("make setup installs the default model");
         let w_dim = model.info().w_dim;
         let dir = std::env::temp_dir().join(format!("editone-studio-items-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -85,10 +85,10 @@ fn main() -> ExitCode {
 
 fn serve(args: Args) -> Result<(), String> {
     let options = EngineOptions { device: args.device, cpu_threads: args.threads, cpu_cache_mib: CPU_CACHE_MIB, ..EngineOptions::default() };
-    Engine::init(&options).map_err(|e| format!("engine: {e}"))?;
+    let engine = Engine::init(&options).map_err(|e| format!("engine: {e}"))?;
     let model = match &args.model {
-        Some(path) => Model::load(path),
-        None => Model::load_default(),
+        Some(path) => Model::load(path, engine.placement()),
+        None => Model::load_default(engine.placement()),
     }
     .map_err(|e| format!("model: {e}"))?;
     let c_dim = model.info().c_dim;

@@ -190,7 +190,7 @@ mod tests {
     }
 
     fn studio() -> Studio {
-        let model = Model::load_default().expect("make setup installs the default model");
+        let model = Model::load_default(editone::Engine::get().unwrap().placement()).expect("make setup installs the default model");
         let directions = editone::edit::sefa::directions(&model, 2, None).unwrap();
         let source = Source::Seeds { seeds: (0..10).collect(), class: None };
         Studio::new(model, directions, source, 1, 0, Renderer::start().unwrap())

@@ -17,6 +17,12 @@ pub fn fixture(name: &str) -> PathBuf {
     dir
 }
 
+/// Where models of the tests live: the engine's device and precision, so
+/// that the same tests run on CUDA when the engine picks a GPU.
+pub fn placement() -> editone::model::Placement {
+    editone::Engine::get().expect("the engine starts").placement()
+}
+
 /// The reference tensors of a fixture, by name.
 pub fn reference(dir: &std::path::Path) -> std::collections::HashMap<String, Tensor> {
     Tensor::read_safetensors(dir.join("reference.safetensors")).expect("reference.safetensors loads").into_iter().collect()
