@@ -58,7 +58,7 @@ for res in 256 1024; do
         c = sg.config_f($res); sg.write_native('$m', c, sg.random_weights(c))"
     for how in "--device cpu --threads 16" "--device cuda" "--device cuda --tf32" "--device cuda --half"; do
         f=/tmp/render-$res-$(echo $how | tr -dc 'a-z0-9').f32
-        timeout 120 "$E" $how render --model "$m" --seeds 0-3 --out-f32 "$f" >/dev/null 2>&1 || echo "render failed: $how"
+        timeout 120 "$E" $how render --model "$m" --seeds 0-3 --out-f32 "$f" --overwrite >/dev/null 2>&1 || echo "render failed: $how"
     done
     python3 - "$res" <<'PY'
 import sys, numpy as np

@@ -18,6 +18,8 @@ static const char BENCH_USAGE[] =
     "\n"
     "Measures on this machine:\n"
     "  render       images/s with each batch size of LIST per eo_render_batch call\n"
+    "  photo edits  images/s of 16 edits of one photo rendered residually at the\n"
+    "               photo's size, beside the same latents rendered plain\n"
     "  optimize     seconds for K AdamW iterations of d* (paper objective)\n"
     "  alphas       ms to recompute the alphas of N latents after a strength change\n"
     "               (eo_edit_set_strength + eo_edit_alphas)\n"
@@ -57,11 +59,11 @@ static double per_second(timing t)
     return t.seconds > 0 ? (double)t.items / t.seconds : 0.0;
 }
 
-/* Image views for `batch` RGBA images of the model's size, in one block. */
-static int make_views(const eo_model_desc *d, size_t batch, eo_image_view **views, uint8_t **pixels)
+/* Image views for `batch` RGBA images of width x height, in one block. */
+static int make_views(uint32_t width, uint32_t height, size_t batch, eo_image_view **views, uint8_t **pixels)
 {
-    size_t stride = (size_t)d->resolution * 4;
-    size_t bytes = stride * d->resolution;
+    size_t stride = (size_t)width * 4;
+    size_t bytes = stride * height;
     *views = xcalloc(batch, sizeof **views);
     *pixels = xcalloc(batch, bytes);
     if (!*views || !*pixels) {
@@ -71,21 +73,25 @@ static int make_views(const eo_model_desc *d, size_t batch, eo_image_view **view
     }
     for (size_t i = 0; i < batch; i++) {
         (*views)[i].data = *pixels + i * bytes;
-        (*views)[i].width = d->resolution;
-        (*views)[i].height = d->resolution;
+        (*views)[i].width = width;
+        (*views)[i].height = height;
         (*views)[i].stride = (uint32_t)stride;
         (*views)[i].format = EO_PIXEL_RGBA8;
     }
     return EC_OK;
 }
 
-/* Renders `batch` latents per call: one warm-up call, then calls for at least `min_s`. */
-static int time_render(const eo_latent *ls, size_t batch, const eo_model_desc *d, double min_s, timing *out)
+/*
+ * Renders `batch` latents per call into width x height views: one warm-up
+ * call, then calls for at least `min_s`.
+ */
+static int time_render_at(const eo_latent *ls, size_t batch, uint32_t width, uint32_t height, double min_s,
+                          timing *out)
 {
     eo_image_view *views;
     uint8_t *pixels;
     double start = 0.0;
-    int rc = make_views(d, batch, &views, &pixels);
+    int rc = make_views(width, height, batch, &views, &pixels);
     memset(out, 0, sizeof *out);
     for (int warm = 1; rc == EC_OK; warm = 0) {
         eo_status st = eo_render_batch(ls, batch, views, on_progress_quiet, NULL);
@@ -105,6 +111,12 @@ static int time_render(const eo_latent *ls, size_t batch, const eo_model_desc *d
     free(views);
     free(pixels);
     return rc;
+}
+
+/* time_render_at at the model's own size. */
+static int time_render(const eo_latent *ls, size_t batch, const eo_model_desc *d, double min_s, timing *out)
+{
+    return time_render_at(ls, batch, d->resolution, d->resolution, min_s, out);
 }
 
 /* Peak resident memory of this process so far, in MiB. */
@@ -205,7 +217,7 @@ static int stream_transfer(eo_model m, const eo_model_desc *d, eo_edit e, size_t
     float alphas[STREAM_BATCH];
     eo_image_view *views;
     uint8_t *pixels;
-    int rc = make_views(d, STREAM_BATCH, &views, &pixels);
+    int rc = make_views(d->resolution, d->resolution, STREAM_BATCH, &views, &pixels);
     for (size_t done = 0; rc == EC_OK && done < n; done += STREAM_BATCH) {
         size_t k = n - done < STREAM_BATCH ? n - done : STREAM_BATCH;
         eo_status st;
@@ -246,12 +258,71 @@ static int time_end_to_end(eo_model m, const eo_model_desc *d, uint32_t iteratio
     return rc;
 }
 
+/* Edits of one photo in the photo measurement. */
+#define PHOTO_EDITS 16u
+
+/*
+ * PHOTO_EDITS edits of one photo latent (seed 0's latent carrying a
+ * synthetic photo half as wide again as the model's square), moved along
+ * one W axis by different strengths; and the same latents without the
+ * photo.
+ */
+static int make_photo_edits(eo_model m, const eo_model_desc *d, eo_latent *residual, eo_latent *plain)
+{
+    uint32_t w = d->resolution * 3 / 2, h = d->resolution;
+    uint8_t *pixels = xcalloc((size_t)w * h, 3);
+    float *w0 = NULL, *dir = xcalloc(d->w_dim, sizeof *dir), *moved = NULL;
+    eo_latent seed = { 0 }, photo = { 0 };
+    eo_edit e = { 0 };
+    eo_status st = EO_OK;
+    int rc = pixels && dir ? latent_from_seed(m, d, 0, 0, 1.0f, &seed) : out_of_memory();
+    for (size_t i = 0; pixels && i < (size_t)w * h * 3; i++)
+        pixels[i] = (uint8_t)(i * 7 / 3);
+    if (rc == EC_OK)
+        rc = read_latent(seed, d, &w0);
+    eo_image_view view = { pixels, w, h, w * 3, EO_PIXEL_RGB8 };
+    if (rc == EC_OK && (st = eo_latent_from_w_photo(m, w0, latent_floats(d), &view, &photo)) == EO_OK) {
+        dir[0] = 1.0f;
+        st = eo_edit_from_direction(photo, dir, d->w_dim, 1.0f, &e);
+    }
+    for (size_t i = 0; rc == EC_OK && st == EO_OK && i < PHOTO_EDITS; i++) {
+        if ((st = eo_edit_set_strength(e, 0.25f * (float)i)) == EO_OK && (st = eo_edit_apply(e, photo, &residual[i])) == EO_OK &&
+            (rc = read_latent(residual[i], d, &moved)) == EC_OK)
+            st = eo_latent_from_w(m, moved, latent_floats(d), &plain[i]);
+        free(moved);
+        moved = NULL;
+    }
+    if (rc == EC_OK && st != EO_OK)
+        rc = lib_error(st, "making the photo's edits");
+    release_edit(&e), release_latent(&photo), release_latent(&seed);
+    free(pixels), free(dir), free(w0);
+    return rc;
+}
+
+/*
+ * The photo's edits rendered residually at the photo's size in one batch,
+ * beside the same latents rendered plain: the photo's own latent is
+ * rendered once per photo, so the two differ by the compositing alone.
+ */
+static int time_photo_edits(eo_model m, const eo_model_desc *d, double min_s, timing *residual, timing *plain)
+{
+    eo_latent with_photo[PHOTO_EDITS] = { 0 }, without[PHOTO_EDITS] = { 0 };
+    int rc = make_photo_edits(m, d, with_photo, without);
+    if (rc == EC_OK)
+        rc = time_render_at(with_photo, PHOTO_EDITS, d->resolution * 3 / 2, d->resolution, min_s, residual);
+    if (rc == EC_OK)
+        rc = time_render(without, PHOTO_EDITS, d, min_s, plain);
+    release_latents(with_photo, PHOTO_EDITS);
+    release_latents(without, PHOTO_EDITS);
+    return rc;
+}
+
 typedef struct {
     const char *model;
     char *device;
     uint32_t threads, iterations;
     size_t batches[MAX_BATCHES], n_batches, alphas_n, count;
-    timing render[MAX_BATCHES];
+    timing render[MAX_BATCHES], photo_residual, photo_plain;
     double optimize_s, alphas_ms, peak_after_render;
     e2e_timing e2e_small, e2e; /* 100 images without optimising, then count images */
 } bench_result;
@@ -283,7 +354,11 @@ static void print_bench_json(const bench_result *b, const eo_model_desc *d)
         json_number(stdout, per_second(b->render[i]));
         fputc('}', stdout);
     }
-    printf("], \"optimize\": {\"iterations\": %u, \"seconds\": ", b->iterations);
+    printf("], \"photo_edits\": {\"batch\": %u, \"residual_images_per_s\": ", PHOTO_EDITS);
+    json_number(stdout, per_second(b->photo_residual));
+    fputs(", \"plain_images_per_s\": ", stdout);
+    json_number(stdout, per_second(b->photo_plain));
+    printf("}, \"optimize\": {\"iterations\": %u, \"seconds\": ", b->iterations);
     json_number(stdout, b->optimize_s);
     printf("}, \"alphas\": {\"latents\": %zu, \"ms\": ", b->alphas_n);
     json_number(stdout, b->alphas_ms);
@@ -304,6 +379,9 @@ static void print_bench_text(const bench_result *b, const eo_model_desc *d)
     for (size_t i = 0; i < b->n_batches; i++)
         printf("render, batch %-4zu  %8.2f images/s (%" PRIu64 " images in %.2f s)\n", b->batches[i],
                per_second(b->render[i]), b->render[i].items, b->render[i].seconds);
+    printf("photo edits, %u:    %8.2f images/s residual at %ux%u, %.2f images/s plain (the photo's own\n"
+           "                    latent renders once per photo)\n",
+           PHOTO_EDITS, per_second(b->photo_residual), d->resolution * 3 / 2, d->resolution, per_second(b->photo_plain));
     if (b->iterations)
         printf("optimize d*:        %u iterations in %.2f s (%.1f ms each)\n", b->iterations, b->optimize_s,
                b->optimize_s * 1e3 / b->iterations);
@@ -374,6 +452,8 @@ static int run_bench(eo_model m, const eo_model_desc *d, bench_result *b, double
     }
     if (rc == EC_OK)
         rc = run_renders(m, d, b, min_s);
+    if (rc == EC_OK)
+        rc = time_photo_edits(m, d, min_s, &b->photo_residual, &b->photo_plain);
     if (rc == EC_OK)
         rc = make_edit(m, d, b->count > 0 ? 0 : b->iterations, &e, b->count > 0 ? &unused : &b->optimize_s);
     if (rc == EC_OK)

@@ -189,6 +189,7 @@ int parse_choice(const char *cmd, const char *name, const char *text, const char
 int parse_seed_list(const char *cmd, const char *opt, const char *text, uint64_t **out, size_t *count);
 
 /* util.c: files (errors are reported). */
+int read_image(const char *path, eo_pixel_format format, eo_image_view *view);
 int file_size(const char *path, uint64_t *size);
 int same_file(const char *a, const char *b);
 int read_f32_file(const char *path, size_t n, float **out);
@@ -265,8 +266,6 @@ int cmd_directions(const engine_args *g, int argc, char **argv);
 int cmd_invert(const engine_args *g, int argc, char **argv);
 int cmd_convert(const engine_args *g, int argc, char **argv);
 
-/* invert.c: an image file as a packed view of `format` (free view->data). */
-int read_image(const char *path, eo_pixel_format format, eo_image_view *view);
 
 /* drag.c: edit --drag. */
 int parse_drags(const char *cmd, const char *const *texts, size_t n, eo_point **handles, eo_point **targets);

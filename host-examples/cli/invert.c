@@ -54,26 +54,6 @@ static char *base_name(const char *path)
     return name;
 }
 
-/* Reads an image file as a tightly packed view of `format` (free view->data). */
-int read_image(const char *path, eo_pixel_format format, eo_image_view *view)
-{
-    uint32_t w = 0, h = 0;
-    size_t needed = 0;
-    eo_status st = eo_image_read(path, format, NULL, 0, &w, &h, &needed);
-    uint8_t *pixels;
-    if (st != EO_OK)
-        return lib_error(st, "reading '%s'", path);
-    if (!(pixels = xcalloc(needed, 1)))
-        return out_of_memory();
-    st = eo_image_read(path, format, pixels, needed, &w, &h, NULL);
-    if (st != EO_OK) {
-        free(pixels);
-        return lib_error(st, "reading '%s'", path);
-    }
-    *view = (eo_image_view){ pixels, w, h, (uint32_t)(needed / h), format };
-    return EC_OK;
-}
-
 /* The files invert writes for each photo, in the order it writes them. */
 static const char *const OUTPUT_SUFFIXES[] = { "-photo.png", "-reconstruction.png", ".json", ".f32" };
 enum { OUT_PHOTO, OUT_RECONSTRUCTION, OUT_JSON, OUT_LATENT, OUT_COUNT };

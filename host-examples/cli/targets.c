@@ -507,40 +507,22 @@ int render_files(const eo_latent *ls, const target_spec *t, const char *dir, con
 #define RENDER_BATCH_BYTES ((size_t)256 << 20)
 
 /*
- * The size eo_render_to_file gives a w x h picture for `side`: the image
- * crate's resize_dimensions(w, h, side, side, false), which keeps the
- * aspect ratio, in the same double arithmetic.
- */
-static void fit_side(uint32_t *w, uint32_t *h, uint32_t side)
-{
-    double ratio = fmin((double)side / *w, (double)side / *h);
-    double nw = round(*w * ratio), nh = round(*h * ratio);
-    *w = nw < 1 ? 1 : (uint32_t)nw;
-    *h = nh < 1 ? 1 : (uint32_t)nh;
-}
-
-/*
  * The view in which eo_render_batch gives the pixels eo_render_to_file(l,
- * path, size) saves: the picture's size (the photo's for a latent that
- * carries one: it renders residual) fitted to `size` as that function
- * does (eo_render_batch resamples with the same Lanczos filter, and a
- * view of the picture's own size is a copy in both); RGB, or grey for a
- * one-channel model's plain output, so files keep their colour type.
+ * path, size) saves: the size the library says that file has
+ * (eo_render_size; eo_render_batch resamples with the same Lanczos
+ * filter, and a view of the picture's own size is a copy in both); RGB, or
+ * grey for a one-channel model's plain output (a latent without a photo),
+ * so files keep their colour type.
  */
 static int file_view(eo_latent l, const eo_model_desc *d, uint32_t size, eo_image_view *v)
 {
-    uint32_t w = 0, h = 0;
-    eo_status st = eo_latent_photo(l, &w, &h, NULL);
+    uint32_t w = 0, h = 0, photo_w = 0, photo_h = 0;
+    eo_status st = eo_latent_photo(l, &photo_w, &photo_h, NULL);
+    if (st == EO_OK)
+        st = eo_render_size(l, size, &w, &h);
     if (st != EO_OK)
-        return lib_error(st, "reading the photo size of a latent");
-    v->format = EO_PIXEL_RGB8;
-    if (w == 0) {
-        w = h = d->resolution;
-        if (d->channels == 1)
-            v->format = EO_PIXEL_GRAY8;
-    }
-    if (size)
-        fit_side(&w, &h, size);
+        return lib_error(st, "reading the picture size of a latent");
+    v->format = photo_w == 0 && d->channels == 1 ? EO_PIXEL_GRAY8 : EO_PIXEL_RGB8;
     v->data = NULL;
     v->width = w;
     v->height = h;

@@ -345,6 +345,26 @@ bad:
 /* Files                                                               */
 /* ------------------------------------------------------------------ */
 
+/* Reads an image file as a tightly packed view of `format` (free view->data). */
+int read_image(const char *path, eo_pixel_format format, eo_image_view *view)
+{
+    uint32_t w = 0, h = 0;
+    size_t needed = 0;
+    eo_status st = eo_image_read(path, format, NULL, 0, &w, &h, &needed);
+    uint8_t *pixels;
+    if (st != EO_OK)
+        return lib_error(st, "reading '%s'", path);
+    if (!(pixels = xcalloc(needed, 1)))
+        return out_of_memory();
+    st = eo_image_read(path, format, pixels, needed, &w, &h, NULL);
+    if (st != EO_OK) {
+        free(pixels);
+        return lib_error(st, "reading '%s'", path);
+    }
+    *view = (eo_image_view){ pixels, w, h, (uint32_t)(needed / h), format };
+    return EC_OK;
+}
+
 int file_size(const char *path, uint64_t *size)
 {
     struct stat st;

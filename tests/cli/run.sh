@@ -4,11 +4,12 @@
 # Usage, from the repository root:  tests/cli/run.sh PATH_TO_EDITONE
 #
 # Checks the exit codes scripts rely on, raw-output parity with the official
-# StyleGAN2 code on the shared fixtures, the edit -> preset -> apply flow,
+# StyleGAN2 code on the fixtures (tests/fixtures/stylegan2), the edit ->
+# preset -> apply flow,
 # preset errors, that bench runs, and that no command loses a file
 # (files.sh: --overwrite, colliding outputs, SIGTERM, kill -9 loops). Needs bash and python3 (standard
-# library only). Without ../shared (beside the repository) the fixture parts
-# are skipped, loudly. Ends with a line "N passed, M failed"; exits non-zero
+# library only). A missing fixture folder or virtual environment is a
+# failure, not a skip. Ends with a line "N passed, M failed"; exits non-zero
 # if any failed.
 set -euo pipefail
 
@@ -23,8 +24,8 @@ if [ ! -x "$EDITONE" ]; then
     exit 2
 fi
 
-SHARED=$(cd "$(dirname "$0")/../../.." && pwd)/shared
-FIXTURES=$SHARED/fixtures/stylegan2
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+FIXTURES=$REPO/tests/fixtures/stylegan2
 TINY=$FIXTURES/tiny64
 COND=$FIXTURES/cond128
 
@@ -288,7 +289,8 @@ fi
 # --- Fixture parts --------------------------------------------------------
 
 if [ ! -d "$FIXTURES" ]; then
-    echo "!!!!! SKIPPED: $FIXTURES is absent; CLI parity, edit/apply and bench are NOT tested !!!!!"
+    echo "FAIL $FIXTURES is missing: the fixtures are part of the repository"
+    FAILED=$((FAILED + 1))
 else
     # --- 2. Parity with the official code through the CLI ------------------
     for model in tiny64 cond128; do
@@ -338,10 +340,11 @@ else
     check "latent0003.png is a 32x32 PNG" py png "$TMP/baseline/latent0003.png" 32
 
     # --- 4. official checkpoint files ---------------------------------------
-    VENV_PY=$(cd "$(dirname "$0")/../.." && pwd)/.venv/bin/python
+    VENV_PY=$REPO/.venv/bin/python
     PYTESTS=$(cd "$(dirname "$0")/../python" && pwd)
     if [ ! -x "$VENV_PY" ]; then
-        echo "!!!!! SKIPPED: $VENV_PY is absent (run make setup); .pkl/.pt loading is NOT tested here !!!!!"
+        echo "FAIL $VENV_PY is missing (make setup makes it); .pkl/.pt loading cannot be tested"
+        FAILED=$((FAILED + 1))
     else
         check "build NVlabs and rosinality files" "$VENV_PY" "$PYTESTS/make_checkpoints.py" "$TINY" "$TMP/ckpt"
         expect "convert an NVlabs pickle" 0 -- convert "$TMP/ckpt/model.pkl" "$TMP/ckpt/model.safetensors"
@@ -364,7 +367,7 @@ else
     # --- 5. bench -------------------------------------------------------------
     expect "bench, small settings" 0 -- \
         bench --model "$TINY" --batches 1,4 --iterations 5 --alphas 1000 --count 70 --seconds 0.2
-    for what in "images/s" "optimize d\*" "alphas:" "end to end, 70" "peak memory"; do
+    for what in "images/s" "photo edits, 16" "optimize d\*" "alphas:" "end to end, 70" "peak memory"; do
         check "bench reports $what" grep -q "$what" "$TMP/last/stdout"
     done
     expect "bench --json" 0 -- bench --model "$TINY" --batches 2 --iterations 2 --alphas 10 --count 3 --seconds 0 --json
@@ -372,6 +375,7 @@ else
 import json, sys
 b = json.load(open(sys.argv[1]))
 assert b['render'][0]['batch'] == 2 and b['render'][0]['images_per_s'] > 0
+assert b['photo_edits']['batch'] == 16 and b['photo_edits']['residual_images_per_s'] > 0
 assert b['optimize']['iterations'] == 2 and b['alphas']['latents'] == 10
 assert [e['images'] for e in b['end_to_end']] == [100, 3] and b['peak_mib_after_render'] > 0
 " "$TMP/last/stdout"
