@@ -33,18 +33,27 @@ struct Queue {
     urgent: VecDeque<Job>,
     /// Sessions with images left to render, each once, in turn.
     sessions: VecDeque<Weak<dyn Background>>,
+    /// Whether the thread is running a job now.
+    running: bool,
+}
+
+impl Queue {
+    fn is_idle(&self) -> bool {
+        !self.running && self.urgent.is_empty() && self.sessions.is_empty()
+    }
 }
 
 /// The render thread's queue.
 pub struct Renderer {
     queue: Mutex<Queue>,
     ready: Condvar,
+    idle: Condvar,
 }
 
 impl Renderer {
     /// Starts the render thread.
     pub fn start() -> Result<Arc<Renderer>, String> {
-        let renderer = Arc::new(Renderer { queue: Mutex::default(), ready: Condvar::new() });
+        let renderer = Arc::new(Renderer { queue: Mutex::default(), ready: Condvar::new(), idle: Condvar::new() });
         let worker = Arc::clone(&renderer);
         std::thread::Builder::new()
             .name("render".into())
@@ -74,11 +83,27 @@ impl Renderer {
         self.ready.notify_one();
     }
 
+    /// Waits until nothing is queued or running. A process that exits while
+    /// this thread is inside libtorch can crash in libtorch's teardown (its
+    /// kernels' code is unmapped under the running render), so whoever
+    /// ends the process with renders under way (the tests) waits first.
+    #[cfg(test)]
+    pub fn wait_idle(&self) {
+        let mut queue = self.lock();
+        while !queue.is_idle() {
+            queue = self.idle.wait(queue).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
     fn work(&self) {
         loop {
             let job = {
                 let mut queue = self.lock();
-                loop {
+                queue.running = false;
+                if queue.is_idle() {
+                    self.idle.notify_all();
+                }
+                let job = loop {
                     if let Some(job) = queue.urgent.pop_front() {
                         break Ok(job);
                     }
@@ -86,7 +111,11 @@ impl Renderer {
                         break Err(session);
                     }
                     queue = self.ready.wait(queue).unwrap_or_else(|p| p.into_inner());
-                }
+                };
+                // Marked under the same lock that took it, so that
+                // wait_idle never sees a job between queue and run.
+                queue.running = true;
+                job
             };
             match job {
                 // A request's job reports its own panic; see api::deferred.
@@ -121,5 +150,6 @@ mod tests {
         renderer.submit(move || tx.send(2).unwrap());
         let got: Vec<i32> = (0..2).map(|_| rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()).collect();
         assert_eq!(got, [1, 2]);
+        renderer.wait_idle();
     }
 }

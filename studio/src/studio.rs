@@ -225,6 +225,7 @@ mod tests {
         drop(streams);
         // A page that went is idle again (idle_after is zero here).
         assert!(studio.admit(1).is_ok());
+        studio.renderer.wait_idle();
     }
 
     #[test]
