@@ -2,10 +2,9 @@
 //! threads libtorch may use, and the precision of new models. It knows
 //! nothing of models or edits; the C API keeps its handle tables itself.
 
-use crate::error::{shim_message, Error, ErrorKind, Result};
+use crate::error::{shim_call, Error, ErrorKind, Result};
 use crate::model::Placement;
 use once_cell::sync::OnceCell;
-use std::ffi::c_char;
 use std::sync::Mutex;
 use tch::Device;
 
@@ -49,21 +48,10 @@ impl Default for EngineOptions {
 
 extern "C" {
     // csrc/precision.cpp
-    fn editone_set_tf32(allow: bool, error: *mut c_char, error_len: usize) -> bool;
-    fn editone_tf32(error: *mut c_char, error_len: usize) -> i32;
+    fn editone_set_tf32(allow: bool, error: *mut u8, error_len: usize) -> bool;
+    fn editone_tf32(error: *mut u8, error_len: usize) -> i32;
     // csrc/cpu_cache.cpp
-    fn editone_cpu_cache(cap_bytes: usize, error: *mut c_char, error_len: usize) -> bool;
-}
-
-/// Runs a csrc/ shim that reports failure as `failed` and a message in an
-/// error buffer (csrc/shim.h), as a Result.
-fn shim<T: PartialEq>(what: &str, failed: T, call: impl FnOnce(*mut c_char, usize) -> T) -> Result<T> {
-    let mut error = [0u8; 512];
-    let value = call(error.as_mut_ptr() as *mut c_char, error.len());
-    if value == failed {
-        return Err(Error::from_torch(what, &shim_message(&error)));
-    }
-    Ok(value)
+    fn editone_cpu_cache(cap_bytes: usize, error: *mut u8, error_len: usize) -> bool;
 }
 
 /// The process-wide engine.
@@ -93,11 +81,11 @@ impl Engine {
         engine.half_precision.store(options.half_precision, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: sets two flags of libtorch's global context; the buffer
         // is `len` writable bytes.
-        shim("libtorch's TF32 switches", false, |error, len| unsafe { editone_set_tf32(options.tf32, error, len) })?;
+        shim_call("libtorch's TF32 switches", false, |error, len| unsafe { editone_set_tf32(options.tf32, error, len) })?;
         let cap = (options.cpu_cache_mib as usize) << 20;
         // SAFETY: installs (once) or resizes the CPU allocator's cache (the
         // shim locks around both); the buffer is `len` writable bytes.
-        shim("the CPU buffer cache", false, |error, len| unsafe { editone_cpu_cache(cap, error, len) })?;
+        shim_call("the CPU buffer cache", false, |error, len| unsafe { editone_cpu_cache(cap, error, len) })?;
         Ok(engine)
     }
 
@@ -156,7 +144,7 @@ impl Engine {
     pub fn tf32(&self) -> bool {
         // SAFETY: reads a flag of libtorch's global context; the buffer is
         // `len` writable bytes.
-        shim("libtorch's TF32 switches", -1, |error, len| unsafe { editone_tf32(error, len) }) == Ok(1)
+        shim_call("libtorch's TF32 switches", -1, |error, len| unsafe { editone_tf32(error, len) }) == Ok(1)
     }
 
     /// The device all tensors live on.

@@ -112,9 +112,22 @@ pub fn torch_message(message: &str) -> &str {
 }
 
 /// The NUL-terminated message a C++ shim in csrc/ wrote into `buffer`.
-pub(crate) fn shim_message(buffer: &[u8]) -> String {
+fn shim_message(buffer: &[u8]) -> String {
     let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
     String::from_utf8_lossy(&buffer[..end]).into_owned()
+}
+
+/// Calls a csrc/ entry point that reports failure by returning `failed`
+/// and the exception's message in an error buffer (csrc/shim.h): `call`
+/// gets the buffer and its length. The failure becomes an error about
+/// `what`.
+pub(crate) fn shim_call<T: PartialEq>(what: &str, failed: T, call: impl FnOnce(*mut u8, usize) -> T) -> Result<T> {
+    let mut error = [0u8; 512];
+    let value = call(error.as_mut_ptr(), error.len());
+    if value == failed {
+        return Err(Error::from_torch(what, &shim_message(&error)));
+    }
+    Ok(value)
 }
 
 /// The message a panic was raised with.

@@ -3,7 +3,7 @@
 //! kernel, summed by name. A development tool (`examples/profile.rs`);
 //! the profiler is process-wide, so only one profile runs at a time.
 
-use crate::error::{shim_message, Error, Result};
+use crate::error::{shim_call, Result};
 use std::ffi::{c_char, CStr};
 use std::sync::Mutex;
 
@@ -50,26 +50,19 @@ struct Recording {
 
 impl Recording {
     fn start(cuda: bool) -> Result<Recording> {
-        let mut error = [0u8; 256];
-        // SAFETY: `error` is writable for its length; the C++ side catches
-        // every exception.
-        if unsafe { editone_profile_begin(cuda, error.as_mut_ptr(), error.len()) } {
-            Ok(Recording { active: true })
-        } else {
-            Err(Error::from_torch("libtorch's profiler did not start", &shim_message(&error)))
-        }
+        // SAFETY: the buffer is writable for its length; the C++ side
+        // catches every exception.
+        shim_call("libtorch's profiler did not start", false, |error, len| unsafe { editone_profile_begin(cuda, error, len) })?;
+        Ok(Recording { active: true })
     }
 
     /// Stops recording and returns the summary text.
     fn stop(&mut self) -> Result<String> {
         self.active = false;
-        let mut error = [0u8; 256];
         // SAFETY: as in `start`; a non-null result is a NUL-terminated
         // string that editone_profile_free releases.
-        let summary = unsafe { editone_profile_end(error.as_mut_ptr(), error.len()) };
-        if summary.is_null() {
-            return Err(Error::from_torch("libtorch's profiler did not stop", &shim_message(&error)));
-        }
+        let summary =
+            shim_call("libtorch's profiler did not stop", std::ptr::null_mut(), |error, len| unsafe { editone_profile_end(error, len) })?;
         let text = unsafe { CStr::from_ptr(summary) }.to_string_lossy().into_owned();
         unsafe { editone_profile_free(summary) };
         Ok(text)

@@ -11,7 +11,7 @@
 //! size as the direct convolution's own rounding error (see the tests), but
 //! not bit for bit; it is used where no gradient is needed.
 
-use crate::error::shim_message;
+use crate::error::shim_call;
 use tch::{Device, Kind, Tensor};
 
 /// Where the Winograd convolution beats libtorch's direct one on the CPU
@@ -82,13 +82,12 @@ pub(crate) fn conv3x3(x: &Tensor, u: &Tensor, in_scale: &Tensor, out_scale: &Ten
     assert_eq!(in_scale.size(), [n, c], "input scale shape");
     assert_eq!(out_scale.size(), [n, o], "output scale shape");
     let [x, u, in_scale, out_scale] = [x, u, in_scale, out_scale].map(|t| t.to_kind(Kind::Float).contiguous());
-    let mut error = [0u8; 256];
     // SAFETY: the four tensors are live, contiguous float32 CPU tensors of
     // the shapes checked above; the C++ side returns a new tensor or null.
-    let y = unsafe { editone_winograd_conv3x3(x.as_ptr(), u.as_ptr(), in_scale.as_ptr(), out_scale.as_ptr(), error.as_mut_ptr(), error.len()) };
-    if y.is_null() {
-        panic!("Winograd convolution failed: {}", shim_message(&error));
-    }
+    let y = shim_call("Winograd convolution failed", std::ptr::null_mut(), |error, len| unsafe {
+        editone_winograd_conv3x3(x.as_ptr(), u.as_ptr(), in_scale.as_ptr(), out_scale.as_ptr(), error, len)
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     // SAFETY: a tensor the C++ side allocated with `new` for us to own.
     unsafe { Tensor::from_ptr(y) }
 }
