@@ -12,7 +12,7 @@ pub mod preset;
 pub mod sefa;
 
 use crate::error::{Error, Result};
-use crate::model::weights::fnv1a64;
+use crate::model::weights::{fnv1a64, fnv1a64_continue};
 use method::RowMask;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -363,7 +363,7 @@ impl<K: Hash + Eq + Copy> AlphaTable<K> {
     /// the latent of keys[i]; it is asked only for keys not projected on
     /// this direction yet.
     pub fn alphas<W: AsRef<[f32]>>(&mut self, edit: &Edit, keys: &[K], mut latent: impl FnMut(usize) -> Result<W>) -> Result<Vec<f64>> {
-        let direction = fnv1a64(&edit.unit.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+        let direction = edit.unit.iter().fold(fnv1a64(&[]), |h, v| fnv1a64_continue(h, &v.to_le_bytes()));
         // Keys of latents a host has released would pile up: start afresh
         // when the table is far larger than what is asked for.
         if direction != self.direction || self.projections.len() > 4 * keys.len() + 4096 {

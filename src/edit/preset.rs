@@ -19,7 +19,7 @@ const VERSION: u32 = 2;
 /// Presets are small (three latents); anything far larger is not one.
 const MAX_BYTES: u64 = 64 << 20;
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PresetFile {
     format: String,
@@ -39,7 +39,7 @@ struct PresetFile {
     checksum: Option<String>,
 }
 
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 struct ModelStamp {
     fingerprint: String,
@@ -48,7 +48,7 @@ struct ModelStamp {
     w_dim: usize,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Optimized {
     options: OptimizeOptions,
@@ -115,12 +115,13 @@ pub fn to_json(edit: &Edit, model: &Model) -> Result<String> {
     serde_json::to_string_pretty(&file).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))
 }
 
-/// The checksum of a preset's fields: FNV-1a 64 over their compact JSON
-/// without the checksum. Parsing gives back the very floats that were
-/// written (float_roundtrip), so a loaded preset hashes as it was saved.
+/// The checksum of a preset's fields (`file.checksum` None): FNV-1a 64
+/// over their compact JSON, which leaves out the absent checksum. Parsing
+/// gives back the very floats that were written (float_roundtrip), so a
+/// loaded preset hashes as it was saved.
 fn checksum(file: &PresetFile) -> Result<String> {
-    let unsummed = PresetFile { checksum: None, ..file.clone() };
-    let text = serde_json::to_string(&unsummed).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+    debug_assert!(file.checksum.is_none(), "the checksum is not part of what it sums");
+    let text = serde_json::to_string(file).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
     Ok(format!("fnv1a64:{:016x}", fnv1a64(text.as_bytes())))
 }
 
@@ -129,7 +130,7 @@ fn checksum(file: &PresetFile) -> Result<String> {
 pub fn load(model: &Model, path: &Path) -> Result<Edit> {
     let in_file = |e: Error| e.context(format!("preset '{}'", path.display()));
     let text = files::read_capped(path, "preset", MAX_BYTES)?;
-    let file: PresetFile =
+    let mut file: PresetFile =
         serde_json::from_slice(&text).map_err(|e| in_file(Error::format(format!("not a valid preset: {e}"))))?;
     if file.format != FORMAT || !(1..=VERSION).contains(&file.version) {
         return Err(in_file(Error::format(format!(
@@ -137,7 +138,8 @@ pub fn load(model: &Model, path: &Path) -> Result<Edit> {
             file.format, file.version
         ))));
     }
-    if file.version >= 2 && file.checksum.as_deref() != Some(&checksum(&file)?) {
+    let stored = file.checksum.take();
+    if file.version >= 2 && stored.as_deref() != Some(&checksum(&file)?) {
         return Err(in_file(Error::format("it is damaged or was edited by hand: its checksum does not match its content")));
     }
     let ours = stamp(model);
