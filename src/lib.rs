@@ -24,6 +24,7 @@ pub mod edit;
 pub mod engine;
 pub mod invert;
 pub mod error;
+pub mod faces;
 mod ffi;
 pub mod files;
 pub mod model;

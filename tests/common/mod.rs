@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod groups;
+
 use std::path::PathBuf;
 use tch::Tensor;
 
