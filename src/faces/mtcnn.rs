@@ -1,0 +1,1 @@
+//! MTCNN face detection (Zhang et al. 2016), native on tch.
