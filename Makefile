@@ -7,6 +7,11 @@ VENV := .venv
 SETUP_STAMP := $(VENV)/.editone-setup
 DEFAULT_MODEL := .cache/models/digiface-dcgan.safetensors
 DEFAULT_REFERENCE := .cache/models/digiface-dcgan.reference.safetensors
+FACE_DETECTOR := .cache/models/mtcnn.safetensors
+FACENET_WHEEL := .cache/wheels/facenet_pytorch-2.6.0-py3-none-any.whl
+FACENET_WHEEL_SHA256 := ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca
+TEST_REFERENCE_STAMP := $(VENV)/.editone-test-reference
+TEST_IMAGES_STAMP := .cache/test-data/.scikit-image-0.26.0
 PREFIX ?= /usr/local
 CARGO ?= cargo
 CARGO_FLAGS := --release --locked
@@ -20,7 +25,7 @@ all: build
 
 # A project-local virtual environment with the pinned torch wheel; libtorch
 # is its torch/ folder, linked as .venv/libtorch for build.rs and tch.
-setup: $(SETUP_STAMP) $(DEFAULT_MODEL)
+setup: $(SETUP_STAMP) $(DEFAULT_MODEL) $(FACE_DETECTOR) $(TEST_REFERENCE_STAMP) $(TEST_IMAGES_STAMP)
 
 $(SETUP_STAMP): tools/requirements.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +38,32 @@ $(SETUP_STAMP): tools/requirements.txt
 $(DEFAULT_MODEL): tools/convert_default_model.py $(SETUP_STAMP)
 	$(VENV)/bin/python -m pip download --quiet --disable-pip-version-check --no-deps gan-face-generate==1.1.1 -d .cache/wheels
 	$(VENV)/bin/python tools/convert_default_model.py .cache/wheels/gan_face_generate-1.1.1-py3-none-any.whl $@ $(DEFAULT_REFERENCE)
+
+# The face detector: MTCNN's three nets from the PyPI wheel facenet-pytorch
+# 2.6.0 (MIT), converted once and verified by checksum.
+$(FACENET_WHEEL): | $(SETUP_STAMP)
+	$(VENV)/bin/python -m pip download --quiet --disable-pip-version-check --no-deps facenet-pytorch==2.6.0 -d .cache/wheels
+	echo "$(FACENET_WHEEL_SHA256)  $@" | sha256sum --check --quiet
+
+$(FACE_DETECTOR): tools/convert_mtcnn.py $(FACENET_WHEEL)
+	$(VENV)/bin/python tools/convert_mtcnn.py $(FACENET_WHEEL) $@
+
+# The tests' references (tools/requirements-test.txt): facenet-pytorch's own
+# MTCNN, installed from the checked wheel without its outdated pins.
+$(TEST_REFERENCE_STAMP): tools/requirements-test.txt $(FACENET_WHEEL) $(SETUP_STAMP)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tools/requirements-test.txt
+	echo "$(FACENET_WHEEL_SHA256)  $(FACENET_WHEEL)" | sha256sum --check --quiet
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $(FACENET_WHEEL)
+	touch $@
+
+# Test photos, never committed: the astronaut and scikit-image's other
+# sample images, from the one scikit-image wheel every machine downloads.
+$(TEST_IMAGES_STAMP): tools/extract_test_images.py $(SETUP_STAMP)
+	$(VENV)/bin/python -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+	  --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp --abi cp311 scikit-image==0.26.0 -d .cache/wheels
+	$(VENV)/bin/python tools/extract_test_images.py \
+	  .cache/wheels/scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl .cache/test-data
+	touch $@
 
 build: setup
 	$(CARGO) build $(CARGO_FLAGS)
