@@ -159,8 +159,9 @@ demo: setup
 # Benchmarks, never asserted: `editone bench` beside the PyTorch baseline
 # (benches/compare.py) on the default model, both fixtures and a random
 # config-f 256x256 (light settings: CPU), then drag and inversion timings
-# (Rust), the CPU Winograd convolution against the direct one, and the fast
-# preset's convergence on the default model.
+# (Rust), the CPU Winograd convolution against the direct one, the fast
+# preset's convergence on the default model, and MTCNN face detection on a
+# 1280x886 photo beside facenet-pytorch's (2 threads).
 BENCH_PREFIX := build/bench-prefix
 bench: build
 	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/$(BENCH_PREFIX)
@@ -172,6 +173,7 @@ bench: build
 	$(CARGO) run $(CARGO_FLAGS) --quiet --example bench
 	$(CARGO) test $(CARGO_FLAGS) --quiet --lib winograd_speed -- --ignored --nocapture
 	$(VENV)/bin/python tools/bench_default.py $(LIB)
+	$(CARGO) run $(CARGO_FLAGS) --quiet --example bench_detect
 
 clean:
 	$(CARGO) clean
