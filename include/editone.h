@@ -246,6 +246,41 @@ typedef struct eo_engine_options {
   uint32_t cpu_cache_mib;
 } eo_engine_options;
 
+// Options of eo_faces_detect; fill with eo_detect_options_init.
+typedef struct eo_detect_options {
+  // sizeof(eo_detect_options), set by the init function.
+  uint32_t struct_size;
+  // The smallest face searched for, in photo pixels (default 20).
+  float min_face_size;
+  // Faces scored below this are dropped (see the default's reasons in
+  // docs/faces.md).
+  float score_threshold;
+  // A photo longer than this on its longer side is searched on a copy
+  // shrunk to it; results are in the photo's own pixels.
+  uint32_t max_side;
+} eo_detect_options;
+
+// A loaded face detector (eo_detector_load). Id 0 is never valid.
+typedef struct eo_detector {
+  // Opaque id.
+  uint64_t id;
+} eo_detector;
+
+// A face found in a photo, in the photo's pixels (pixel centres on
+// integers).
+typedef struct eo_face {
+  // left, top, right, bottom of the detector's box.
+  float bbox[4];
+  // The detector's probability that the box holds a face, 0..1.
+  float score;
+  // Left eye, right eye, nose tip, left and right mouth corners, as seen
+  // in the picture.
+  struct eo_point landmarks[5];
+} eo_face;
+
+// How faces are aligned to the model's crop (EO_ALIGN_*).
+typedef uint32_t eo_align;
+
 // Options of eo_latent_invert; fill with eo_invert_options_init.
 typedef struct eo_invert_options {
   // sizeof(eo_invert_options), set by the init function.
@@ -271,6 +306,9 @@ typedef struct eo_invert_options {
   float *psnr;
 } eo_invert_options;
 
+// How a latent becomes a picture (EO_RENDER_*).
+typedef uint32_t eo_render_mode;
+
 // Shape facts about a model. Set struct_size to sizeof(eo_model_desc)
 // before calling eo_model_info. (Named _desc because C gives a struct
 // typedef and a function one namespace.)
@@ -292,9 +330,6 @@ typedef struct eo_model_desc {
   // "stylegan2" or "dcgan", NUL-terminated.
   char architecture[16];
 } eo_model_desc;
-
-// How a latent becomes a picture (EO_RENDER_*).
-typedef uint32_t eo_render_mode;
 
 // Replace an existing file. Without it a path that exists (a dangling
 // link included) gives EO_ERR_EXISTS and is left as it was.
@@ -320,6 +355,18 @@ typedef uint32_t eo_render_mode;
 
 // w_i + d*: the optimised direction without per-image strength.
 #define EO_BASELINE_UNSCALED 1
+
+// The model's own (its config's `align`; the default model: template).
+#define EO_ALIGN_MODEL 0
+
+// The five landmarks fitted to the model's face template (least squares).
+#define EO_ALIGN_TEMPLATE 1
+
+// NVlabs' FFHQ crop from the eyes and mouth (StyleGAN2 face models).
+#define EO_ALIGN_FFHQ 2
+
+// No alignment: the detector's box made square, upright.
+#define EO_ALIGN_NONE 3
 
 // 4 bytes per pixel: R, G, B, A (A = 255).
 #define EO_PIXEL_RGBA8 0
@@ -514,6 +561,99 @@ enum eo_status eo_device_name(char *buf, size_t len, size_t *needed);
 
 // The number of CPU threads the engine's tensor math uses.
 enum eo_status eo_cpu_threads(uint32_t *out);
+
+// Fills `opts` with the defaults.
+enum eo_status eo_detect_options_init(struct eo_detect_options *opts);
+
+// Loads the face detector (MTCNN): `path` is a converted detector file,
+// or NULL for the one the project's setup installs. A missing or damaged
+// file is refused with a message that says how to install it.
+enum eo_status eo_detector_load(const char *path, struct eo_detector *out);
+
+// Releases a detector.
+enum eo_status eo_detector_release(struct eo_detector d);
+
+// Finds the faces of a photo, largest first. `count` receives how many
+// were found; the first min(count, cap) are written to `faces` (which may
+// be NULL when cap is 0). No face found is EO_OK with count 0. A photo
+// under 12 pixels on a side is EO_ERR_INVALID_ARGUMENT.
+enum eo_status eo_faces_detect(struct eo_detector d,
+                               const struct eo_image_view *img,
+                               const struct eo_detect_options *opts,
+                               struct eo_face *faces,
+                               size_t cap,
+                               size_t *count);
+
+// Inverts `n` faces of a photo (from eo_faces_detect, or saved from an
+// earlier run): each is aligned to the model's crop as `align` says, and
+// projected as eo_latent_invert projects a photo. `out` receives n
+// latents, each remembering the photo (one shared copy), its face and its
+// transform, so eo_render_photo composites their edits into the photo.
+// In `opts`, `psnr` (if set) receives n values, one per face, and `crop`
+// (if set) 4 * n: the bounds of each face's crop in the photo. Progress:
+// ("invert", step, total) over all faces. Nothing is created unless all
+// succeed.
+enum eo_status eo_faces_invert(struct eo_model m,
+                               const struct eo_image_view *img,
+                               const struct eo_face *faces,
+                               size_t n,
+                               eo_align align,
+                               const struct eo_invert_options *opts,
+                               eo_progress_fn progress,
+                               void *user,
+                               struct eo_latent *out);
+
+// Latents of faces of a photo from their saved W+ floats (as `editone
+// invert --faces` writes them): `w` holds n latents of num_ws * w_dim
+// floats each; `transforms` holds each face's photo-to-crop transform
+// as 6 floats (eo_latent_face gives them), or is NULL to align each face
+// again as `align` says. They share one copy of the photo, as
+// eo_faces_invert's do.
+enum eo_status eo_latents_from_faces(struct eo_model m,
+                                     const struct eo_image_view *img,
+                                     const struct eo_face *faces,
+                                     const double *transforms,
+                                     size_t n,
+                                     eo_align align,
+                                     const float *w,
+                                     size_t len,
+                                     struct eo_latent *out);
+
+// The face a latent was inverted from (and its edits inherit): `has_face`
+// is 1 and `face` (may be NULL) and `transform` (may be NULL; 6 doubles:
+// the photo-to-crop map x' = t0 x + t1 y + t2, y' = t3 x + t4 y + t5)
+// are filled, or `has_face` is 0 for a latent of no face.
+enum eo_status eo_latent_face(struct eo_latent l,
+                              uint32_t *has_face,
+                              struct eo_face *face,
+                              double *transform);
+
+// Renders a photo with the edits of its faces: `latents` are n latents of
+// faces of one photo (from eo_faces_invert or eo_latents_from_faces, or
+// edits of them), each face at most once; faces not listed stay as in
+// the photo. EO_RENDER_AUTO and EO_RENDER_RESIDUAL add each edit's change
+// (an identity edit gives the photo exactly); EO_RENDER_PLAIN blends the
+// generator's faces in. Either way only the feathered masks of the faces
+// change; every other pixel is the photo's. `dst` must be the photo's
+// size (eo_latent_photo).
+enum eo_status eo_render_photo(const struct eo_latent *latents,
+                               size_t n,
+                               eo_render_mode mode,
+                               struct eo_image_view *dst);
+
+// How a model's training faces were cropped, as eo_faces_invert's
+// EO_ALIGN_MODEL takes it (EO_ALIGN_TEMPLATE, EO_ALIGN_FFHQ or
+// EO_ALIGN_NONE).
+enum eo_status eo_model_alignment(struct eo_model m, eo_align *out);
+
+// eo_model_convert_ex that also records how the model's training faces
+// were cropped (`align`: EO_ALIGN_TEMPLATE, EO_ALIGN_FFHQ or
+// EO_ALIGN_NONE; EO_ALIGN_MODEL keeps the source's), which a network
+// pickle cannot say.
+enum eo_status eo_model_convert_align(const char *in_path,
+                                      const char *out_path,
+                                      eo_align align,
+                                      eo_write_flags flags);
 
 // Fills `opts` with the defaults.
 enum eo_status eo_invert_options_init(struct eo_invert_options *opts);

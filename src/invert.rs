@@ -3,13 +3,15 @@
 //! from, for detail-preserving ("residual") rendering of its edits.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::faces::align::Similarity;
+use crate::faces::Face;
 use crate::model::Model;
 use crate::progress::{report, Progress};
 use image::imageops::FilterType;
 use image::{DynamicImage, RgbImage};
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -64,10 +66,15 @@ pub fn default_steps(model: &Model) -> u32 {
 /// residual mode subtracts. That rendering is made once per photo and
 /// kept, however many edits of it are rendered.
 pub struct Photo {
-    /// The photo at its own size, alpha dropped.
-    pub image: RgbImage,
-    /// left, top, width, height of the projected square, in photo pixels.
+    /// The photo at its own size, alpha dropped; shared by the latents of
+    /// all its faces.
+    pub image: Arc<RgbImage>,
+    /// left, top, width, height of the projected square, in photo pixels
+    /// (for a face, the bounds of its aligned crop within the photo).
     pub crop: [u32; 4],
+    /// The face this latent was inverted from, for a latent of one face;
+    /// None for the centred square of the whole photo.
+    pub face: Option<PhotoFace>,
     base: Vec<f32>,
     base_render: Mutex<Option<Tensor>>,
 }
@@ -99,11 +106,27 @@ impl Photo {
     pub fn residual(&self, model: &Model, edited: &Tensor) -> Result<RgbImage> {
         residual_of_renders(self, edited, &self.base_render(model)?)
     }
+
+    /// A photo of one face: `face` aligned by `to_crop` onto a
+    /// `resolution` square crop.
+    pub fn of_face(image: Arc<RgbImage>, face: PhotoFace, resolution: u32, base: Vec<f32>) -> Photo {
+        let [x0, y0, x1, y1] = crate::faces::align::crop_bounds(&face.to_crop, resolution, image.width(), image.height());
+        Photo { image, crop: [x0, y0, x1 - x0, y1 - y0], face: Some(face), base, base_render: Mutex::new(None) }
+    }
+}
+
+/// Where a face's latent sits in its photo.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PhotoFace {
+    /// The face as detected (or as a host gave it).
+    pub face: Face,
+    /// Photo pixels to the model's crop pixels.
+    pub to_crop: Similarity,
 }
 
 impl Clone for Photo {
     fn clone(&self) -> Self {
-        Photo { image: self.image.clone(), crop: self.crop, base: self.base.clone(), base_render: Mutex::new(None) }
+        Photo { image: self.image.clone(), crop: self.crop, face: self.face, base: self.base.clone(), base_render: Mutex::new(None) }
     }
 }
 
@@ -336,8 +359,9 @@ pub fn invert(model: &Model, targets: &Tensor, options: &InvertOptions, mut prog
 }
 
 /// Residual rendering: the photo with the edit's change, G(w') - G(w),
-/// resampled to the crop and added in place. Where the edit is the
-/// identity the result is exactly the photo.
+/// resampled to the crop and added in place (for a face: warped back and
+/// blended through its mask). Where the edit is the identity the result
+/// is exactly the photo.
 pub fn residual(model: &Model, photo: &Photo, edited: &[f32]) -> Result<RgbImage> {
     photo.residual(model, &model.render(&[edited])?.get(0))
 }
@@ -346,6 +370,10 @@ pub fn residual(model: &Model, photo: &Photo, edited: &[f32]) -> Result<RgbImage
 /// rendered (`base`, [C, R, R]). The change is resampled where `edited` lives (the engine's device after
 /// a batch render), so only the crop-sized result crosses to the host.
 pub fn residual_of_renders(photo: &Photo, edited: &Tensor, base: &Tensor) -> Result<RgbImage> {
+    if let Some(face) = &photo.face {
+        let change = (edited - base.to_device(edited.device())) * 127.5;
+        return crate::faces::paste::composite(&photo.image, &[(face.to_crop, crate::faces::paste::Patch::Change(change))]);
+    }
     let [x, y, w, h] = photo.crop;
     let diff = ((edited - base.to_device(edited.device())) * 127.5)
         .unsqueeze(0)
@@ -355,7 +383,7 @@ pub fn residual_of_renders(photo: &Photo, edited: &Tensor, base: &Tensor) -> Res
         .contiguous()
         .to_device(tch::Device::Cpu);
     let diff = Vec::<f32>::try_from(diff.flatten(0, -1))?;
-    let mut out = photo.image.clone();
+    let mut out = RgbImage::clone(&photo.image);
     for row in 0..h {
         for col in 0..w {
             let px = out.get_pixel_mut(x + col, y + row);
@@ -375,5 +403,5 @@ pub fn photo(image: &DynamicImage, base: Vec<f32>) -> Result<Photo> {
         return Err(Error::invalid(format!("a {}x{} image is too small to invert (8x8 at least)", image.width(), image.height())));
     }
     let crop = centre_crop(image.width(), image.height());
-    Ok(Photo { image, crop, base, base_render: Mutex::new(None) })
+    Ok(Photo { image: Arc::new(image), crop, face: None, base, base_render: Mutex::new(None) })
 }

@@ -150,7 +150,7 @@ fn converted_files_load_fast_and_render_the_same() {
     let out = tempfile::tempdir().unwrap();
     for source in ["model-p2.pkl", "rosinality.pt", "rosinality-noavg.pt"] {
         let target = out.path().join(format!("{source}.safetensors"));
-        let info = convert(&files.join(source), &target, Existing::Refuse).unwrap();
+        let info = convert(&files.join(source), &target, Existing::Refuse, None).unwrap();
         let (original, converted) = (load(&files.join(source)), load(&target));
         assert_eq!(&info, converted.info());
         assert_eq!(original.fingerprint(), converted.fingerprint(), "presets made on {source} apply to the copy");
@@ -161,7 +161,7 @@ fn converted_files_load_fast_and_render_the_same() {
     let bad = out.path().join("bad.pkl");
     std::fs::write(&bad, b"\x80\x04N.").unwrap();
     let target = out.path().join("bad.safetensors");
-    assert_eq!(convert(&bad, &target, Existing::Refuse).unwrap_err().kind, ErrorKind::Format);
+    assert_eq!(convert(&bad, &target, Existing::Refuse, None).unwrap_err().kind, ErrorKind::Format);
     assert!(!target.exists());
 }
 

@@ -175,7 +175,7 @@ fn converted_files_carry_a_content_hash_that_catches_any_flipped_bit() {
     let src = common::fixture("tiny64");
     let tmp = tempfile::tempdir().unwrap();
     let native = tmp.path().join("tiny64.safetensors");
-    editone::model::convert(&src, &native, editone::files::Existing::Refuse).unwrap();
+    editone::model::convert(&src, &native, editone::files::Existing::Refuse, None).unwrap();
     Model::load(&native, common::placement()).unwrap();
     let good = fs::read(&native).unwrap();
     let header_end = 8 + u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;

@@ -25,6 +25,11 @@ impl<'a, T> In<'a, T> {
         In { ptr, len, what, _call: PhantomData }
     }
 
+    /// Whether the host passed NULL (allowed where the array is optional).
+    pub fn is_null(&self) -> bool {
+        self.ptr.is_null()
+    }
+
     /// The elements; NULL, an empty or an impossible length, or a
     /// misaligned pointer is an error naming the argument.
     pub fn get(&self) -> Result<&'a [T]> {

@@ -3,10 +3,11 @@
 //! up as a latent. Only the C boundary uses them; Rust callers hold the
 //! objects themselves.
 
-use super::{eo_edit, eo_latent, eo_model};
+use super::{eo_detector, eo_edit, eo_latent, eo_model};
 use crate::edit::{AlphaTable, Edit, IdHasher};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
+use crate::faces::mtcnn::Detector;
 use crate::invert::Photo;
 use crate::model::Model;
 use once_cell::sync::Lazy;
@@ -22,6 +23,7 @@ pub(super) enum Kind {
     Model,
     Latent,
     Edit,
+    Detector,
 }
 
 impl fmt::Display for Kind {
@@ -30,6 +32,7 @@ impl fmt::Display for Kind {
             Kind::Model => "model",
             Kind::Latent => "latent",
             Kind::Edit => "edit",
+            Kind::Detector => "detector",
         })
     }
 }
@@ -141,12 +144,16 @@ pub(super) struct Handles {
     pub latents: HandleTable<Latent>,
     /// Edits.
     pub edits: HandleTable<EditEntry>,
+    /// Face detectors; a detector's tensors are not shared between
+    /// threads, so each is locked for one detection at a time.
+    pub detectors: HandleTable<Mutex<Detector>>,
 }
 
 static HANDLES: Lazy<Handles> = Lazy::new(|| Handles {
     models: HandleTable::new(Kind::Model),
     latents: HandleTable::new(Kind::Latent),
     edits: HandleTable::new(Kind::Edit),
+    detectors: HandleTable::new(Kind::Detector),
 });
 
 /// The handle tables, with the engine started (with defaults if the host
@@ -165,6 +172,11 @@ impl Handles {
     /// The latent `l` names.
     pub fn latent(&self, l: eo_latent) -> Result<Arc<Latent>> {
         self.lookup(&self.latents, l.id)
+    }
+
+    /// The detector `d` names.
+    pub fn detector(&self, d: eo_detector) -> Result<Arc<Mutex<Detector>>> {
+        self.lookup(&self.detectors, d.id)
     }
 
     /// The edit `e` names.
@@ -204,6 +216,8 @@ impl Handles {
             Some(Kind::Latent)
         } else if self.edits.contains(id) {
             Some(Kind::Edit)
+        } else if self.detectors.contains(id) {
+            Some(Kind::Detector)
         } else {
             None
         }

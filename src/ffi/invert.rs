@@ -55,6 +55,18 @@ impl Default for eo_invert_options {
     }
 }
 
+/// The projector's settings from the host's options (`vgg16`: its path).
+pub(super) fn core_options(o: &eo_invert_options, vgg16: &Str<'_>) -> crate::error::Result<InvertOptions> {
+    Ok(InvertOptions {
+        steps: (o.steps != 0).then_some(o.steps),
+        wplus: o.wplus != 0,
+        seed: o.seed,
+        vgg16: vgg16.optional()?.map(PathBuf::from),
+        learning_rate: o.learning_rate as f64,
+        noise_regularize: o.noise_regularize as f64,
+    })
+}
+
 /// Fills `opts` with the defaults.
 #[no_mangle]
 pub unsafe extern "C" fn eo_invert_options_init(opts: *mut eo_invert_options) -> eo_status {
@@ -90,14 +102,7 @@ pub unsafe extern "C" fn eo_latent_invert(
         let model = handles()?.model(m)?;
         // SAFETY: `img` is NULL or a view the call may read (the header).
         let photo = invert::photo(&unsafe { one_view(img, "img") }?.read_image()?, Vec::new())?;
-        let options = InvertOptions {
-            steps: (o.steps != 0).then_some(o.steps),
-            wplus: o.wplus != 0,
-            seed: o.seed,
-            vgg16: vgg16.optional()?.map(PathBuf::from),
-            learning_rate: o.learning_rate as f64,
-            noise_regularize: o.noise_regularize as f64,
-        };
+        let options = core_options(&o, &vgg16)?;
         let target = invert::target_tensor(&photo.image, photo.crop, model.info().resolution as u32)?;
         let w = with_progress(progress, user, |p| invert::invert(&model, &target, &options, p))?.remove(0);
         if !psnr.is_null() {

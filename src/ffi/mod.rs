@@ -8,6 +8,7 @@ mod args;
 mod drag;
 mod edit;
 mod engine;
+mod faces;
 mod handles;
 mod invert;
 mod latent;
@@ -53,6 +54,14 @@ pub enum eo_status {
     /// The output file exists and replacing it was not asked for
     /// (EO_WRITE_REPLACE); it is left as it was.
     EO_ERR_EXISTS = 10,
+}
+
+/// A loaded face detector (eo_detector_load). Id 0 is never valid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct eo_detector {
+    /// Opaque id.
+    pub id: u64,
 }
 
 /// A loaded model. Id 0 is never valid; ids are never reused.

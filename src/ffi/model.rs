@@ -74,7 +74,7 @@ pub unsafe extern "C" fn eo_model_convert_ex(in_path: *const c_char, out_path: *
     let (input, out) = unsafe { (Str::new(in_path, "in_path"), Str::new(out_path, "out_path")) };
     call(|| {
         let existing = existing_of(flags)?;
-        crate::model::convert(Path::new(input.get()?), Path::new(out.get()?), existing).map(|_| ())
+        crate::model::convert(Path::new(input.get()?), Path::new(out.get()?), existing, None).map(|_| ())
     })
 }
 

@@ -147,7 +147,7 @@ fn plain_needed(latents: &[Arc<Latent>], mode: RenderMode) -> bool {
 }
 
 /// The core's render mode for an EO_RENDER_* value.
-fn render_mode(mode: eo_render_mode) -> Result<RenderMode> {
+pub(super) fn render_mode(mode: eo_render_mode) -> Result<RenderMode> {
     match mode {
         EO_RENDER_AUTO => Ok(RenderMode::Auto),
         EO_RENDER_PLAIN => Ok(RenderMode::Plain),

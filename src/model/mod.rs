@@ -18,6 +18,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 use checkpoint::ModelFile;
+use crate::faces::align::Alignment;
+use serde_json::Value as Json;
 
 /// The fingerprint of the converted default model (pinned by
 /// tools/convert_default_model.py), so a damaged cache is caught at load.
@@ -128,6 +130,7 @@ pub struct Model {
     fingerprint: String,
     source: String,
     device: Device,
+    alignment: Alignment,
 }
 
 /// Where a model's tensors live and how it computes. The caller gives it
@@ -157,7 +160,8 @@ impl Model {
         let file = ModelFile::open(path)?;
         let half = placement.half_precision && placement.device.is_cuda();
         let generator = build_generator(&file, placement.device, half)?;
-        Ok(Model { generator, fingerprint: file.fingerprint, source: path.display().to_string(), device: placement.device })
+        let alignment = face_alignment(&file)?;
+        Ok(Model { generator, fingerprint: file.fingerprint, source: path.display().to_string(), device: placement.device, alignment })
     }
 
     /// The default model: the DCGAN face generator from gan-face-generate
@@ -189,6 +193,13 @@ impl Model {
     /// Shape facts.
     pub fn info(&self) -> &ModelInfo {
         self.generator.info()
+    }
+
+    /// How the model's training faces were cropped: the config's `align`
+    /// ("template", "ffhq" or "none"); without one, the default model's
+    /// template for a DCGAN and the FFHQ recipe for a StyleGAN2.
+    pub fn face_alignment(&self) -> Alignment {
+        self.alignment
     }
 
     /// The device the model's tensors live on.
@@ -392,11 +403,28 @@ pub fn build_generator(file: &ModelFile, device: tch::Device, half: bool) -> Res
     })
 }
 
+/// See [`Model::face_alignment`]; an unknown `align` is refused at load.
+fn face_alignment(file: &ModelFile) -> Result<Alignment> {
+    match file.config.get("align") {
+        Some(name) => {
+            let name = name.as_str().ok_or_else(|| Error::format(format!("{}: config 'align' is not a string", file.label)))?;
+            Alignment::from_name(name).map_err(|e| Error::format(format!("{}: config {e}", file.label)))
+        }
+        None if file.architecture() == "dcgan" => Ok(Alignment::Template),
+        None => Ok(Alignment::Ffhq),
+    }
+}
+
 /// Converts any supported model file to the native format at `out`,
-/// checking first that it builds (on the CPU).
-pub fn convert(input: &Path, out: &Path, existing: crate::files::Existing) -> Result<ModelInfo> {
-    let file = ModelFile::open(input)?;
+/// checking first that it builds (on the CPU). `align` records how the
+/// model's training faces were cropped (see [`Model::face_alignment`]).
+pub fn convert(input: &Path, out: &Path, existing: crate::files::Existing, align: Option<Alignment>) -> Result<ModelInfo> {
+    let mut file = ModelFile::open(input)?;
     let generator = build_generator(&file, tch::Device::Cpu, false)?;
+    if let (Some(align), Some(config)) = (align, file.config.as_object_mut()) {
+        config.insert("align".to_string(), Json::String(align.name().to_string()));
+    }
+    face_alignment(&file)?;
     file.write_native(out, existing)?;
     Ok(generator.info().clone())
 }
