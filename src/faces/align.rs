@@ -236,10 +236,13 @@ pub fn crop_bounds(to_crop: &Similarity, resolution: u32, width: u32, height: u3
     ]
 }
 
-/// A picture as a [1, C, H, W] float tensor of 0..255 values.
-pub fn image_tensor(image: &image::RgbImage) -> Tensor {
-    let (w, h) = (image.width() as i64, image.height() as i64);
-    Tensor::from_slice(image.as_raw()).reshape([h, w, 3]).permute([2, 0, 1]).unsqueeze(0).to_kind(Kind::Float)
+/// The pixels [x0, x1) x [y0, y1) of a picture as a [1, 3, H, W] float
+/// tensor of 0..255 values: only the part a face needs becomes floats,
+/// however large the photo.
+pub fn region_tensor(image: &image::RgbImage, [x0, y0, x1, y1]: [u32; 4]) -> Tensor {
+    let (w, h) = ((x1 - x0) as i64, (y1 - y0) as i64);
+    let full = Tensor::from_slice(image.as_raw()).view([image.height() as i64, image.width() as i64, 3]);
+    full.narrow(0, y0 as i64, h).narrow(1, x0 as i64, w).permute([2, 0, 1]).unsqueeze(0).to_kind(Kind::Float)
 }
 
 /// Normalised grid_sample coordinates (align_corners false) of pixel-index
@@ -274,33 +277,28 @@ pub fn shrink(source: &Tensor, factor: f64) -> (Tensor, f64, f64) {
 }
 
 /// The face crop: `resolution` square, [1, 3, R, R] in 0..255, sampled
-/// from `photo` ([1, 3, H, W], 0..255) through `to_crop`, reflecting where
-/// the crop leaves the photo (as the FFHQ recipe pads), and filtered
-/// first where the crop shrinks the photo, so that no detail aliases.
-pub fn extract(photo: &Tensor, to_crop: &Similarity, resolution: u32) -> Tensor {
-    let size = photo.size();
-    let (width, height) = (size[3] as u32, size[2] as u32);
+/// from `photo` through `to_crop`, reflecting where the crop leaves the
+/// photo (as the FFHQ recipe pads), and filtered first where the crop
+/// shrinks the photo, so that no detail aliases. Only the part of the
+/// photo the crop covers is read.
+pub fn extract(photo: &image::RgbImage, to_crop: &Similarity, resolution: u32) -> Tensor {
+    let (width, height) = photo.dimensions();
     let shrinking = 1.0 / to_crop.scale();
-    let (source, x0, y0, sx, sy) = if shrinking > 1.01 {
-        // Only the part of the photo the crop covers is filtered.
-        let pad = (2.0 * shrinking).ceil() as u32 + 2;
-        let [bx0, by0, bx1, by1] = crop_bounds(to_crop, resolution, width, height);
-        let (bx0, by0) = (bx0.saturating_sub(pad), by0.saturating_sub(pad));
-        let (bx1, by1) = ((bx1 + pad).min(width).max(bx0 + 1), (by1 + pad).min(height).max(by0 + 1));
-        let region = photo.narrow(2, by0 as i64, (by1 - by0) as i64).narrow(3, bx0 as i64, (bx1 - bx0) as i64);
-        let (small, sx, sy) = shrink(&region, shrinking);
-        (small, bx0 as f64, by0 as f64, sx, sy)
-    } else {
-        (photo.shallow_clone(), 0.0, 0.0, 1.0, 1.0)
-    };
+    // The filter reaches about two source pixels per output pixel.
+    let pad = if shrinking > 1.01 { (2.0 * shrinking).ceil() as u32 + 2 } else { 2 };
+    let [bx0, by0, bx1, by1] = crop_bounds(to_crop, resolution, width, height);
+    let (x0, y0) = (bx0.saturating_sub(pad).min(width - 1), by0.saturating_sub(pad).min(height - 1));
+    let (x1, y1) = ((bx1 + pad).min(width).max(x0 + 1), (by1 + pad).min(height).max(y0 + 1));
+    let region = region_tensor(photo, [x0, y0, x1, y1]);
+    let (source, sx, sy) = if shrinking > 1.01 { shrink(&region, shrinking) } else { (region, 1.0, 1.0) };
     let back = to_crop.inverse();
-    let r = resolution as i64;
+    let (x0, y0) = (x0 as f64, y0 as f64);
     let positions = |j: &Tensor, i: &Tensor| {
         let px = j * back.a - i * back.b + back.tx;
         let py = j * back.b + i * back.a + back.ty;
         ((px - x0 + 0.5) * sx - 0.5, (py - y0 + 0.5) * sy - 0.5)
     };
-    sample(&source, &positions, r, r, true)
+    sample(&source, &positions, resolution as i64, resolution as i64, true)
 }
 
 #[cfg(test)]
@@ -364,10 +362,10 @@ mod tests {
 
     #[test]
     fn extract_of_an_unscaled_translation_copies_pixels() {
-        let photo = Tensor::arange(3 * 20 * 30, (Kind::Float, tch::Device::Cpu)).view([1, 3, 20, 30]);
+        let photo = image::RgbImage::from_fn(30, 20, |x, y| image::Rgb([x as u8 * 7, y as u8 * 11, (x + y) as u8]));
         let t = Similarity { a: 1.0, b: 0.0, tx: -5.0, ty: -3.0 };
         let crop = extract(&photo, &t, 8);
-        let expect = photo.narrow(2, 3, 8).narrow(3, 5, 8);
+        let expect = region_tensor(&photo, [5, 3, 13, 11]);
         assert!((crop - expect).abs().max().double_value(&[]) < 1e-3);
     }
 }

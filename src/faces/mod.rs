@@ -38,8 +38,7 @@ pub fn place(model: &Model, faces: &[Face], alignment: Alignment) -> Result<Vec<
 /// The aligned crops of `faces` as the projector's targets: [N, 3, R, R]
 /// in [-1, 1].
 pub fn targets(image: &RgbImage, faces: &[PhotoFace], resolution: u32) -> Tensor {
-    let photo = align::image_tensor(image);
-    let crops: Vec<Tensor> = faces.iter().map(|f| align::extract(&photo, &f.to_crop, resolution)).collect();
+    let crops: Vec<Tensor> = faces.iter().map(|f| align::extract(image, &f.to_crop, resolution)).collect();
     Tensor::cat(&crops, 0).clamp(0.0, 255.0) / 127.5 - 1.0
 }
 
