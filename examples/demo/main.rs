@@ -7,6 +7,10 @@
 //! face and the example's row framed in red.
 //! demo/strength-sweep.png: the example's strength swept around the
 //! user's edit; every face follows.
+//! demo/faces-astronaut.png and demo/faces-group.png: the same edit on
+//! real and synthetic group photos (faces.rs).
+
+mod faces;
 
 use editone::edit::{sefa, Edit, LatentShape, OptimizeOptions};
 use editone::{render, Model};
@@ -24,12 +28,12 @@ const OTHERS: usize = 12;
 /// SeFa's first direction turns the head left/right on this model.
 const DIRECTION: usize = 0;
 const STRENGTH: f32 = 4.0;
-const CELL: u32 = 128;
+pub const CELL: u32 = 128;
 const LABEL: u32 = 14;
 const MARGIN: u32 = 6;
 const TITLE: u32 = 20;
 
-fn step<T>(what: &str, f: impl FnOnce() -> T) -> T {
+pub fn step<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let t = Instant::now();
     let out = f();
     println!("{:>7.2} s  {what}", t.elapsed().as_secs_f64());
@@ -37,7 +41,7 @@ fn step<T>(what: &str, f: impl FnOnce() -> T) -> T {
 }
 
 /// Draws ASCII text with the 8x8 bitmap font, centred on `cx`.
-fn text(img: &mut RgbImage, s: &str, cx: u32, y: u32, color: Rgb<u8>) {
+pub fn text(img: &mut RgbImage, s: &str, cx: u32, y: u32, color: Rgb<u8>) {
     let x0 = cx.saturating_sub(4 * s.len() as u32);
     for (i, ch) in s.chars().enumerate() {
         let Some(glyph) = font8x8::BASIC_FONTS.get(ch) else { continue };
@@ -79,13 +83,14 @@ fn faces(model: &Model, latents: &[Vec<f32>]) -> Vec<RgbImage> {
 }
 
 /// A grid of faces with column titles and optional labels under each cell.
-struct Sheet {
-    img: RgbImage,
+pub struct Sheet {
+    /// The sheet so far.
+    pub img: RgbImage,
     cols: u32,
 }
 
 impl Sheet {
-    fn new(cols: u32, rows: u32, titles: &[String]) -> Sheet {
+    pub fn new(cols: u32, rows: u32, titles: &[String]) -> Sheet {
         let w = cols * (CELL + MARGIN) + MARGIN;
         let h = TITLE + rows * (CELL + LABEL + MARGIN) + MARGIN;
         let mut img = RgbImage::from_pixel(w, h, Rgb([24, 24, 28]));
@@ -99,7 +104,7 @@ impl Sheet {
         (MARGIN + col * (CELL + MARGIN), TITLE + row * (CELL + LABEL + MARGIN))
     }
 
-    fn put(&mut self, col: u32, row: u32, face: &RgbImage, label: &str) {
+    pub fn put(&mut self, col: u32, row: u32, face: &RgbImage, label: &str) {
         let (x, y) = self.cell(col, row);
         image::imageops::replace(&mut self.img, face, x as i64, y as i64);
         text(&mut self.img, label, x + CELL / 2, y + CELL + 3, Rgb([200, 200, 120]));
@@ -191,5 +196,9 @@ fn main() {
         sheet.mark_row(0);
         sheet.img.save(Path::new("demo/strength-sweep.png")).unwrap();
     });
-    println!("{:>7.2} s  in all; wrote demo/contact-sheet.png and demo/strength-sweep.png", total.elapsed().as_secs_f64());
+    faces::run(&model, &edit);
+    println!(
+        "{:>7.2} s  in all; wrote demo/contact-sheet.png, demo/strength-sweep.png, demo/faces-astronaut.png and demo/faces-group.png",
+        total.elapsed().as_secs_f64()
+    );
 }
