@@ -288,3 +288,29 @@ fn the_astronaut_aligned_inverts_at_20_db() {
     println!("astronaut, aligned face: {psnr:.1} dB");
     assert!(psnr >= 20.0, "the astronaut's aligned face reconstructs at {psnr:.1} dB");
 }
+
+/// Per-face PSNR of the aligned inversion (default settings) on synthetic
+/// groups (run by hand: cargo test --release --test faces_align
+/// group_psnr -- --ignored --nocapture).
+#[test]
+#[ignore]
+fn group_psnr() {
+    let model = default_model();
+    let detector = detector();
+    let mut all = Vec::new();
+    for seed in 1..=4 {
+        let group = synthetic_group(&model, seed, 5, (1280, 886));
+        let found = detector.detect(&group.image, &DetectOptions::default()).unwrap();
+        let placed = faces::place(&model, &found, model.face_alignment()).unwrap();
+        let photos = faces::invert_faces(&model, Arc::new(group.image.clone()), &placed, &InvertOptions::default(), None).unwrap();
+        let targets = faces::targets(&group.image, &placed, 64);
+        for (k, photo) in photos.iter().enumerate() {
+            let psnr = editone::invert::psnr(&model.render(&[photo.base()]).unwrap(), &targets.get(k as i64).unsqueeze(0));
+            let side = (found[k].bbox[2] - found[k].bbox[0]) as u32;
+            println!("group {seed}, face {k} (box {side} px): {psnr:.1} dB");
+            all.push(psnr);
+        }
+    }
+    all.sort_by(f64::total_cmp);
+    println!("{} faces: min {:.1}, median {:.1}, mean {:.1}, max {:.1} dB", all.len(), all[0], all[all.len() / 2], all.iter().sum::<f64>() / all.len() as f64, all[all.len() - 1]);
+}
