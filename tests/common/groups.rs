@@ -53,7 +53,7 @@ impl Draws {
 
 /// A smooth background with no face-like structure: slow colour waves.
 fn background(width: u32, height: u32, draws: &mut Draws) -> RgbImage {
-    let phase: Vec<f64> = (0..6).map(|_| draws.between(0.0, 6.28)).collect();
+    let phase: Vec<f64> = (0..6).map(|_| draws.between(0.0, std::f64::consts::TAU)).collect();
     RgbImage::from_fn(width, height, |x, y| {
         let (u, v) = (x as f64 / width as f64, y as f64 / height as f64);
         let wave = |k: usize, base: f64| base + 40.0 * ((u * 3.1 + phase[k]).sin() + (v * 2.3 + phase[k + 3]).cos());
