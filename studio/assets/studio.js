@@ -5,6 +5,8 @@
 // small request. Replies and `state` events carry STATE (version, mode,
 // strength, alphas, busy task); `image` events say a slot has a newer
 // picture, which the page then loads as /images/{slot}.png?v={version}.
+// Slots are "example", a batch index, or "photo-J": with --folder, photo J
+// of the session's `photos`, shown with all its faces edited.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -15,7 +17,7 @@ const studio = {
   session: null,      // the POST /api/sessions reply
   state: null,        // the newest STATE seen
   points: [],         // drag points in model pixels: handle, target, handle, ...
-  requested: new Map(), // slot ("example" or "0".."n-1") -> newest version asked for
+  requested: new Map(), // slot ("example", "0".."n-1", "photo-J") -> newest version asked for
   task: null,         // {name, total, started, loss: [[step, loss], ...]}
   doneCount: 0,       // number of `done` events seen
   requesting: 0,      // POSTs that start something, still without a reply
@@ -176,6 +178,10 @@ function updateControls() {
 
 function imageFor(slot) {
   if (slot === 'example') return $('example');
+  if (typeof slot === 'string' && slot.startsWith('photo-')) {
+    const fig = $('photo-list').querySelector(`figure.photo[data-slot="photo-${Number(slot.slice(6))}"]`);
+    return fig ? fig.querySelector('img') : null;
+  }
   const fig = $('grid').querySelector(`figure.cell[data-slot="${Number(slot)}"]`);
   return fig ? fig.querySelector('img') : null;
 }
@@ -215,6 +221,7 @@ function loadPending(img) {
 
 function showAllImages(version) {
   showImage('example', version);
+  for (const photo of studio.session.photos || []) showImage(photo.slot, version);
   for (let i = 0; i < studio.session.count; i++) showImage(i, version);
 }
 
@@ -232,6 +239,67 @@ function watchImage(img) {
   });
 }
 
+// The box of a face (slot "example" or a batch index) in its photo, if the
+// slot is a face of one.
+function faceBox(slot) {
+  return document.querySelector(`#photo-list .face-box[data-face="${slot}"]`);
+}
+
+// One figure per photo: the picture, a box per face (shown on hover, or
+// while the face's tile or the example is hovered), and a caption.
+function buildPhotos(sess) {
+  const list = $('photo-list');
+  list.textContent = '';
+  const photos = sess.photos || [];
+  $('photos').hidden = photos.length === 0;
+  for (const photo of photos) {
+    const fig = document.createElement('figure');
+    fig.className = 'photo';
+    fig.dataset.slot = photo.slot;
+    const frame = document.createElement('div');
+    frame.className = 'photo-frame';
+    frame.style.aspectRatio = `${photo.width} / ${photo.height}`;
+    // A tall photo fits the window's height (the frame keeps its shape, so
+    // the face boxes stay on the faces).
+    frame.style.maxWidth = `calc(80vh * ${photo.width} / ${photo.height})`;
+    const img = document.createElement('img');
+    img.alt = `${photo.name} with its ${photo.faces.length === 1 ? 'face' : 'faces'} edited`;
+    img.width = photo.width;
+    img.height = photo.height;
+    watchImage(img);
+    frame.append(img);
+    for (const face of photo.faces) {
+      const [x0, y0, x1, y1] = face.box;
+      const box = document.createElement('div');
+      box.className = 'face-box';
+      box.dataset.face = String(face.slot);
+      box.style.left = `${(100 * x0) / photo.width}%`;
+      box.style.top = `${(100 * y0) / photo.height}%`;
+      box.style.width = `${(100 * (x1 - x0)) / photo.width}%`;
+      box.style.height = `${(100 * (y1 - y0)) / photo.height}%`;
+      const tag = document.createElement('span');
+      tag.textContent = face.slot === 'example' ? `${face.number} · example` : String(face.number);
+      box.append(tag);
+      frame.append(box);
+    }
+    const cap = document.createElement('figcaption');
+    const name = document.createElement('b');
+    name.textContent = photo.name;
+    const [w, h] = photo.size;
+    const left = photo.faces_found > photo.faces.length
+      ? ` (${photo.faces.length} of ${photo.faces_found} found are on this page)` : '';
+    cap.append(name, ` · ${w}×${h} · ${photo.faces.length} ${photo.faces.length === 1 ? 'face' : 'faces'}${left}`);
+    fig.append(frame, cap);
+    list.append(fig);
+  }
+}
+
+// Hovering a face's tile lights its box in its photo.
+function linkFace(el, slot) {
+  el.addEventListener('mouseenter', () => faceBox(slot)?.classList.add('lit'));
+  el.addEventListener('mouseleave', () => faceBox(slot)?.classList.remove('lit'));
+}
+
 function buildGrid(sess) {
   const grid = $('grid');
   grid.textContent = '';
@@ -239,6 +307,7 @@ function buildGrid(sess) {
     const fig = document.createElement('figure');
     fig.className = 'cell';
     fig.dataset.slot = String(i);
+    linkFace(fig, String(i));
     const seed = document.createElement('span');
     seed.className = 'seed';
     seed.textContent = sess.labels[i];
@@ -587,14 +656,19 @@ async function start() {
   }
   $('save-preset').href = sessionPath('preset');
   $('export').href = sessionPath('export.zip');
+  buildPhotos(sess);
   buildGrid(sess);
+  linkFace($('example-frame'), 'example');
   watchImage($('example'));
   applyState(sess.state);
   showAllImages(sess.state.version);
   openEvents();
   drawPoints();
   drawLoss();
-  setStatus(`Ready: ${sess.count} images. Pick a direction or click points on the example to drag.`);
+  const photos = (sess.photos || []).length;
+  const notes = (sess.notes || []).map((n) => ` ${n}.`).join('');
+  setStatus(`Ready: ${sess.count} images${photos ? ` (faces of ${photos} photo${photos === 1 ? '' : 's'})` : ''}. ` +
+    `Pick a direction or click points on the example to drag.${notes}`);
 }
 
 function wire() {

@@ -96,7 +96,11 @@ fn route(studio: &Arc<Studio>, head: &Parts, body: &[u8]) -> Result<Reply, Refus
             let count = body.count.unwrap_or(studio.default_count);
             studio.admit(count)?;
             let studio = Arc::clone(studio);
-            Ok(Reply::Later(Box::new(move || Ok(Reply::Json(201, studio.open_session(count)?.describe())))))
+            Ok(Reply::Later(Box::new(move || {
+                let mut reply = studio.open_session(count)?.describe();
+                reply["notes"] = json!(studio.source.notes());
+                Ok(Reply::Json(201, reply))
+            })))
         }
         (["api", "sessions", id, rest @ ..], _) => {
             let session = studio.session(id).ok_or_else(|| Refusal::new(404, format!("unknown session '{id}'")))?;
@@ -236,7 +240,13 @@ fn parse_slot(file: &str) -> Result<Slot, Refusal> {
     if name == "example" {
         return Ok(Slot::Example);
     }
-    name.parse::<usize>().map(Slot::Batch).map_err(|_| Refusal::new(404, format!("no image '{file}': use example.png or N.png")))
+    let (number, slot): (&str, fn(usize) -> Slot) = match name.strip_prefix("photo-") {
+        Some(j) => (j, Slot::Photo),
+        None => (name, Slot::Batch),
+    };
+    // Digits only: usize's parser also takes a leading '+'.
+    let number = Some(number).filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).and_then(|n| n.parse::<usize>().ok());
+    number.map(slot).ok_or_else(|| Refusal::new(404, format!("no image '{file}': use example.png, N.png or photo-N.png")))
 }
 
 /// Pixels [[x, y], ...] to points, refusing non-finite values.
@@ -333,6 +343,18 @@ mod tests {
             let refused = check_origin(&head(&[("Origin", origin)]), 8080).unwrap_err();
             assert_eq!(refused.status, 403, "{origin}");
             assert!(refused.message.contains(&format!("'{origin}'")), "{}", refused.message);
+        }
+    }
+
+    #[test]
+    fn image_names_are_slots() {
+        assert_eq!(parse_slot("example.png").unwrap(), Slot::Example);
+        assert_eq!(parse_slot("3.png").unwrap(), Slot::Batch(3));
+        assert_eq!(parse_slot("photo-0.png").unwrap(), Slot::Photo(0));
+        assert_eq!(parse_slot("photo-12.png").unwrap(), Slot::Photo(12));
+        let bad = ["photo-.png", "photo--1.png", "photo-x.png", "+1.png", "photo-+1.png", "photo.png", "3", "example.jpg"];
+        for bad in bad.into_iter().chain(["99999999999999999999999.png"]) {
+            assert_eq!(parse_slot(bad).unwrap_err().status, 404, "{bad}");
         }
     }
 

@@ -1,27 +1,73 @@
 //! The images a page edits: seeds of the model, or a folder of latents
-//! (raw `.f32` files) and photos inverted by `editone invert`.
+//! (raw `.f32` files, with the photos `editone invert` wrote beside them)
+//! and photos, whose faces are found and inverted when the studio starts.
 
 use crate::refusal::Refusal;
-use editone::invert::Photo;
+use editone::faces::align::Similarity;
+use editone::faces::mtcnn::{DetectOptions, Detector};
+use editone::faces::{self, Face};
+use editone::invert::{InvertOptions, Photo, PhotoFace};
 use editone::model::Model;
+use image::RgbImage;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
+
+/// Longest side of the composited photos the page shows while editing:
+/// whatever the photo's size, a slider step composites and encodes at most
+/// this many pixels a side. The zip export has the photos at full size.
+pub const DISPLAY_SIDE: u32 = 1024;
 
 /// One image of a page.
 pub struct Item {
-    /// Shown on the page: "seed 3" or the file's name.
+    /// Shown on the page: "seed 3", the file's name, or "NAME face 2".
     pub label: String,
     /// Its name in the zip export, without ".png".
     pub file_stem: String,
-    /// How the alphas file names it: {"seed": 3} or {"photo": "NAME"}, as
-    /// `editone apply --json` does.
+    /// How the alphas file names it: {"seed": 3}, {"photo": "NAME"},
+    /// {"latent": "NAME"} as `editone apply --json` does, or {"photo":
+    /// "NAME", "face": 2} for a face of a photo.
     pub key: Value,
     /// Flattened W+.
     pub w: Vec<f32>,
     /// The photo it was inverted from, rendered residually; it keeps its
     /// own latent's render, so each update renders only the edited latent.
+    /// For a face, the whole photo with this face's place in it.
     pub photo: Option<Photo>,
+    /// For a face of a photo: the photo as the page shows it, and the face
+    /// as the model sees it.
+    pub face: Option<FaceOf>,
+}
+
+/// A face of a photo in the folder.
+pub struct FaceOf {
+    /// The photo, shared by the items of all its faces.
+    pub picture: Arc<Picture>,
+    /// The face's number in the photo, from 1, largest first (the
+    /// detector's order).
+    pub number: usize,
+    /// The face's aligned crop, as the model sees it: [3, R, R] in [-1, 1],
+    /// flattened. Its tile is this crop plus the edit's change, so drag
+    /// points on it are model pixels.
+    pub aligned: Vec<f32>,
+    /// The face on the photo's display copy ([`Picture::display`]): the
+    /// page's composited photo pastes it there.
+    pub shown: Photo,
+}
+
+/// A photo of the folder whose faces are items.
+pub struct Picture {
+    /// Its file name without the extension.
+    pub name: String,
+    /// Its size in pixels.
+    pub size: (u32, u32),
+    /// Faces the detector found in it; fewer are items when the folder
+    /// holds more faces than a page shows.
+    pub faces_found: usize,
+    /// The photo scaled to fit [`DISPLAY_SIDE`] (the photo itself when it
+    /// fits), shared by the faces' `shown` photos.
+    pub display: Arc<RgbImage>,
 }
 
 /// Where a page's images come from.
@@ -29,15 +75,24 @@ pub enum Source {
     /// The example is the first seed, the batch the next; `class` for
     /// conditional models.
     Seeds { seeds: Vec<u64>, class: Option<usize> },
-    /// The example is the folder's first latent, the batch the next.
-    Folder(Vec<Arc<Item>>),
+    /// The example is the folder's first item, the batch the next.
+    Folder(Folder),
+}
+
+/// The items of a `--folder`, and what the page should be told about them.
+pub struct Folder {
+    /// Latents, faces and whole photos, in the order the page shows them.
+    pub items: Vec<Arc<Item>>,
+    /// Sentences for the page and the log: photos without a face, faces
+    /// left out.
+    pub notes: Vec<String>,
 }
 
 impl Source {
     /// The example and up to `count` batch images (a folder may hold fewer).
     pub fn items(&self, model: &Model, count: usize) -> Result<Vec<Arc<Item>>, Refusal> {
         match self {
-            Source::Folder(items) => Ok(items.iter().take(count + 1).cloned().collect()),
+            Source::Folder(folder) => Ok(folder.items.iter().take(count + 1).cloned().collect()),
             Source::Seeds { seeds, class } => {
                 let mut chosen: Vec<u64> = seeds.iter().copied().take(count + 1).collect();
                 let mut next = seeds.iter().max().map_or(0, |m| m + 1);
@@ -49,6 +104,14 @@ impl Source {
             }
         }
     }
+
+    /// What the page should be told about the images.
+    pub fn notes(&self) -> &[String] {
+        match self {
+            Source::Folder(folder) => &folder.notes,
+            Source::Seeds { .. } => &[],
+        }
+    }
 }
 
 fn seed_item(model: &Model, seed: u64, class: Option<usize>) -> Result<Arc<Item>, Refusal> {
@@ -58,25 +121,245 @@ fn seed_item(model: &Model, seed: u64, class: Option<usize>) -> Result<Arc<Item>
         key: json!({"seed": seed}),
         w: model.latent_from_seed(seed, class, 1.0)?,
         photo: None,
+        face: None,
     }))
 }
 
-/// The first `limit` `NAME.f32` in `dir`, in name order (a page never
-/// shows more): each a W or W+ latent of `model`, with `NAME-photo.png` as
-/// its photo when present (what `editone invert --out DIR` writes). At
-/// least two are needed: an example and a batch.
-pub fn load_folder(model: &Model, dir: &Path, limit: usize) -> Result<Vec<Arc<Item>>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter_map(|name| name.strip_suffix(".f32").map(str::to_string))
-        .collect();
-    names.sort();
-    if names.len() < 2 {
-        return Err(format!("{}: holds {} .f32 latents; give at least 2 (the first is the example)", dir.display(), names.len()));
+/// A file of a folder that becomes items.
+#[derive(Debug, PartialEq, Eq)]
+enum Entry {
+    /// `NAME.f32`: a latent (with `NAME-photo.png` as its photo if there).
+    Latent(String),
+    /// A PNG or JPEG that no latent claims: its faces, or the whole photo.
+    Photo { file: String, name: String },
+    /// `NAME.faces.f32`, the faces `editone invert --faces` inverted: not
+    /// read (its `NAME-photo.png` is a photo named NAME like any other).
+    FaceSet(String),
+}
+
+impl Entry {
+    fn name(&self) -> &str {
+        match self {
+            Entry::Latent(name) | Entry::Photo { name, .. } | Entry::FaceSet(name) => name,
+        }
     }
-    names.truncate(limit);
-    names.iter().map(|name| folder_item(model, dir, name).map(Arc::new)).collect()
+}
+
+/// The folder's latents and photos by name, as `editone invert` leaves
+/// them: `NAME-photo.png` and `NAME-reconstruction.png` beside a
+/// `NAME.f32` belong to that latent, not photos of their own; beside a
+/// `NAME.faces.f32` (`--faces`), the reconstruction is skipped and the
+/// photo is named NAME. Hidden files (the temporary names of a write under
+/// way) are skipped.
+fn entries(files: &[String]) -> Vec<Entry> {
+    let visible = || files.iter().filter(|f| !f.starts_with('.'));
+    let named = |suffix: &'static str| visible().filter_map(move |f| f.strip_suffix(suffix)).filter(|n| !n.is_empty());
+    let sets: Vec<&str> = named(".faces.f32").collect();
+    let latents: Vec<&str> = named(".f32").filter(|n| !n.ends_with(".faces")).collect();
+    let owner = |stem: &str, suffix: &str, of: &[&str]| stem.strip_suffix(suffix).is_some_and(|o| of.contains(&o));
+    let mut found: Vec<Entry> = latents.iter().map(|n| Entry::Latent(n.to_string())).collect();
+    found.extend(sets.iter().map(|n| Entry::FaceSet(n.to_string())));
+    for file in visible() {
+        let Some((stem, ext)) = file.rsplit_once('.') else { continue };
+        if stem.is_empty() || !["png", "jpg", "jpeg"].iter().any(|e| ext.eq_ignore_ascii_case(e)) {
+            continue;
+        }
+        if owner(stem, "-photo", &latents) || owner(stem, "-reconstruction", &latents) || owner(stem, "-reconstruction", &sets) {
+            continue;
+        }
+        let name = match stem.strip_suffix("-photo") {
+            Some(set) if sets.contains(&set) => set,
+            _ => stem,
+        };
+        found.push(Entry::Photo { file: file.clone(), name: name.to_string() });
+    }
+    let rank = |e: &Entry| match e {
+        Entry::Latent(_) => 0,
+        Entry::FaceSet(_) => 1,
+        Entry::Photo { .. } => 2,
+    };
+    found.sort_by(|a, b| (a.name(), rank(a)).cmp(&(b.name(), rank(b))));
+    found
+}
+
+/// How a folder's photos are inverted.
+pub struct FolderOptions {
+    /// Items a page can show at most: the folder's first ones are loaded.
+    pub limit: usize,
+    /// Projector steps per photo; None for the model's default.
+    pub invert_steps: Option<u32>,
+}
+
+/// The first `options.limit` items of `dir`, in name order:
+/// - each `NAME.f32` is a W or W+ latent of `model`, with
+///   `NAME-photo.png` as its photo when present (what `editone invert
+///   --out DIR` writes);
+/// - every other PNG or JPEG is searched for faces; each face becomes an
+///   item ("NAME face 2"), the faces of one photo inverted together and
+///   sharing it. A photo without a face is inverted whole (its centred
+///   square) and edited as today's photos are, with a note saying so.
+///
+/// At least two items are needed: an example and a batch. `log` hears
+/// about each photo as it is inverted (a start can take a while).
+pub fn load_folder(model: &Model, dir: &Path, options: &FolderOptions, log: &mut dyn FnMut(&str)) -> Result<Folder, String> {
+    let listing = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let files: Vec<String> = listing.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+    let entries = entries(&files);
+    let mut folder = Folder { items: Vec::new(), notes: Vec::new() };
+    let mut detector = None;
+    for entry in &entries {
+        let room = options.limit.saturating_sub(folder.items.len());
+        if room == 0 {
+            break;
+        }
+        match entry {
+            Entry::Latent(name) => folder.items.push(Arc::new(folder_item(model, dir, name)?)),
+            Entry::FaceSet(name) => {
+                let note = format!(
+                    "{name}.faces.f32 ('editone invert --faces') is not read: the faces of {name}-photo.png are found and inverted again"
+                );
+                log(&note);
+                folder.notes.push(note);
+            }
+            Entry::Photo { file, name } => {
+                if detector.is_none() {
+                    let loaded = Detector::load_default(model.device());
+                    detector = Some(loaded.map_err(|e| format!("{e} (--folder finds the faces in its photos with it)"))?);
+                }
+                let detector = detector.as_ref().expect("loaded above");
+                let path = dir.join(file);
+                let failed = |e: editone::Error| format!("{}: {e}", path.display());
+                let image = editone::render::load(&path).map_err(failed)?;
+                let rgb = image.to_rgb8();
+                let found = find_faces(detector, &rgb).map_err(failed)?;
+                if found.is_empty() {
+                    let note = format!("{file}: no face found; it is edited as a whole photo (its centred square)");
+                    log(&note);
+                    folder.notes.push(note);
+                    let t0 = Instant::now();
+                    folder.items.push(Arc::new(whole_photo_item(model, &image, name, options).map_err(failed)?));
+                    log(&format!("{file}: inverted in {:.1} s", t0.elapsed().as_secs_f64()));
+                    continue;
+                }
+                let taken = found.len().min(room);
+                if taken < found.len() {
+                    let (found, limit) = (found.len(), options.limit);
+                    let note = format!("{file}: {found} faces found; the page shows the first {taken} (at most {limit} images in all)");
+                    log(&note);
+                    folder.notes.push(note);
+                }
+                let steps = options.invert_steps.unwrap_or_else(|| editone::invert::default_steps(model));
+                log(&format!("{file}: inverting {taken} face{} ({steps} steps)…", if taken == 1 { "" } else { "s" }));
+                let t0 = Instant::now();
+                let items = face_items(model, rgb, name, &found[..taken], found.len(), options).map_err(failed)?;
+                let plural = if items.len() == 1 { "" } else { "s" };
+                log(&format!("{file}: {} face{plural} inverted in {:.1} s", items.len(), t0.elapsed().as_secs_f64()));
+                folder.items.extend(items.into_iter().map(Arc::new));
+            }
+        }
+    }
+    if folder.items.len() < 2 {
+        return Err(format!(
+            "{}: holds {} image{} to edit (.f32 latents, faces in PNG or JPEG photos, photos); give at least 2 (the first is the example)",
+            dir.display(),
+            folder.items.len(),
+            if folder.items.len() == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(folder)
+}
+
+/// The faces of `image`, largest first; none in a picture too small to
+/// hold one.
+fn find_faces(detector: &Detector, image: &RgbImage) -> editone::Result<Vec<Face>> {
+    let side = editone::faces::mtcnn::MIN_IMAGE_SIDE;
+    if image.width() < side || image.height() < side {
+        return Ok(Vec::new());
+    }
+    detector.detect(image, &DetectOptions::default())
+}
+
+fn invert_options(options: &FolderOptions) -> InvertOptions {
+    InvertOptions { steps: options.invert_steps, ..InvertOptions::default() }
+}
+
+/// An item per face of the photo `image` named `name`, inverted together.
+fn face_items(model: &Model, image: RgbImage, name: &str, faces: &[Face], found: usize, options: &FolderOptions) -> editone::Result<Vec<Item>> {
+    let resolution = model.info().resolution;
+    let placed = faces::place(model, faces, model.face_alignment())?;
+    let image = Arc::new(image);
+    let photos = faces::invert_faces(model, Arc::clone(&image), &placed, &invert_options(options), None)?;
+    let aligned = faces::targets(&image, &placed, resolution as u32);
+    let (display, to_display) = display_copy(&image);
+    let picture = Arc::new(Picture { name: name.to_string(), size: image.dimensions(), faces_found: found, display: Arc::new(display) });
+    photos
+        .into_iter()
+        .zip(&placed)
+        .enumerate()
+        .map(|(k, (photo, place))| {
+            let number = k + 1;
+            let shown = Photo::of_face(Arc::clone(&picture.display), on_display(place, &to_display), resolution as u32, photo.base().to_vec());
+            // Rendered now, so that a bad model fails at start, not on the page.
+            let _rendered = photo.base_render(model)?;
+            Ok(Item {
+                label: format!("{name} face {number}"),
+                file_stem: format!("{name}-face{number}"),
+                key: json!({"photo": name, "face": number}),
+                w: photo.base().to_vec(),
+                face: Some(FaceOf {
+                    picture: Arc::clone(&picture),
+                    number,
+                    aligned: Vec::<f32>::try_from(aligned.get(k as i64).flatten(0, -1))?,
+                    shown,
+                }),
+                photo: Some(photo),
+            })
+        })
+        .collect()
+}
+
+/// `image` scaled to fit [`DISPLAY_SIDE`], and the map from its pixels to
+/// the display copy's (pixel centres to pixel centres).
+fn display_copy(image: &RgbImage) -> (RgbImage, Similarity) {
+    let (w, h) = image.dimensions();
+    if w.max(h) <= DISPLAY_SIDE {
+        return (image.clone(), Similarity { a: 1.0, b: 0.0, tx: 0.0, ty: 0.0 });
+    }
+    let (dw, dh) = editone::render::fit_within(w, h, DISPLAY_SIDE);
+    let copy = image::imageops::resize(image, dw, dh, image::imageops::FilterType::Triangle);
+    // One scale for both axes (a similarity); the sides' rounding differs
+    // by under half a display pixel.
+    let s = dw as f64 / w as f64;
+    (copy, Similarity { a: s, b: 0.0, tx: 0.5 * s - 0.5, ty: 0.5 * s - 0.5 })
+}
+
+/// A face's place in the photo, moved onto the display copy.
+fn on_display(place: &PhotoFace, to_display: &Similarity) -> PhotoFace {
+    let map = |[x, y]: [f32; 2]| {
+        let [x, y] = to_display.apply([x as f64, y as f64]);
+        [x as f32, y as f32]
+    };
+    let face = place.face;
+    let [x0, y0] = map([face.bbox[0], face.bbox[1]]);
+    let [x1, y1] = map([face.bbox[2], face.bbox[3]]);
+    let face = Face { bbox: [x0, y0, x1, y1], score: face.score, landmarks: face.landmarks.map(map) };
+    PhotoFace { face, to_crop: to_display.inverse().then(&place.to_crop) }
+}
+
+/// A photo without a face, projected whole (its centred square), as
+/// `editone invert` does.
+fn whole_photo_item(model: &Model, image: &image::DynamicImage, name: &str, options: &FolderOptions) -> editone::Result<Item> {
+    let resolution = model.info().resolution as u32;
+    let rgb = image.to_rgb8();
+    let crop = editone::invert::centre_crop(rgb.width(), rgb.height());
+    if crop[2] < 8 {
+        return Err(editone::Error::invalid(format!("a {}x{} image is too small to invert (8x8 at least)", rgb.width(), rgb.height())));
+    }
+    let target = editone::invert::target_tensor(&rgb, crop, resolution)?;
+    let w = editone::invert::invert(model, &target, &invert_options(options), None)?.remove(0);
+    let photo = editone::invert::photo(image, w.clone())?;
+    let _rendered = photo.base_render(model)?;
+    Ok(Item { label: format!("{name} (no face)"), file_stem: name.to_string(), key: json!({"photo": name}), w, photo: Some(photo), face: None })
 }
 
 fn folder_item(model: &Model, dir: &Path, name: &str) -> Result<Item, String> {
@@ -98,7 +381,7 @@ fn folder_item(model: &Model, dir: &Path, name: &str) -> Result<Item, String> {
     let photo_path = dir.join(format!("{name}-photo.png"));
     let photo = if photo_path.is_file() { Some(photo_item(model, &photo_path, &w)?) } else { None };
     let key = if photo.is_some() { json!({"photo": name}) } else { json!({"latent": name}) };
-    Ok(Item { label: name.to_string(), file_stem: name.to_string(), key, w, photo })
+    Ok(Item { label: name.to_string(), file_stem: name.to_string(), key, w, photo, face: None })
 }
 
 /// The photo at `path` with `w` as its inverted latent; its latent is
@@ -114,6 +397,49 @@ fn photo_item(model: &Model, path: &Path, w: &[f32]) -> Result<Photo, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const OPTIONS: FolderOptions = FolderOptions { limit: 49, invert_steps: Some(2) };
+
+    #[test]
+    fn latents_claim_what_editone_invert_wrote_beside_them_and_other_pictures_are_photos() {
+        let files: Vec<String> = [
+            "b.f32", "b-photo.png", "b-reconstruction.png", "b.json", "a-photo.png", "group.JPG", ".group.png.tmp", ".hidden.png",
+            "notes.txt", "c.jpeg", "b.png", ".png", "d.f32.png", "e.faces.f32", "e-photo.png", "e-reconstruction.png", "e.json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let photo = |file: &str, name: &str| Entry::Photo { file: file.into(), name: name.into() };
+        assert_eq!(
+            entries(&files),
+            [
+                // a-photo.png has no a.f32: it is a photo of its own.
+                photo("a-photo.png", "a-photo"),
+                Entry::Latent("b".into()),
+                photo("b.png", "b"),
+                photo("c.jpeg", "c"),
+                photo("d.f32.png", "d.f32"),
+                // 'editone invert --faces' output: its photo, named NAME.
+                Entry::FaceSet("e".into()),
+                photo("e-photo.png", "e"),
+                photo("group.JPG", "group"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_display_copy_maps_pixel_centres() {
+        let big = RgbImage::new(4096, 2000);
+        let (copy, map) = display_copy(&big);
+        assert_eq!(copy.dimensions(), (DISPLAY_SIDE, 500));
+        // The photo's corner pixels' outer edges land on the copy's.
+        assert_eq!(map.apply([-0.5, -0.5]), [-0.5, -0.5]);
+        let [x, y] = map.apply([4095.5, 1999.5]);
+        assert!((x - 1023.5).abs() < 1e-9 && (y - 499.5).abs() < 1e-9, "{x} {y}");
+        let small = RgbImage::new(300, 200);
+        let (copy, map) = display_copy(&small);
+        assert_eq!((copy.dimensions(), map.apply([7.0, 9.0])), ((300, 200), [7.0, 9.0]));
+    }
 
     fn write_latent(dir: &Path, name: &str, floats: &[f32]) {
         let bytes: Vec<u8> = floats.iter().flat_map(|x| x.to_le_bytes()).collect();
@@ -131,7 +457,7 @@ mod tests {
         let photo = image::RgbImage::from_pixel(90, 60, image::Rgb([200, 100, 50]));
         photo.save(dir.join("b-photo.png")).unwrap();
 
-        let items = load_folder(&model, &dir, 49).unwrap();
+        let items = load_folder(&model, &dir, &OPTIONS, &mut |_| {}).unwrap().items;
         assert_eq!(items.iter().map(|i| i.label.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(items[0].key, json!({"latent": "a"}));
         assert_eq!(items[1].key, json!({"photo": "b"}));
@@ -140,12 +466,12 @@ mod tests {
         assert_eq!(photo.base_render(&model).unwrap().size(), [3, 64, 64]);
 
         write_latent(&dir, "c", &[1.0, 2.0, 3.0]);
-        let err = load_folder(&model, &dir, 49).err().unwrap();
+        let err = load_folder(&model, &dir, &OPTIONS, &mut |_| {}).err().unwrap();
         assert!(err.contains("c.f32") && err.contains("not a latent of this model"), "{err}");
         write_latent(&dir, "c", &vec![f32::NAN; w_dim]);
-        assert!(load_folder(&model, &dir, 49).is_err());
+        assert!(load_folder(&model, &dir, &OPTIONS, &mut |_| {}).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
-        let empty = load_folder(&model, &std::env::temp_dir().join("editone-no-such-folder"), 49).err().unwrap();
+        let empty = load_folder(&model, &std::env::temp_dir().join("editone-no-such-folder"), &OPTIONS, &mut |_| {}).err().unwrap();
         assert!(empty.contains("editone-no-such-folder"), "{empty}");
     }
 }

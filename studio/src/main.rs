@@ -23,7 +23,8 @@ use studio::{Studio, MAX_COUNT};
 
 
 const USAGE: &str = "usage: editone-studio [--model PATH] [--port N] [--count N]
-                      [--seeds LIST [--class K] | --folder DIR] [--device D] [--threads N]
+                      [--seeds LIST [--class K] | --folder DIR [--invert-steps N]]
+                      [--device D] [--threads N]
 
 Serves a page for interactive batch editing on http://127.0.0.1:PORT/ (loopback only).
 
@@ -32,10 +33,15 @@ Serves a page for interactive batch editing on http://127.0.0.1:PORT/ (loopback 
   --count N      batch images per page, 1 to 48 (default 12)
   --seeds LIST   example seed first, then the batch, e.g. 0-12 or 7,1-11 (default 0-48)
   --class K      class of every image, for conditional models (default 0)
-  --folder DIR   edit the latents in DIR instead of seeds: NAME.f32 files (W or W+
-                 float32, the first 49 by name), with NAME-photo.png rendered as a
-                 photo when present, as 'editone invert --out DIR' writes them; the
-                 first is the example
+  --folder DIR   edit what DIR holds instead of seeds, in name order (the first 49
+                 images; the first is the example):
+                 - NAME.f32 latents (W or W+ float32), with NAME-photo.png rendered
+                   as a photo when present, as 'editone invert --out DIR' writes them;
+                 - every other PNG or JPEG: each face in it is an image ('NAME face 2'),
+                   its faces inverted at start and the photo shown with all its faces
+                   edited; a photo without a face is inverted and edited whole
+  --invert-steps N  projector steps per photo of --folder (default: the model's,
+                 600 for the built-in model); fewer start faster and fit less well
   --device D     auto (default), cpu, cuda or cuda:N
   --threads N    CPU threads for tensor math (default: the library's choice)";
 
@@ -58,6 +64,7 @@ struct Args {
     seeds: Vec<u64>,
     class: usize,
     folder: Option<PathBuf>,
+    invert_steps: Option<u32>,
     device: String,
     threads: u32,
 }
@@ -97,7 +104,11 @@ fn serve(args: Args) -> Result<(), String> {
     }
     let class = (c_dim > 0).then_some(args.class);
     let source = match &args.folder {
-        Some(dir) => Source::Folder(items::load_folder(&model, dir, MAX_COUNT + 1)?),
+        Some(dir) => {
+            let options = items::FolderOptions { limit: MAX_COUNT + 1, invert_steps: args.invert_steps };
+            let mut log = |line: &str| eprintln!("editone studio: {line}");
+            Source::Folder(items::load_folder(&model, dir, &options, &mut log)?)
+        }
         None => Source::Seeds { seeds: args.seeds, class },
     };
     let directions = sefa::directions(&model, DIRECTIONS.min(model.info().w_dim), None).map_err(|e| format!("directions: {e}"))?;
@@ -118,6 +129,7 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
         seeds: (0..=MAX_COUNT as u64).collect(),
         class: 0,
         folder: None,
+        invert_steps: None,
         device: "auto".into(),
         threads: 0,
     };
@@ -144,6 +156,13 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
             }
             "--class" => args.class = number(1 << 20)? as usize,
             "--folder" => args.folder = Some(PathBuf::from(&value)),
+            "--invert-steps" => {
+                let steps = number(100_000)? as u32;
+                if steps == 0 {
+                    return Err("--invert-steps must be 1 to 100000".into());
+                }
+                args.invert_steps = Some(steps);
+            }
             "--device" => args.device = value,
             "--threads" => args.threads = number(1024)? as u32,
             _ => return Err(format!("unknown option '{flag}'")),
@@ -151,6 +170,9 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
     }
     if seeds_given && args.folder.is_some() {
         return Err("give --seeds or --folder, not both".into());
+    }
+    if args.invert_steps.is_some() && args.folder.is_none() {
+        return Err("--invert-steps is for the photos of --folder".into());
     }
     Ok(Some(args))
 }

@@ -1,15 +1,20 @@
 //! One browser tab's editing session: the example and batch latents, the
 //! current edit, a background renderer that streams images as they finish,
 //! and the long tasks (optimise, drag) with progress and cancellation.
+//!
+//! Faces of photos are items like any other; besides their tiles, the
+//! session shows each photo they came from with all its faces edited (a
+//! "photo" slot), composited in one call after every change.
 
 use crate::events::Hub;
-use crate::items::Item;
+use crate::items::{Item, Picture};
 use crate::refusal::Refusal;
 use crate::render::{Background, Renderer};
 use editone::edit::drag::{self, DragOptions, Point};
 use editone::edit::sefa::Direction;
 use editone::edit::{Edit, LatentShape, OptimizeOptions, Transfer};
-use editone::invert::RenderMode;
+use editone::faces::PasteMode;
+use editone::invert::{Photo, RenderMode};
 use editone::model::Model;
 use editone::{Error, ErrorKind};
 use serde_json::{json, Value};
@@ -43,13 +48,16 @@ fn transfer_name(mode: Transfer) -> &'static str {
     }
 }
 
-/// An image position: the example or batch image i.
+/// An image position: the example, batch image i, or photo j (a photo
+/// of the folder with all of its faces in the session edited).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Slot {
     /// The example.
     Example,
     /// Batch image i.
     Batch(usize),
+    /// Photo j, composited.
+    Photo(usize),
 }
 
 impl Slot {
@@ -57,8 +65,16 @@ impl Slot {
         match self {
             Slot::Example => json!("example"),
             Slot::Batch(i) => json!(i),
+            Slot::Photo(j) => json!(format!("photo-{j}")),
         }
     }
+}
+
+/// A photo whose faces are items of the session.
+struct Group {
+    picture: Arc<Picture>,
+    /// The slots of its faces in the session, in face order.
+    faces: Vec<Slot>,
 }
 
 /// The long operations; one runs at a time per session.
@@ -90,8 +106,8 @@ struct State {
     rendered: Progress,
 }
 
-/// The background rendering of one version: slots are numbered 0 for the
-/// example and 1 + i for batch image i, and those before `next` are done.
+/// The background rendering of one version: the turns of the session's
+/// plan before `next` are done.
 #[derive(Clone, Copy)]
 struct Progress {
     version: u64,
@@ -105,10 +121,18 @@ struct Rendered {
     png: Arc<Vec<u8>>,
 }
 
-/// What a slot shows under one state: its latent.
+/// What a slot shows under one state.
+enum Shown {
+    /// An item: its latent.
+    Latent(Vec<f32>),
+    /// A photo: the latents of its faces, in the order of its group.
+    Faces(Vec<Vec<f32>>),
+}
+
+/// What every slot shows under one state.
 struct Snapshot {
     version: u64,
-    latents: Vec<(Slot, Vec<f32>)>,
+    slots: Vec<(Slot, Shown)>,
 }
 
 /// One tab's session. Shared by the connections, the render thread and the
@@ -128,6 +152,12 @@ pub struct Session {
     directions: Arc<Vec<Direction>>,
     example: Arc<Item>,
     batch: Vec<Arc<Item>>,
+    /// The photos the session's faces come from.
+    photos: Vec<Group>,
+    /// The background rendering's turns, in order: the example alone (it
+    /// shows first), each photo alone (what a user watches while moving
+    /// the slider), then the batch [`RENDER_CHUNK`] images at a time.
+    plan: Vec<Vec<Slot>>,
     state: Mutex<State>,
     images: Mutex<HashMap<Slot, Rendered>>,
     cancel: AtomicBool,
@@ -150,6 +180,19 @@ impl Session {
         }
         let batch = items.split_off(1);
         let example = items.remove(0);
+        let slots = std::iter::once((Slot::Example, &example)).chain(batch.iter().enumerate().map(|(i, item)| (Slot::Batch(i), item)));
+        let mut photos: Vec<Group> = Vec::new();
+        for (slot, item) in slots {
+            let Some(face) = &item.face else { continue };
+            match photos.iter_mut().find(|g| Arc::ptr_eq(&g.picture, &face.picture)) {
+                Some(group) => group.faces.push(slot),
+                None => photos.push(Group { picture: Arc::clone(&face.picture), faces: vec![slot] }),
+            }
+        }
+        let plan = std::iter::once(vec![Slot::Example])
+            .chain((0..photos.len()).map(|j| vec![Slot::Photo(j)]))
+            .chain((0..batch.len()).collect::<Vec<_>>().chunks(RENDER_CHUNK).map(|c| c.iter().map(|&i| Slot::Batch(i)).collect()))
+            .collect();
         let session = Arc::new_cyclic(|me| Session {
             id,
             me: me.clone(),
@@ -160,6 +203,8 @@ impl Session {
             directions,
             example,
             batch,
+            photos,
+            plan,
             state: Mutex::new(State {
                 edit: None,
                 mode: Transfer::Editone,
@@ -208,8 +253,42 @@ impl Session {
             "example_seed": self.example.key.get("seed"),
             "seeds": self.batch.iter().map(|item| item.key.get("seed")).collect::<Option<Vec<_>>>(),
             "directions": directions,
+            "photos": self.photos_json(),
             "state": self.state_json(),
         })
+    }
+
+    /// The photos the session's faces come from, as the page shows them:
+    /// each face's box is the part of the photo its edit may change.
+    fn photos_json(&self) -> Value {
+        let photos: Vec<Value> = self
+            .photos
+            .iter()
+            .enumerate()
+            .map(|(j, group)| {
+                let picture = &group.picture;
+                let faces: Vec<Value> = group
+                    .faces
+                    .iter()
+                    .map(|&slot| {
+                        let item = self.item(slot);
+                        let face = item.face.as_ref().expect("groups hold faces");
+                        let [x, y, w, h] = face.shown.crop;
+                        json!({"slot": slot.to_json(), "label": item.label, "number": face.number, "box": [x, y, x + w, y + h]})
+                    })
+                    .collect();
+                json!({
+                    "slot": Slot::Photo(j).to_json(),
+                    "name": picture.name,
+                    "width": picture.display.width(),
+                    "height": picture.display.height(),
+                    "size": [picture.size.0, picture.size.1],
+                    "faces_found": picture.faces_found,
+                    "faces": faces,
+                })
+            })
+            .collect();
+        json!(photos)
     }
 
     /// STATE (docs/studio-api.md).
@@ -396,70 +475,122 @@ impl Session {
         self.events.send("done", &json!({"task": task.name(), "cancelled": cancelled, "error": error, "state": self.state_json()}));
     }
 
-    /// The latent each slot shows under the current state.
-    fn snapshot(&self, state: &State) -> Snapshot {
-        let slots = std::iter::once(Slot::Example).chain((0..self.batch.len()).map(Slot::Batch));
-        let latents = slots.map(|slot| (slot, edited(state.edit.as_ref(), state.mode, &self.item(slot).w))).collect();
-        Snapshot { version: state.version, latents }
+    /// What `slot` shows under `state`.
+    fn shown(&self, state: &State, slot: Slot) -> Shown {
+        let edit = |w: &[f32]| edited(state.edit.as_ref(), state.mode, w);
+        match slot {
+            Slot::Photo(j) => Shown::Faces(self.photos[j].faces.iter().map(|&face| edit(&self.item(face).w)).collect()),
+            _ => Shown::Latent(edit(&self.item(slot).w)),
+        }
     }
 
+    /// What every slot shows under the current state.
+    fn snapshot(&self, state: &State) -> Snapshot {
+        let slots = std::iter::once(Slot::Example)
+            .chain((0..self.batch.len()).map(Slot::Batch))
+            .chain((0..self.photos.len()).map(Slot::Photo));
+        Snapshot { version: state.version, slots: slots.map(|slot| (slot, self.shown(state, slot))).collect() }
+    }
+
+    /// The item of an example or batch slot (a photo slot is none).
     fn item(&self, slot: Slot) -> &Item {
         match slot {
             Slot::Example => &self.example,
             Slot::Batch(i) => &self.batch[i],
+            Slot::Photo(_) => unreachable!("a photo slot shows several items"),
         }
     }
 
-    /// PNGs of `slots` showing their latents: one render for all, then
-    /// photos get the edit as a residual at their own size (the example's
-    /// cropped to the square the model sees, so that drag points map onto
-    /// it).
-    fn render_pngs(&self, slots: &[(Slot, Vec<f32>)]) -> Result<Vec<Vec<u8>>, Error> {
-        let latents: Vec<&[f32]> = slots.iter().map(|(_, w)| w.as_slice()).collect();
-        // Pixels, and the photos' residuals, are made on the engine's device.
-        let renders = self.model.render_on_device(&latents)?;
-        let plain = editone::render::to_images(&renders)?;
-        slots
+    /// PNGs of `slots`: the items' latents in one render, then
+    /// - a whole photo gets the edit as a residual at its own size (the
+    ///   example's cropped to the square the model sees, so that drag
+    ///   points map onto it);
+    /// - a face gets it on its aligned crop, the face as the model sees
+    ///   it, so that drag points on the example are model pixels;
+    /// - a photo slot is the photo with all its faces' edits, at display
+    ///   size, or at full size when `full` (the export).
+    fn render_pngs(&self, slots: &[(Slot, Shown)], full: bool) -> Result<Vec<Vec<u8>>, Error> {
+        let latents: Vec<&[f32]> = slots
             .iter()
-            .zip(plain)
-            .enumerate()
-            .map(|(i, ((slot, _), plain))| {
-                let image = match RenderMode::Auto.photo(self.item(*slot).photo.as_ref())? {
-                    None => plain,
-                    Some(photo) => {
-                        let full = photo.residual(&self.model, &renders.get(i as i64))?;
-                        let [x, y, w, h] = photo.crop;
-                        let shown = if *slot == Slot::Example { image::imageops::crop_imm(&full, x, y, w, h).to_image() } else { full };
-                        image::DynamicImage::ImageRgb8(shown)
-                    }
-                };
-                encode_png(&image)
+            .filter_map(|(_, shown)| match shown {
+                Shown::Latent(w) => Some(w.as_slice()),
+                Shown::Faces(_) => None,
             })
-            .collect()
-    }
-
-    /// The slots of background position `next` (see [`Progress`]): the
-    /// example alone, so that it shows first, then [`RENDER_CHUNK`] batch
-    /// images at a time; none past the end.
-    fn chunk_at(&self, next: usize) -> Vec<Slot> {
-        if next == 0 {
-            return vec![Slot::Example];
+            .collect();
+        // Pixels, and the photos' residuals, are made on the engine's device.
+        let renders = if latents.is_empty() { None } else { Some(self.model.render_on_device(&latents)?) };
+        let plain = match &renders {
+            Some(renders) => editone::render::to_images(renders)?,
+            None => Vec::new(),
+        };
+        let mut plain = plain.into_iter();
+        let mut next = 0;
+        let mut pngs = Vec::with_capacity(slots.len());
+        for (slot, shown) in slots {
+            let png = match shown {
+                Shown::Faces(latents) => {
+                    let Slot::Photo(j) = *slot else { unreachable!("only photo slots show faces") };
+                    self.photo_png(j, latents, full)?
+                }
+                Shown::Latent(_) => {
+                    let render = renders.as_ref().expect("rendered above").get(next);
+                    next += 1;
+                    let plain = plain.next().expect("one picture per latent");
+                    encode_png(&self.item_picture(*slot, &render, plain)?)?
+                }
+            };
+            pngs.push(png);
         }
-        let start = (next - 1).min(self.batch.len());
-        (start..(start + RENDER_CHUNK).min(self.batch.len())).map(Slot::Batch).collect()
+        Ok(pngs)
     }
 
-    /// Whether the newest version has slots left to render.
+    /// The picture of an item whose edited latent rendered as `render`
+    /// ([C, R, R]) and `plain`.
+    fn item_picture(&self, slot: Slot, render: &tch::Tensor, plain: image::DynamicImage) -> Result<image::DynamicImage, Error> {
+        let item = self.item(slot);
+        let Some(photo) = RenderMode::Auto.photo(item.photo.as_ref())? else { return Ok(plain) };
+        if let Some(face) = &item.face {
+            let r = self.resolution() as i64;
+            let aligned = tch::Tensor::from_slice(&face.aligned).view([3, r, r]).to_device(render.device());
+            let change = render.to_kind(tch::Kind::Float) - photo.base_render(&self.model)?.to_kind(tch::Kind::Float);
+            return editone::render::to_image(&(aligned + change).clamp(-1.0, 1.0));
+        }
+        let full = photo.residual(&self.model, render)?;
+        let [x, y, w, h] = photo.crop;
+        let shown = if slot == Slot::Example { image::imageops::crop_imm(&full, x, y, w, h).to_image() } else { full };
+        Ok(image::DynamicImage::ImageRgb8(shown))
+    }
+
+    /// Photo `j` with each face's edited latent (`latents`, in the group's
+    /// order) composited in one call: on the display copy, or on the photo
+    /// itself when `full`.
+    fn photo_png(&self, j: usize, latents: &[Vec<f32>], full: bool) -> Result<Vec<u8>, Error> {
+        let faces: Vec<(&Photo, &[f32])> = self.photos[j]
+            .faces
+            .iter()
+            .zip(latents)
+            .map(|(&slot, w)| {
+                let item = self.item(slot);
+                let face = item.face.as_ref().expect("groups hold faces");
+                let photo = if full { item.photo.as_ref().expect("a face has its photo") } else { &face.shown };
+                (photo, w.as_slice())
+            })
+            .collect();
+        let picture = editone::faces::render_photo(&self.model, &faces, PasteMode::Residual)?;
+        encode_png_fast(&picture)
+    }
+
+    /// Whether the newest version has turns left to render.
     fn render_pending(&self, state: &State) -> bool {
-        !state.closed && (state.rendered.version != state.version || state.rendered.next <= self.batch.len())
+        !state.closed && (state.rendered.version != state.version || state.rendered.next < self.plan.len())
     }
 }
 
 impl Background for Session {
     /// One turn of background rendering, on the render thread: the next
-    /// chunk of the newest version, each image announced when stored. A
-    /// newer version abandons an older one; a failed render is not retried
-    /// until something changes.
+    /// turn of the plan for the newest version, each image announced when
+    /// stored. A newer version abandons an older one; a failed render is
+    /// not retried until something changes.
     fn render_step(&self) {
         let (version, chunk) = {
             let mut state = self.lock();
@@ -469,15 +600,13 @@ impl Background for Session {
             if state.rendered.version != state.version {
                 state.rendered = Progress { version: state.version, next: 0 };
             }
-            let slots = self.chunk_at(state.rendered.next);
-            let chunk: Vec<(Slot, Vec<f32>)> =
-                slots.into_iter().map(|slot| (slot, edited(state.edit.as_ref(), state.mode, &self.item(slot).w))).collect();
+            let chunk: Vec<(Slot, Shown)> = self.plan[state.rendered.next].iter().map(|&slot| (slot, self.shown(&state, slot))).collect();
             (state.version, chunk)
         };
         let ok = self.render_chunk(&chunk, version);
         let mut state = self.lock();
         if state.rendered.version == version {
-            state.rendered.next = if ok { state.rendered.next + chunk.len() } else { usize::MAX };
+            state.rendered.next = if ok { state.rendered.next + 1 } else { usize::MAX };
         }
     }
 
@@ -496,8 +625,8 @@ impl Background for Session {
 impl Session {
     /// Renders and stores one chunk; false (after telling the page) when
     /// rendering failed.
-    fn render_chunk(&self, chunk: &[(Slot, Vec<f32>)], version: u64) -> bool {
-        let rendered = catch_unwind(AssertUnwindSafe(|| self.render_pngs(chunk)))
+    fn render_chunk(&self, chunk: &[(Slot, Shown)], version: u64) -> bool {
+        let rendered = catch_unwind(AssertUnwindSafe(|| self.render_pngs(chunk, false)))
             .unwrap_or_else(|p| Err(Error::new(ErrorKind::Internal, editone::error::panic_message(&*p))));
         match rendered {
             Ok(pngs) => {
@@ -527,10 +656,18 @@ impl Session {
     /// which the renderer has stored, so a slider that has already moved on
     /// does not make them wait for a render.
     pub fn stored_image(&self, slot: Slot, at_least: Option<u64>) -> Result<Option<Arc<Vec<u8>>>, Refusal> {
-        if let Slot::Batch(i) = slot {
-            if i >= self.batch.len() {
+        match slot {
+            Slot::Batch(i) if i >= self.batch.len() => {
                 return Err(Refusal::new(404, format!("there is no batch image {i} (0 to {})", self.batch.len() - 1)));
             }
+            Slot::Photo(j) if j >= self.photos.len() => {
+                let have = match self.photos.len() {
+                    0 => "this session has no photos of faces".to_string(),
+                    n => format!("0 to {}", n - 1),
+                };
+                return Err(Refusal::new(404, format!("there is no photo {j} ({have})")));
+            }
+            _ => {}
         }
         let version = self.lock().version;
         let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
@@ -540,32 +677,40 @@ impl Session {
     /// The current state's PNG of `slot`, rendered now; for the render
     /// thread.
     pub fn render_now(&self, slot: Slot) -> Result<Arc<Vec<u8>>, Refusal> {
-        let (version, latent) = {
+        let (version, shown) = {
             let state = self.lock();
-            (state.version, edited(state.edit.as_ref(), state.mode, &self.item(slot).w))
+            (state.version, self.shown(&state, slot))
         };
-        let png = Arc::new(self.render_pngs(&[(slot, latent)])?.remove(0));
+        let png = Arc::new(self.render_pngs(&[(slot, shown)], false)?.remove(0));
         self.store(slot, version, Arc::clone(&png));
         Ok(png)
     }
 
     /// Every image of the current state as (file name, PNG), plus the
-    /// alphas as JSON, for the zip export; for the render thread.
+    /// alphas as JSON, for the zip export; for the render thread. Photos of
+    /// faces come at full size, as `photos/NAME.png`.
     pub fn export(&self) -> Result<Vec<(String, Vec<u8>)>, Refusal> {
         let (snapshot, alphas, mode) = {
             let state = self.lock();
             (self.snapshot(&state), state.edit.as_ref().map(|e| self.alphas(e)), state.mode)
         };
-        let mut pngs = Vec::with_capacity(snapshot.latents.len());
-        for (slot, latent) in snapshot.latents {
+        let mut pngs = Vec::with_capacity(snapshot.slots.len());
+        for (slot, shown) in snapshot.slots {
+            if let Slot::Photo(_) = slot {
+                // The page's copy is display-sized.
+                pngs.push(self.render_pngs(&[(slot, shown)], true)?.remove(0));
+                continue;
+            }
             // The renderer has usually stored this version already.
             let stored = self.images.lock().unwrap_or_else(|p| p.into_inner()).get(&slot).cloned();
             match stored {
                 Some(r) if r.version == snapshot.version => pngs.push(r.png.to_vec()),
-                _ => pngs.push(self.render_pngs(&[(slot, latent)])?.remove(0)),
+                _ => pngs.push(self.render_pngs(&[(slot, shown)], false)?.remove(0)),
             }
         }
-        let names = std::iter::once("example.png".to_string()).chain(self.batch.iter().map(|item| format!("{}.png", item.file_stem)));
+        let names = std::iter::once("example.png".to_string())
+            .chain(self.batch.iter().map(|item| format!("{}.png", item.file_stem)))
+            .chain(self.photos.iter().map(|group| format!("photos/{}.png", group.picture.name)));
         let mut files: Vec<(String, Vec<u8>)> = names.zip(pngs).collect();
         let table: Vec<Value> = self
             .batch
@@ -603,6 +748,19 @@ fn check_strength(strength: f64) -> Result<(), Refusal> {
 fn edited(edit: Option<&Edit>, mode: Transfer, w: &[f32]) -> Vec<f32> {
     let Some(edit) = edit else { return w.to_vec() };
     edit.transfer(mode, w).expect("latents have the model's shape").0
+}
+
+/// A composited photo as PNG, compressed for speed: a slider step encodes
+/// one per photo, up to [`crate::items::DISPLAY_SIDE`] a side (the export
+/// at full size).
+fn encode_png_fast(image: &image::RgbImage) -> Result<Vec<u8>, Error> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    use image::ImageEncoder;
+    let mut png = Vec::new();
+    PngEncoder::new_with_quality(&mut png, CompressionType::Fast, FilterType::Adaptive)
+        .write_image(image.as_raw(), image.width(), image.height(), image::ExtendedColorType::Rgb8)
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("PNG encoding: {e}")))?;
+    Ok(png)
 }
 
 fn encode_png(image: &image::DynamicImage) -> Result<Vec<u8>, Error> {

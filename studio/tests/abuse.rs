@@ -11,9 +11,11 @@
 //! takes about a minute on 2 cores. Phases go on after a failure, so that
 //! one run lists every problem; the numbers are printed (--nocapture).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -56,28 +58,9 @@ struct Studio {
 
 impl Studio {
     fn start() -> Studio {
-        let binary = std::env::var("EDITONE_STUDIO").unwrap_or_else(|_| env!("CARGO_BIN_EXE_editone-studio").to_string());
-        let mut child = Command::new(&binary)
-            .args(["--port", "0", "--count", "4"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
-        // "editone studio: http://127.0.0.1:PORT/"; the reader thread ends
-        // when the studio does.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut stdout = child.stdout.take().unwrap();
-        thread::spawn(move || {
-            let mut text = String::new();
-            let mut byte = [0; 1];
-            while stdout.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
-                text.push(byte[0] as char);
-            }
-            let _ = tx.send(text);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(120)).expect("the studio did not print its address within 120 s");
-        let port = line.trim_end_matches('/').rsplit(':').next().and_then(|p| p.parse().ok());
-        Studio { child, port: port.unwrap_or_else(|| panic!("the studio printed '{line}', not its address")) }
+        let (child, address) = common::launch(["--port", "0", "--count", "4"], Stdio::inherit());
+        let port = common::port(&address, Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}"));
+        Studio { child, port }
     }
 
     fn status(&self, field: &str) -> usize {

@@ -4,13 +4,17 @@
 //
 //   node tests/studio/e2e.mjs --url http://127.0.0.1:PORT/ --editone PATH \
 //       --node-modules build/studio-node/node_modules --screens build/studio-screens \
+//       [--folder-url http://127.0.0.1:PORT2/] \
 //       [--update-screenshot docs/studio.png] [--chromium /usr/bin/chromium]
 //
 // The page is used as a person would: pick a direction, optimise, move the
 // slider, toggle modes, drag, cancel. After each step a screenshot goes to
 // SCREENS/NN-step.png. The alphas the page shows are checked against those
-// `editone apply --json` computes for the preset the page saves. Exits 1 with
-// "FAIL <step>: <why>" on the first failure.
+// `editone apply --json` computes for the preset the page saves. With
+// --folder-url (a studio started with --folder on a group photo of three
+// faces and a photo without one), a last tab edits the faces and checks that
+// the composited photo follows the slider, changing only inside the faces.
+// Exits 1 with "FAIL <step>: <why>" on the first failure.
 
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
@@ -26,6 +30,7 @@ function parseArgs(argv) {
   const names = {
     '--url': 'url', '--editone': 'editone', '--node-modules': 'nodeModules',
     '--screens': 'screens', '--update-screenshot': 'updateScreenshot', '--chromium': 'chromium',
+    '--folder-url': 'folderUrl',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const key = names[argv[i]];
@@ -48,6 +53,7 @@ const opts = parseArgs(process.argv.slice(2));
 const require = createRequire(path.resolve(opts.nodeModules) + path.sep);
 const { chromium } = require('playwright-core');
 const base = new URL(opts.url);
+const folderBase = opts.folderUrl ? new URL(opts.folderUrl) : null;
 
 // --- small helpers --------------------------------------------------------------------
 
@@ -96,6 +102,16 @@ async function settle(page, what, pred, arg) {
   const s = await stateOf(page);
   await waitIn(page, `every image at version ${s.version} after ${what}`, imagesAt, s.version);
   return stateOf(page);
+}
+
+// Picks direction `index` at `strength` on page p, as a user does, and
+// waits until every image shows the edit; returns the state.
+async function applyDirection(p, index, strength, what) {
+  const v = (await stateOf(p)).version;
+  await p.selectOption('#direction', String(index));
+  await p.fill('#direction-strength', String(strength));
+  await p.click('#apply-direction');
+  return settle(p, what, (st, w) => st.has_edit && st.version > w, v);
 }
 
 // Pixel data of each batch image as displayed (drawn into a canvas).
@@ -172,7 +188,7 @@ async function step(name, fn, shotPage = () => page) {
   console.log(`ok   ${currentStep} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 }
 
-function watchPage(p, label) {
+function watchPage(p, label, origin = base.origin) {
   p.on('pageerror', (err) => pageErrors.push(`${label}: ${err.message}`));
   p.on('console', (msg) => {
     if (msg.type() === 'error') console.log(`     ${label} console: ${msg.text()}`);
@@ -180,7 +196,7 @@ function watchPage(p, label) {
   // Nothing may be fetched from anywhere but the studio.
   p.on('request', (req) => {
     const u = new URL(req.url());
-    if (!['data:', 'blob:'].includes(u.protocol) && u.origin !== base.origin) external.push(req.url());
+    if (!['data:', 'blob:'].includes(u.protocol) && u.origin !== origin) external.push(req.url());
   });
 }
 
@@ -213,11 +229,7 @@ async function run() {
   });
 
   await step('direction', async () => {
-    const v0 = (await stateOf(page)).version;
-    await page.selectOption('#direction', '0');
-    await page.fill('#direction-strength', '3');
-    await page.click('#apply-direction');
-    const s = await settle(page, 'the direction edit', (st, v) => st.has_edit && st.version > v, v0);
+    const s = await applyDirection(page, 0, 3, 'the direction edit');
     check(Math.abs(s.strength - 3) < 1e-6, `strength is ${s.strength} after applying 3`);
     check(!s.optimized, 'a fresh direction edit says it is optimised');
     check(Array.isArray(s.alphas) && s.alphas.length === 12, 'state has no 12 alphas after the edit');
@@ -465,12 +477,8 @@ async function run() {
     const sess2 = await page2.evaluate(() => window.studio.session);
     check(sess2.session !== sess.session, 'both tabs got the same session');
     check(sess2.count === 4, `second tab has ${sess2.count} images, not 4`);
-    let v = (await stateOf(page2)).version;
-    await page2.selectOption('#direction', '1');
-    await page2.fill('#direction-strength', '2');
-    await page2.click('#apply-direction');
-    await settle(page2, 'the second tab\'s edit', (st, w) => st.has_edit && st.version > w, v);
-    v = (await stateOf(page2)).version;
+    await applyDirection(page2, 1, 2, 'the second tab\'s edit');
+    const v = (await stateOf(page2)).version;
     await pressTimes(page2, '#strength', 'ArrowLeft', 10);
     await settle(page2, 'the second tab\'s strength 1.5', (st, w) => Math.abs(st.strength - 1.5) < 1e-6 && st.version > w, v);
     const after = (await request('GET', `/api/sessions/${sess.session}/state`))[1];
@@ -527,8 +535,115 @@ async function run() {
     check(!s.busy && !s.optimized, `after cancel: busy ${s.busy}, optimized ${s.optimized}`);
   }, () => page2);
 
+  if (folderBase) await photoSteps(page.context());
+
   check(pageErrors.length === 0, `JavaScript errors in the page:\n       ${pageErrors.join('\n       ')}`);
   check(external.length === 0, `the page fetched from elsewhere: ${external.join(' ')}`);
+}
+
+// Page-side: every photo of the session has loaded at least `version`.
+function photosAt(version) {
+  const imgs = [...document.querySelectorAll('#photo-list figure.photo img')];
+  return imgs.length === (window.studio.session.photos || []).length && imgs.length > 0 &&
+    imgs.every((img) => img.complete && img.naturalWidth > 0 && Number(img.dataset.version) >= version);
+}
+
+// Keeps, page-side, the pixels of the (first) photo as displayed, at its
+// natural size, under `name`; returns its size.
+async function snapPhoto(p, name) {
+  return p.evaluate((key) => {
+    const img = document.querySelector('#photo-list figure.photo img');
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    window.__snaps = window.__snaps || {};
+    window.__snaps[key] = ctx.getImageData(0, 0, c.width, c.height);
+    return { width: c.width, height: c.height };
+  }, name);
+}
+
+// Where two kept pictures differ (page-side): {outside: changed pixels
+// outside every box, inside: changed pixels inside each box}.
+async function photoChanges(p, a, b, boxes) {
+  return p.evaluate(([ka, kb, bs]) => {
+    const [pa, pb] = [window.__snaps[ka], window.__snaps[kb]];
+    let outside = 0;
+    const inside = bs.map(() => 0);
+    for (let y = 0; y < pa.height; y++) {
+      for (let x = 0; x < pa.width; x++) {
+        const k = 4 * (y * pa.width + x);
+        if (pa.data[k] === pb.data[k] && pa.data[k + 1] === pb.data[k + 1] && pa.data[k + 2] === pb.data[k + 2]) continue;
+        let hit = false;
+        bs.forEach(([x0, y0, x1, y1], i) => {
+          if (x >= x0 && x < x1 && y >= y0 && y < y1) {
+            inside[i] += 1;
+            hit = true;
+          }
+        });
+        if (!hit) outside += 1;
+      }
+    }
+    return { outside, inside };
+  }, [a, b, boxes]);
+}
+
+// The folder studio: faces of a group photo are the images, and the photo
+// itself, composited, follows the slider.
+async function photoSteps(context) {
+  let page3;
+  let sess;
+  let boxes;
+  await step('photos-open', async () => {
+    page3 = await context.newPage();
+    watchPage(page3, 'tab 3', folderBase.origin);
+    await page3.goto(new URL('/?count=4', folderBase).href);
+    await waitIn(page3, 'the folder session', () => window.studio && window.studio.state);
+    sess = await page3.evaluate(() => window.studio.session);
+    const labels = [sess.example_label, ...sess.labels];
+    check(JSON.stringify(labels) === JSON.stringify(['group face 1', 'group face 2', 'group face 3', 'still-life (no face)']),
+      `the folder's images are ${JSON.stringify(labels)}`);
+    check(sess.photos.length === 1 && sess.photos[0].name === 'group' && sess.photos[0].faces.length === 3,
+      `the session's photos: ${JSON.stringify(sess.photos)}`);
+    check(await page3.locator('#photos').isVisible(), 'the photos section is hidden');
+    check(await page3.locator('#photo-list figure.photo').count() === 1, 'not one photo figure for the one photo');
+    check(await page3.locator('#photo-list .face-box').count() === 3, 'not three face boxes on the photo');
+    const status = await page3.locator('#status').textContent();
+    check(/still-life\.png: no face found/.test(status), `the status line does not say that still-life.png has no face: "${status}"`);
+    await waitIn(page3, 'every image of the folder', imagesAt, null);
+    await waitIn(page3, 'the group photo', photosAt, 0);
+    const photo = await snapPhoto(page3, 'unedited');
+    check(photo.width === sess.photos[0].width && photo.height === sess.photos[0].height,
+      `the photo is ${photo.width}x${photo.height}, the session says ${sess.photos[0].width}x${sess.photos[0].height}`);
+    boxes = sess.photos[0].faces.map((f) => f.box);
+  }, () => page3);
+
+  await step('photos-slider', async () => {
+    const { version: v } = await applyDirection(page3, 0, 2, 'the direction edit of the faces');
+    await waitIn(page3, `the group photo at version ${v}`, photosAt, v);
+    await snapPhoto(page3, 'strength 2');
+    // Held key presses to 6, as a user drags the slider.
+    const t0 = Date.now();
+    await pressTimes(page3, '#strength', 'ArrowRight', 80);
+    const t1 = Date.now();
+    const s = await settle(page3, 'the faces at strength 6', (st) => Math.abs(st.strength - 6) < 1e-6, null);
+    await waitIn(page3, `the group photo at version ${s.version}`, photosAt, s.version);
+    notes.push(`photo: 80 key presses in ${t1 - t0} ms; every image and the photo at the last strength ${Date.now() - t1} ms later`);
+    await snapPhoto(page3, 'strength 6');
+    for (const [name, before, after] of [['strength 2', 'unedited', 'strength 2'], ['strength 2 to 6', 'strength 2', 'strength 6']]) {
+      const { outside, inside } = await photoChanges(page3, before, after, boxes);
+      check(outside === 0, `${name}: ${outside} pixels of the photo changed outside every face`);
+      inside.forEach((n, i) => {
+        const [x0, y0, x1, y1] = boxes[i];
+        check(n * 10 >= (x1 - x0) * (y1 - y0), `${name}: only ${n} pixels of face ${i + 1} changed`);
+      });
+      notes.push(`photo, ${name}: changed pixels per face ${inside.join(', ')}, none outside the faces`);
+    }
+    // Hovering a face's tile lights its box in the photo.
+    await page3.hover('#grid figure.cell[data-slot="1"]');
+    check(await page3.locator('#photo-list .face-box.lit').count() === 1, 'hovering a face\'s tile lights no box');
+  }, () => page3);
 }
 
 try {
