@@ -731,6 +731,9 @@ fn nms_min(rows: &[[f32; 5]], threshold: f32) -> Vec<usize> {
 /// take 768 MB.
 pub fn detection_copy(image: &RgbImage, max_side: u32) -> Result<Option<RgbImage>> {
     let (w, h) = image.dimensions();
+    if w == 0 || h == 0 || max_side == 0 {
+        return Err(Error::invalid(format!("no detection copy of a {w}x{h} image at {max_side} pixels")));
+    }
     if w.max(h) <= max_side {
         return Ok(None);
     }
@@ -855,6 +858,7 @@ mod tests {
     fn small_images_are_not_copied_and_large_ones_fit_max_side() {
         let img = RgbImage::from_fn(600, 40, |x, y| image::Rgb([(x % 256) as u8, (y * 6) as u8, 128]));
         assert!(detection_copy(&img, 600).unwrap().is_none());
+        assert_eq!(detection_copy(&RgbImage::new(5000, 0), 600).unwrap_err().kind, ErrorKind::InvalidArgument);
         let copy = detection_copy(&img, 300).unwrap().unwrap();
         assert_eq!(copy.dimensions(), (300, 20));
         // Each copy pixel averages a 2x2 block.
