@@ -1,24 +1,43 @@
 /*
- * editone for GIMP 2.10: edit one layer, apply the edit to every layer.
+ * editone for GIMP 2.10: edit one face, apply the edit to every face of
+ * every layer.
  *
- * Filters > Editone > Set Example        the active layer is the example; the
- *                                         edit is a direction and strength, or
- *                                         drag points from the active path
- *                                         (anchors in pairs: handle, target)
- * Filters > Editone > Apply to Selection  a new edited layer above every layer
- *                                         (the linked ones, when some are linked)
+ * Filters > Editone > Set Example        a face of the active layer is the
+ *                                         example: the one whose box centre
+ *                                         lies in the selection (the largest
+ *                                         such), else the layer's largest.
+ *                                         The edit is a direction and
+ *                                         strength, or drag points from the
+ *                                         active path (anchors in pairs:
+ *                                         handle, target)
+ * Filters > Editone > Apply to Selection  one new layer above every layer
+ *                                         (the linked ones, when some are
+ *                                         linked) with all its faces edited;
+ *                                         a layer with no face is left alone
+ *                                         and named in a message
  * Filters > Editone > Adjust Strength     the example's strength; results follow
  *
- * Layers are photos to the model: each is projected into its latent space
- * once (cached in a layer parasite) and results render in residual mode,
- * so they keep the layer's size, position and detail. The edit is saved as
- * a preset file under the GIMP profile and as a parasite on the image.
- * Everything goes through libeditone's public C API.
+ * Faces are found by the library's detector, aligned to the model's crop
+ * and projected into its latent space, all faces of a layer in one run;
+ * the faces (boxes, landmarks, transforms and latents) are cached in a
+ * layer parasite keyed by the layer's pixels. A result is the layer itself
+ * with every face's edit composited back through feathered masks: outside
+ * them (and in the alpha channel) it is the layer, bit for bit.
+ *
+ * For models of other subjects (a StyleGAN2 car model set with
+ * EDITONE_DEFAULT_MODEL), Set Example's subject "the whole layer" makes
+ * the layer itself the example, as the plug-in did before it knew faces:
+ * every layer is projected whole and rendered in residual mode. The
+ * subject is saved with the edit, and Apply and Adjust follow it.
+ *
+ * The edit is saved as a preset file under the GIMP profile and as a
+ * parasite on the image. Everything goes through libeditone's public C API.
  */
 #include <libgimp/gimp.h>
 #include <libgimp/gimpui.h>
 #include <editone.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +46,27 @@
 #define APPLY "plug-in-editone-apply-to-selection"
 #define ADJUST "plug-in-editone-adjust-strength"
 #define LATENT_PARASITE "editone-latent"
+#define FACES_PARASITE "editone-faces"
 #define RESULT_PARASITE "editone-result-of"
 #define PRESET_PARASITE "editone-preset"
+#define SUBJECT_PARASITE "editone-subject"
+#define EXAMPLE_PARASITE "editone-example"
 #define PIXEL_FORMAT "R'G'B'A u8"
+/* Parasites the plug-in attaches: saved in XCF files and undone with the
+ * step that attached them (without UNDOABLE, GIMP records a "can't undo"
+ * step of its own for each). */
+#define PARASITE_FLAGS (GIMP_PARASITE_PERSISTENT | GIMP_PARASITE_UNDOABLE)
+
+/* What an edit is made of and applied to (Set Example's subject). */
+enum { SUBJECT_FACES = 0, SUBJECT_LAYER = 1 };
+static const char *const subject_names[] = { "faces", "layer" };
+
+/* The faces cache: header (magic, count, floats per latent, 0,
+ * fingerprint), then count eo_face, 6 * count doubles (photo-to-crop
+ * transforms), count * floats floats (W+ latents). */
+#define FACES_MAGIC 0x31464f45u /* "EOF1" */
+#define FACES_HEADER 24
+#define MAX_FACES 4096
 
 /* A layer's pixels as the library sees them. */
 typedef struct {
@@ -38,10 +75,10 @@ typedef struct {
 } pixels;
 
 static const char *failure; /* set with the library's message on error */
+static char message[2048];
 
 static gboolean ok(eo_status st, const char *doing)
 {
-    static char message[1024];
     if (st == EO_OK)
         return TRUE;
     snprintf(message, sizeof message, "editone: %s: %s", doing, eo_last_error());
@@ -49,11 +86,28 @@ static gboolean ok(eo_status st, const char *doing)
     return FALSE;
 }
 
+static gboolean fail(const char *format, ...) G_GNUC_PRINTF(1, 2);
+static gboolean fail(const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    failure = message;
+    return FALSE;
+}
+
+/* Where one long call sits in the whole run: part `index` of `count`. */
+typedef struct {
+    guint index, count;
+} span;
+
 static int32_t on_progress(void *user, const char *stage, uint64_t done, uint64_t total)
 {
-    (void)user;
+    const span *s = user;
+    gdouble f = total ? (gdouble)done / (gdouble)total : 0.0;
     (void)stage;
-    gimp_progress_update(total ? (gdouble)done / (gdouble)total : 0.0);
+    gimp_progress_update(s ? (s->index + f) / s->count : f);
     return 0;
 }
 
@@ -83,102 +137,316 @@ static guint64 fingerprint(const pixels *p)
     return h;
 }
 
-/* The layer's latent: cached in a parasite (fingerprint, floats), else
- * projected now. The latent remembers the layer's pixels as its photo. */
-static gboolean layer_latent(eo_model m, gint32 layer, gint invert_steps, eo_latent *out)
+static gboolean latent_floats(eo_model m, size_t *floats)
 {
-    pixels p = read_layer(layer);
-    eo_image_view v = view_of(&p);
-    guint64 fp = fingerprint(&p);
-    size_t n = 0;
-    gboolean done = FALSE, good = TRUE;
-    eo_latent fresh;
-    GimpParasite *cached = gimp_item_get_parasite(layer, LATENT_PARASITE);
     eo_model_desc d = { sizeof d };
-    good = ok(eo_model_info(m, &d), "reading the model");
-    n = (size_t)d.num_ws * d.w_dim;
-    if (good && cached && (size_t)gimp_parasite_data_size(cached) == 8 + n * 4 &&
-        memcmp(gimp_parasite_data(cached), &fp, 8) == 0) {
-        good = ok(eo_latent_from_w_photo(m, (const float *)((const guint8 *)gimp_parasite_data(cached) + 8), n, &v, out),
-                  "restoring the layer's latent");
-        done = TRUE;
-    }
-    if (cached)
-        gimp_parasite_free(cached);
-    if (good && !done) {
-        eo_invert_options o;
-        eo_invert_options_init(&o);
-        o.steps = (uint32_t)invert_steps;
-        gimp_progress_init_printf("editone: projecting '%s'", gimp_item_get_name(layer));
-        good = ok(eo_latent_invert(m, &v, &o, on_progress, NULL, &fresh), "projecting the layer");
-        if (good) {
-            guint8 *blob = g_malloc(8 + n * 4);
-            memcpy(blob, &fp, 8);
-            good = ok(eo_latent_read(fresh, (float *)(blob + 8), n, NULL), "reading the latent");
-            if (good) {
-                GimpParasite *par = gimp_parasite_new(LATENT_PARASITE, GIMP_PARASITE_PERSISTENT, 8 + n * 4, blob);
-                gimp_item_attach_parasite(layer, par);
-                gimp_parasite_free(par);
-            }
-            g_free(blob);
-            *out = fresh;
+    if (!ok(eo_model_info(m, &d), "reading the model"))
+        return FALSE;
+    *floats = (size_t)d.num_ws * d.w_dim;
+    return TRUE;
+}
+
+/*
+ * What a layer is to the model, as its parasite keeps it: its faces (box
+ * and landmarks, photo-to-crop transform and latent of each; n may be 0)
+ * or, for the whole-layer subject, one latent of the whole layer.
+ */
+typedef struct {
+    gint32 layer;
+    gboolean faces;
+    guint64 fingerprint;
+    gboolean fresh; /* made in this run: attach it as the layer's cache */
+    size_t n, floats;
+    eo_face *face;
+    double *transform;
+    float *w;
+} layer_state;
+
+static void state_free(layer_state *st)
+{
+    g_free(st->face);
+    g_free(st->transform);
+    g_free(st->w);
+    st->face = NULL;
+    st->transform = NULL;
+    st->w = NULL;
+}
+
+static gsize faces_size(size_t n, size_t floats)
+{
+    return FACES_HEADER + n * (sizeof(eo_face) + 6 * sizeof(double) + floats * sizeof(float));
+}
+
+/* The layer's parasite, if it holds what `st` asks for (its subject, the
+ * layer's current pixels, the model's latent size). Parasites come from
+ * XCF files: every size is checked before it is used. */
+static gboolean state_from_parasite(layer_state *st)
+{
+    GimpParasite *par = gimp_item_get_parasite(st->layer, st->faces ? FACES_PARASITE : LATENT_PARASITE);
+    gboolean found = FALSE;
+    if (!par)
+        return FALSE;
+    const guint8 *d = gimp_parasite_data(par);
+    gsize size = (gsize)gimp_parasite_data_size(par);
+    if (!st->faces) {
+        if (size == 8 + st->floats * sizeof(float) && memcmp(d, &st->fingerprint, 8) == 0) {
+            st->n = 1;
+            st->w = g_new(float, st->floats);
+            memcpy(st->w, d + 8, st->floats * sizeof(float));
+            found = TRUE;
+        }
+    } else if (size >= FACES_HEADER) {
+        guint32 magic, n, floats;
+        guint64 fp;
+        memcpy(&magic, d, 4);
+        memcpy(&n, d + 4, 4);
+        memcpy(&floats, d + 8, 4);
+        memcpy(&fp, d + 16, 8);
+        if (magic == FACES_MAGIC && fp == st->fingerprint && floats == st->floats && n >= 1 && n <= MAX_FACES &&
+            size == faces_size(n, floats)) {
+            st->n = n;
+            st->face = g_new(eo_face, n);
+            st->transform = g_new(double, 6 * (gsize)n);
+            st->w = g_new(float, (gsize)n * floats);
+            d += FACES_HEADER;
+            memcpy(st->face, d, n * sizeof(eo_face));
+            d += n * sizeof(eo_face);
+            memcpy(st->transform, d, 6 * (gsize)n * sizeof(double));
+            d += 6 * (gsize)n * sizeof(double);
+            memcpy(st->w, d, (gsize)n * floats * sizeof(float));
+            found = TRUE;
         }
     }
-    g_free(p.data);
+    gimp_parasite_free(par);
+    return found;
+}
+
+/* Attaches a state made in this run as its layer's cache. */
+static void state_attach(const layer_state *st)
+{
+    if (!st->fresh)
+        return;
+    GimpParasite *par;
+    if (st->faces) {
+        gsize size = faces_size(st->n, st->floats);
+        guint8 *blob = g_malloc0(size), *d = blob + FACES_HEADER;
+        guint32 magic = FACES_MAGIC, n = (guint32)st->n, floats = (guint32)st->floats;
+        memcpy(blob, &magic, 4);
+        memcpy(blob + 4, &n, 4);
+        memcpy(blob + 8, &floats, 4);
+        memcpy(blob + 16, &st->fingerprint, 8);
+        memcpy(d, st->face, st->n * sizeof(eo_face));
+        d += st->n * sizeof(eo_face);
+        memcpy(d, st->transform, 6 * st->n * sizeof(double));
+        d += 6 * st->n * sizeof(double);
+        memcpy(d, st->w, st->n * st->floats * sizeof(float));
+        par = gimp_parasite_new(FACES_PARASITE, PARASITE_FLAGS, size, blob);
+        g_free(blob);
+    } else {
+        guint8 *blob = g_malloc(8 + st->floats * sizeof(float));
+        memcpy(blob, &st->fingerprint, 8);
+        memcpy(blob + 8, st->w, st->floats * sizeof(float));
+        par = gimp_parasite_new(LATENT_PARASITE, PARASITE_FLAGS, 8 + st->floats * sizeof(float), blob);
+        g_free(blob);
+    }
+    gimp_item_attach_parasite(st->layer, par);
+    gimp_parasite_free(par);
+}
+
+/* The faces of a photo, largest first (none under 12 pixels a side). */
+static gboolean detect_faces(eo_detector det, const eo_image_view *v, eo_face **faces, size_t *n)
+{
+    eo_detect_options o;
+    size_t cap = 64, count = 0;
+    *faces = NULL;
+    *n = 0;
+    if (v->width < 12 || v->height < 12)
+        return TRUE;
+    eo_detect_options_init(&o);
+    *faces = g_new(eo_face, cap);
+    gboolean good = ok(eo_faces_detect(det, v, &o, *faces, cap, &count), "finding faces");
+    if (good && count > cap) {
+        cap = count;
+        g_free(*faces);
+        *faces = g_new(eo_face, cap);
+        good = ok(eo_faces_detect(det, v, &o, *faces, cap, &count), "finding faces");
+        count = MIN(count, cap);
+    }
+    if (good && count > MAX_FACES)
+        good = fail("editone: %zu faces found; at most %d per layer", count, MAX_FACES);
+    if (!good) {
+        g_free(*faces);
+        *faces = NULL;
+        return FALSE;
+    }
+    *n = count;
+    return TRUE;
+}
+
+/* Projects the layer now: every face found in one run, or the whole layer. */
+static gboolean state_invert(eo_model m, eo_detector det, const pixels *p, gint steps, const span *sp, layer_state *st)
+{
+    eo_image_view v = view_of(p);
+    eo_invert_options o;
+    eo_invert_options_init(&o);
+    o.steps = (uint32_t)steps;
+    if (!st->faces) {
+        eo_latent l;
+        if (!ok(eo_latent_invert(m, &v, &o, on_progress, (void *)sp, &l), "projecting the layer"))
+            return FALSE;
+        st->n = 1;
+        st->w = g_new(float, st->floats);
+        gboolean good = ok(eo_latent_read(l, st->w, st->floats, NULL), "reading the latent");
+        eo_latent_release(l);
+        return good;
+    }
+    if (!detect_faces(det, &v, &st->face, &st->n))
+        return FALSE;
+    if (st->n == 0)
+        return TRUE;
+    eo_latent *ls = g_new0(eo_latent, st->n);
+    gboolean good = ok(eo_faces_invert(m, &v, st->face, st->n, EO_ALIGN_MODEL, &o, on_progress, (void *)sp, ls),
+                       "projecting the faces");
+    st->transform = g_new(double, 6 * st->n);
+    st->w = g_new(float, st->n * st->floats);
+    for (size_t k = 0; good && k < st->n; k++) {
+        uint32_t has_face = 0;
+        good = ok(eo_latent_read(ls[k], st->w + k * st->floats, st->floats, NULL), "reading a face's latent") &&
+               ok(eo_latent_face(ls[k], &has_face, NULL, st->transform + 6 * k), "reading a face's transform");
+        if (good && !has_face)
+            good = fail("editone: the library returned a face latent without its face");
+    }
+    for (size_t k = 0; k < st->n; k++)
+        if (ls[k].id)
+            eo_latent_release(ls[k]);
+    g_free(ls);
     return good;
 }
 
-static gchar *preset_path(void)
+/* The layer's state: its cache when it still matches the layer, else
+ * projected now (progress: part sp->index of sp->count). */
+static gboolean state_get(eo_model m, eo_detector det, gint32 layer, gboolean faces, gint steps, const span *sp,
+                          layer_state *st)
+{
+    pixels p = read_layer(layer);
+    gboolean good;
+    memset(st, 0, sizeof *st);
+    st->layer = layer;
+    st->faces = faces;
+    st->fingerprint = fingerprint(&p);
+    good = latent_floats(m, &st->floats);
+    if (good && !state_from_parasite(st)) {
+        gimp_progress_set_text_printf(faces ? "editone: faces of '%s' (%u of %u)" : "editone: projecting '%s' (%u of %u)",
+                                      gimp_item_get_name(layer), sp->index + 1, sp->count);
+        good = state_invert(m, det, &p, steps, sp, st);
+        st->fresh = good && st->n > 0;
+    }
+    g_free(p.data);
+    if (!good)
+        state_free(st);
+    return good;
+}
+
+/* Latents of faces [first, first + count) of the state (or of the whole
+ * layer), remembering the layer's pixels `p`. */
+static gboolean state_latents(eo_model m, const layer_state *st, const pixels *p, size_t first, size_t count,
+                              eo_latent *out)
+{
+    eo_image_view v = view_of(p);
+    if (!st->faces)
+        return ok(eo_latent_from_w_photo(m, st->w, st->floats, &v, out), "restoring the layer's latent");
+    return ok(eo_latents_from_faces(m, &v, st->face + first, st->transform + 6 * first, count, EO_ALIGN_MODEL,
+                                    st->w + first * st->floats, count * st->floats, out),
+              "restoring the layer's faces");
+}
+
+static gchar *profile_file(const char *name)
 {
     gchar *dir = g_build_filename(gimp_directory(), "editone", NULL);
     g_mkdir_with_parents(dir, 0700);
-    gchar *path = g_build_filename(dir, "preset.json", NULL);
+    gchar *path = g_build_filename(dir, name, NULL);
     g_free(dir);
     return path;
 }
 
-/*
- * Saves the edit to the profile's preset file and the image's parasite.
- * That file is the plug-in's own, rewritten at every edit, so it is
- * replaced on purpose (EO_WRITE_REPLACE); the library writes it under a
- * temporary name and renames it, so it is always a whole preset.
- */
-static gboolean save_edit(gint32 image, eo_edit e)
+static void attach_image_parasite(gint32 image, const char *name, gsize len, gconstpointer data)
 {
-    gchar *path = preset_path(), *text = NULL;
+    GimpParasite *par = gimp_parasite_new(name, PARASITE_FLAGS, len, data);
+    gimp_image_attach_parasite(image, par);
+    gimp_parasite_free(par);
+}
+
+/* g_file_set_contents writes a temporary file and renames it. */
+static gboolean write_profile_file(const char *name, const char *text, gsize len)
+{
+    gchar *path = profile_file(name);
+    GError *error = NULL;
+    gboolean good = g_file_set_contents(path, text, (gssize)len, &error);
+    if (!good) {
+        fail("editone: writing '%s': %s", path, error->message);
+        g_error_free(error);
+    }
+    g_free(path);
+    return good;
+}
+
+/*
+ * Saves the edit and its subject to the profile (preset.json, subject)
+ * and the image's parasites. preset.json is the plug-in's own, rewritten
+ * at every edit, so it is replaced on purpose (EO_WRITE_REPLACE); the
+ * library writes it under a temporary name and renames it, so it is
+ * always a whole preset.
+ */
+static gboolean save_edit(gint32 image, eo_edit e, gint subject)
+{
+    gchar *path = profile_file("preset.json"), *text = NULL;
     gsize len = 0;
-    gboolean good = ok(eo_edit_save_ex(e, path, EO_WRITE_REPLACE), "saving the preset");
+    const char *name = subject_names[subject];
+    gboolean good = ok(eo_edit_save_ex(e, path, EO_WRITE_REPLACE), "saving the preset") &&
+                    write_profile_file("subject", name, strlen(name));
     if (good && g_file_get_contents(path, &text, &len, NULL)) {
-        GimpParasite *par = gimp_parasite_new(PRESET_PARASITE, GIMP_PARASITE_PERSISTENT, len, text);
-        gimp_image_attach_parasite(image, par);
-        gimp_parasite_free(par);
+        attach_image_parasite(image, PRESET_PARASITE, len, text);
+        attach_image_parasite(image, SUBJECT_PARASITE, strlen(name), name);
     }
     g_free(text);
     g_free(path);
     return good;
 }
 
-/*
- * The image's edit (its parasite), else the profile's last preset. The
- * parasite goes through the profile's preset file (g_file_set_contents
- * also writes a temporary file and renames it); if that fails, loading the
- * file would give another image's edit, so it is an error.
- */
-static gboolean load_edit(eo_model m, gint32 image, eo_edit *e)
+/* "faces" or "layer" from a parasite's or file's bytes; an edit saved
+ * before the plug-in knew faces has none and was a whole-layer edit. */
+static gint subject_of(const char *text, gsize len)
 {
-    gchar *path = preset_path();
+    return text && len == strlen(subject_names[SUBJECT_FACES]) && memcmp(text, subject_names[SUBJECT_FACES], len) == 0
+               ? SUBJECT_FACES
+               : SUBJECT_LAYER;
+}
+
+/*
+ * The image's edit and subject (its parasites), else the profile's last.
+ * The parasites go through the profile's files (g_file_set_contents also
+ * writes a temporary file and renames it); if that fails, loading the file
+ * would give another image's edit, so it is an error.
+ */
+static gboolean load_edit(eo_model m, gint32 image, eo_edit *e, gint *subject)
+{
+    gchar *path = profile_file("preset.json");
     GimpParasite *par = gimp_image_get_parasite(image, PRESET_PARASITE);
-    GError *error = NULL;
     gboolean good = TRUE;
     if (par) {
-        good = g_file_set_contents(path, gimp_parasite_data(par), gimp_parasite_data_size(par), &error);
+        GimpParasite *sub = gimp_image_get_parasite(image, SUBJECT_PARASITE);
+        *subject = sub ? subject_of(gimp_parasite_data(sub), gimp_parasite_data_size(sub)) : SUBJECT_LAYER;
+        if (sub)
+            gimp_parasite_free(sub);
+        good = write_profile_file("preset.json", gimp_parasite_data(par), gimp_parasite_data_size(par)) &&
+               write_profile_file("subject", subject_names[*subject], strlen(subject_names[*subject]));
         gimp_parasite_free(par);
-    }
-    if (!good) {
-        static char message[1024];
-        snprintf(message, sizeof message, "editone: writing the image's edit to '%s': %s", path, error->message);
-        failure = message;
-        g_error_free(error);
+    } else {
+        gchar *subject_path = profile_file("subject"), *text = NULL;
+        gsize len = 0;
+        *subject = g_file_get_contents(subject_path, &text, &len, NULL) ? subject_of(text, len) : SUBJECT_LAYER;
+        g_free(text);
+        g_free(subject_path);
     }
     good = good && ok(eo_edit_load(m, path, e), "loading the edit (run Set Example first)");
     g_free(path);
@@ -218,8 +486,20 @@ static gboolean path_points(gint32 image, gint32 layer, eo_point **handles, eo_p
     return *n > 0;
 }
 
-static gboolean make_edit(eo_model m, gint32 image, gint32 layer, eo_latent example, gint kind, gint direction,
-                          gdouble strength, eo_edit *e)
+/* Layer pixels to the face's crop (the model's pixels): x' = t0 x + t1 y + t2,
+ * y' = t3 x + t4 y + t5; false when the point falls outside the crop. */
+static gboolean to_crop(const double *t, uint32_t resolution, eo_point *pt)
+{
+    double x = t[0] * pt->x + t[1] * pt->y + t[2], y = t[3] * pt->x + t[4] * pt->y + t[5];
+    pt->x = (float)x;
+    pt->y = (float)y;
+    return x >= -0.5 && y >= -0.5 && x <= resolution - 0.5 && y <= resolution - 0.5;
+}
+
+/* The edit of `example`: along a direction, or dragging the active path's
+ * anchor pairs (for a face, `transform` maps them onto its crop). */
+static gboolean make_edit(eo_model m, gint32 image, gint32 layer, eo_latent example, const double *transform,
+                          gint kind, gint direction, gdouble strength, eo_edit *e)
 {
     eo_model_desc d = { sizeof d };
     if (!ok(eo_model_info(m, &d), "reading the model"))
@@ -230,8 +510,16 @@ static gboolean make_edit(eo_model m, gint32 image, gint32 layer, eo_latent exam
         eo_drag_options o;
         gboolean good = path_points(image, layer, &handles, &targets, &n);
         eo_drag_options_init(&o);
-        o.image_width = (uint32_t)gimp_drawable_width(layer);
-        o.image_height = (uint32_t)gimp_drawable_height(layer);
+        if (transform) {
+            for (size_t i = 0; good && i < n; i++)
+                if (!to_crop(transform, d.resolution, &handles[i]) || !to_crop(transform, d.resolution, &targets[i]))
+                    good = fail("editone: the path's anchor pair %zu is not on the example face: draw the pairs "
+                                "inside the face's box", i + 1);
+            o.image_width = o.image_height = 0; /* the crop: the model's resolution */
+        } else {
+            o.image_width = (uint32_t)gimp_drawable_width(layer);
+            o.image_height = (uint32_t)gimp_drawable_height(layer);
+        }
         gimp_progress_init("editone: dragging");
         good = good && ok(eo_edit_from_drag(example, handles, targets, n, &o, on_progress, NULL, e), "dragging");
         g_free(handles);
@@ -247,28 +535,106 @@ static gboolean make_edit(eo_model m, gint32 image, gint32 layer, eo_latent exam
     return good;
 }
 
+static const char *other_subjects =
+    "For models of other subjects (cars, churches...), choose the subject \"the whole layer\" in Set Example.";
+
+static gboolean load_detector(eo_detector *det)
+{
+    if (ok(eo_detector_load(NULL, det), "loading the face detector"))
+        return TRUE;
+    gchar *text = g_strdup_printf("%s. %s", message, other_subjects);
+    fail("%s", text);
+    g_free(text);
+    return FALSE;
+}
+
+/* The example face: the largest whose box centre lies in the selection,
+ * or the largest when nothing is selected. */
+static gboolean choose_face(gint32 image, const layer_state *st, size_t *k)
+{
+    gint ox, oy, w = gimp_image_width(image), h = gimp_image_height(image);
+    *k = 0;
+    if (gimp_selection_is_empty(image))
+        return TRUE;
+    gimp_drawable_offsets(st->layer, &ox, &oy);
+    for (size_t i = 0; i < st->n; i++) {
+        const float *b = st->face[i].bbox;
+        gint x = ox + (gint)floor((b[0] + b[2]) / 2 + 0.5), y = oy + (gint)floor((b[1] + b[3]) / 2 + 0.5);
+        if (x >= 0 && y >= 0 && x < w && y < h && gimp_selection_value(image, x, y) >= 128) {
+            *k = i;
+            return TRUE;
+        }
+    }
+    return fail("editone: none of the %zu faces found in '%s' has its centre in the selection: select around one "
+                "face, or select nothing to take the largest",
+                st->n, gimp_item_get_name(st->layer));
+}
+
 static gboolean set_example(gint32 image, gint32 layer, const GimpParam *param)
 {
-    eo_model m;
+    gint subject = param[8].data.d_int32;
+    gboolean faces = subject == SUBJECT_FACES;
+    eo_model m = { 0 };
+    eo_detector det = { 0 };
     eo_latent example = { 0 };
     eo_edit e = { 0 };
-    gboolean good = ok(eo_model_load_default(&m), "loading the model");
-    good = good && layer_latent(m, layer, param[7].data.d_int32, &example);
-    good = good && make_edit(m, image, layer, example, param[3].data.d_int32, param[4].data.d_int32,
-                             param[5].data.d_float, &e);
+    layer_state st = { 0 };
+    span whole = { 0, 1 };
+    size_t k = 0;
+    if (subject != SUBJECT_FACES && subject != SUBJECT_LAYER)
+        return fail("editone: subject is %d: 0 for faces, 1 for the whole layer", subject);
+    if (!gimp_item_is_layer(layer))
+        return fail("editone: the example must be a layer (the active drawable is a mask or a channel)");
+    gboolean good = ok(eo_model_load_default(&m), "loading the model") && (!faces || load_detector(&det));
+    if (good) {
+        gimp_progress_init("editone: setting the example");
+        good = state_get(m, det, layer, faces, param[7].data.d_int32, &whole, &st);
+    }
+    if (good && faces && st.n == 0)
+        good = fail("editone: no face found in '%s'; nothing was changed. %s", gimp_item_get_name(layer), other_subjects);
+    good = good && (!faces || choose_face(image, &st, &k));
+    if (good) {
+        pixels p = read_layer(layer);
+        good = state_latents(m, &st, &p, k, 1, &example);
+        g_free(p.data);
+    }
+    good = good && make_edit(m, image, layer, example, faces ? st.transform + 6 * k : NULL, param[3].data.d_int32,
+                             param[4].data.d_int32, param[5].data.d_float, &e);
     if (good) {
         eo_optimize_options o;
         eo_optimize_options_init_fast(&o);
         if (param[6].data.d_int32 > 0)
             o.iterations = (uint32_t)param[6].data.d_int32;
         gimp_progress_init("editone: optimising the edit");
-        good = ok(eo_edit_optimize(e, &o, on_progress, NULL), "optimising") && save_edit(image, e);
+        good = ok(eo_edit_optimize(e, &o, on_progress, NULL), "optimising");
     }
+    if (good) {
+        /* The image changes here only, in one undo step. The example is
+         * named for scripts: "layer TATTOO [face LEFT TOP RIGHT BOTTOM]". */
+        GString *where = g_string_new(NULL);
+        g_string_printf(where, "layer %d", gimp_item_get_tattoo(layer));
+        for (int i = 0; faces && i < 4; i++) {
+            char number[G_ASCII_DTOSTR_BUF_SIZE];
+            g_string_append_printf(where, "%s%s", i ? " " : " face ",
+                                   g_ascii_formatd(number, sizeof number, "%.1f", st.face[k].bbox[i]));
+        }
+        gimp_image_undo_group_start(image);
+        state_attach(&st);
+        good = save_edit(image, e, subject);
+        if (good)
+            attach_image_parasite(image, EXAMPLE_PARASITE, where->len, where->str);
+        gimp_image_undo_group_end(image);
+        g_string_free(where, TRUE);
+    }
+    state_free(&st);
     if (e.id)
         eo_edit_release(e);
     if (example.id)
         eo_latent_release(example);
-    eo_model_release(m);
+    if (det.id)
+        eo_detector_release(det);
+    if (m.id)
+        eo_model_release(m);
     return good;
 }
 
@@ -297,40 +663,65 @@ static gboolean is_result(gint32 layer)
     return par != NULL;
 }
 
-/* Renders the edit of `source` into its result layer (made if missing). */
-static gboolean render_result(gint32 image, gint32 source, eo_model m, eo_edit e, gint invert_steps)
+/* The edit of the state's layer: its faces' edits composited into its
+ * pixels (alpha kept), or the whole layer rendered in residual mode. */
+static gboolean render_state(eo_model m, eo_edit e, const layer_state *st, pixels *out)
 {
-    eo_latent l = { 0 }, edited = { 0 };
-    gboolean good = layer_latent(m, source, invert_steps, &l) && ok(eo_edit_apply(e, l, &edited), "applying the edit");
-    gint w = gimp_drawable_width(source), h = gimp_drawable_height(source), ox, oy;
-    pixels out = { g_malloc((gsize)w * h * 4), w, h };
-    eo_image_view v = view_of(&out);
-    good = good && ok(eo_render(edited, &v), "rendering");
-    if (good) {
-        gint32 target = result_of(image, source);
-        if (target < 0) {
-            gint tattoo = gimp_item_get_tattoo(source);
-            gchar *name = g_strdup_printf("%s (editone)", gimp_item_get_name(source));
-            target = gimp_layer_new(image, name, w, h, GIMP_RGBA_IMAGE, 100.0, GIMP_LAYER_MODE_NORMAL);
-            g_free(name);
-            gimp_image_insert_layer(image, target, gimp_item_get_parent(source), gimp_image_get_item_position(image, source));
-            gimp_drawable_offsets(source, &ox, &oy);
-            gimp_layer_set_offsets(target, ox, oy);
-            GimpParasite *par = gimp_parasite_new(RESULT_PARASITE, GIMP_PARASITE_PERSISTENT, sizeof tattoo, &tattoo);
-            gimp_item_attach_parasite(target, par);
-            gimp_parasite_free(par);
-        }
-        GeglBuffer *buffer = gimp_drawable_get_buffer(target);
-        gegl_buffer_set(buffer, GEGL_RECTANGLE(0, 0, w, h), 0, babl_format(PIXEL_FORMAT), out.data, GEGL_AUTO_ROWSTRIDE);
-        g_object_unref(buffer);
-        gimp_drawable_update(target, 0, 0, w, h);
+    pixels p = read_layer(st->layer);
+    size_t n = st->n;
+    eo_latent *ls = g_new0(eo_latent, n), *edited = g_new0(eo_latent, n);
+    gboolean good = fingerprint(&p) == st->fingerprint ||
+                    fail("editone: '%s' changed while editone worked on it; run the command again",
+                         gimp_item_get_name(st->layer));
+    *out = (pixels){ g_malloc((gsize)p.width * p.height * 4), p.width, p.height };
+    eo_image_view v = view_of(out);
+    good = good && state_latents(m, st, &p, 0, n, ls) &&
+           ok(eo_edit_apply_batch(e, ls, n, edited, NULL), "applying the edit");
+    if (st->faces) {
+        good = good && ok(eo_render_photo(edited, n, EO_RENDER_AUTO, &v), "rendering the faces into the layer");
+        for (gsize i = 3; good && i < (gsize)p.width * p.height * 4; i += 4)
+            out->data[i] = p.data[i];
+    } else {
+        good = good && ok(eo_render(edited[0], &v), "rendering");
     }
-    g_free(out.data);
-    if (edited.id)
-        eo_latent_release(edited);
-    if (l.id)
-        eo_latent_release(l);
+    for (size_t i = 0; i < n; i++) {
+        if (edited[i].id)
+            eo_latent_release(edited[i]);
+        if (ls[i].id)
+            eo_latent_release(ls[i]);
+    }
+    g_free(ls);
+    g_free(edited);
+    g_free(p.data);
+    if (!good) {
+        g_free(out->data);
+        out->data = NULL;
+    }
     return good;
+}
+
+/* Writes `out` into the result layer of `source` (made if missing). */
+static void write_result(gint32 image, gint32 source, const pixels *out)
+{
+    gint32 target = result_of(image, source);
+    gint ox, oy;
+    if (target < 0) {
+        gint tattoo = gimp_item_get_tattoo(source);
+        gchar *name = g_strdup_printf("%s (editone)", gimp_item_get_name(source));
+        target = gimp_layer_new(image, name, out->width, out->height, GIMP_RGBA_IMAGE, 100.0, GIMP_LAYER_MODE_NORMAL);
+        g_free(name);
+        gimp_image_insert_layer(image, target, gimp_item_get_parent(source), gimp_image_get_item_position(image, source));
+        gimp_drawable_offsets(source, &ox, &oy);
+        gimp_layer_set_offsets(target, ox, oy);
+        GimpParasite *par = gimp_parasite_new(RESULT_PARASITE, PARASITE_FLAGS, sizeof tattoo, &tattoo);
+        gimp_item_attach_parasite(target, par);
+        gimp_parasite_free(par);
+    }
+    GeglBuffer *buffer = gimp_drawable_get_buffer(target);
+    gegl_buffer_set(buffer, GEGL_RECTANGLE(0, 0, out->width, out->height), 0, babl_format(PIXEL_FORMAT), out->data,
+                    GEGL_AUTO_ROWSTRIDE);
+    g_object_unref(buffer);
+    gimp_drawable_update(target, 0, 0, out->width, out->height);
 }
 
 /* Every layer, or the linked ones when some are linked; never results. */
@@ -354,27 +745,81 @@ static GArray *target_layers(gint32 image)
     return all;
 }
 
+/*
+ * Apply to Selection (strength NULL) and Adjust Strength. First every
+ * layer's faces are found and projected (or read from its cache), with
+ * progress over all layers; GIMP's Cancel ends the plug-in there and the
+ * image has not been touched. Then, with the progress ended (nothing left
+ * to cancel), every result is rendered and written in one undo step.
+ */
 static gboolean apply_all(gint32 image, gint invert_steps, const gdouble *strength)
 {
-    eo_model m;
+    eo_model m = { 0 };
+    eo_detector det = { 0 };
     eo_edit e = { 0 };
-    gboolean good = ok(eo_model_load_default(&m), "loading the model") && load_edit(m, image, &e);
+    gint subject = SUBJECT_LAYER;
+    GArray *layers = g_array_new(FALSE, FALSE, sizeof(gint32)), *candidates = target_layers(image);
+    GString *skipped = g_string_new(NULL);
+    guint with_faces = 0, without = 0;
+    gboolean good = ok(eo_model_load_default(&m), "loading the model") && load_edit(m, image, &e, &subject);
+    gboolean faces = subject == SUBJECT_FACES;
+    for (guint i = 0; i < candidates->len; i++) {
+        gint32 source = g_array_index(candidates, gint32, i);
+        if (!strength || result_of(image, source) >= 0) /* Adjust re-renders existing results only */
+            g_array_append_val(layers, source);
+    }
+    g_array_free(candidates, TRUE);
+    layer_state *states = g_new0(layer_state, layers->len ? layers->len : 1);
     if (good && strength)
-        good = ok(eo_edit_set_strength(e, (float)*strength), "setting the strength") && save_edit(image, e);
+        good = ok(eo_edit_set_strength(e, (float)*strength), "setting the strength");
+    if (good && faces && layers->len > 0)
+        good = load_detector(&det);
+    if (good && layers->len > 0)
+        gimp_progress_init(strength ? "editone: adjusting the strength" : "editone: applying the edit");
+    for (guint i = 0; good && i < layers->len; i++) {
+        span sp = { i, layers->len };
+        good = state_get(m, det, g_array_index(layers, gint32, i), faces, invert_steps, &sp, &states[i]);
+        if (good && states[i].n == 0) {
+            g_string_append_printf(skipped, "%s'%s'", without ? ", " : "", gimp_item_get_name(states[i].layer));
+            without++;
+        }
+        with_faces += good && states[i].n > 0;
+    }
+    if (good && faces && layers->len > 0 && with_faces == 0)
+        good = fail("editone: no face found in %s; nothing was changed. %s", skipped->str, other_subjects);
     if (good) {
-        GArray *layers = target_layers(image);
+        if (layers->len > 0)
+            gimp_progress_end();
         gimp_image_undo_group_start(image);
+        if (strength)
+            good = save_edit(image, e, subject);
         for (guint i = 0; good && i < layers->len; i++) {
-            gint32 source = g_array_index(layers, gint32, i);
-            if (!strength || result_of(image, source) >= 0)
-                good = render_result(image, source, m, e, invert_steps);
+            pixels out;
+            if (states[i].n == 0)
+                continue;
+            good = render_state(m, e, &states[i], &out);
+            if (good) {
+                write_result(image, states[i].layer, &out);
+                state_attach(&states[i]);
+                g_free(out.data);
+            }
         }
         gimp_image_undo_group_end(image);
-        g_array_free(layers, TRUE);
     }
+    if (good && without > 0)
+        g_message("editone: no face found in %s; %s", skipped->str,
+                  without > 1 ? "those layers were left as they are" : "that layer was left as it is");
+    for (guint i = 0; i < layers->len; i++)
+        state_free(&states[i]);
+    g_free(states);
+    g_string_free(skipped, TRUE);
+    g_array_free(layers, TRUE);
     if (e.id)
         eo_edit_release(e);
-    eo_model_release(m);
+    if (det.id)
+        eo_detector_release(det);
+    if (m.id)
+        eo_model_release(m);
     return good;
 }
 
@@ -382,22 +827,29 @@ static gboolean apply_all(gint32 image, gint invert_steps, const gdouble *streng
 typedef struct {
     gint direction;
     gdouble strength;
+    gint subject;
 } last_values;
 
-/* A small dialog: the direction (when `direction` is given) and strength. */
-static gboolean ask(const char *title, gint *direction, gdouble *strength)
+/* A small dialog: the subject and direction (when given) and strength. */
+static gboolean ask(const char *title, gint *subject, gint *direction, gdouble *strength)
 {
     GtkAdjustment *adjustment;
-    GtkWidget *dialog, *table, *spin;
+    GtkWidget *dialog, *table, *spin, *combo = NULL;
     gint row = 0;
     gboolean accepted;
     gimp_ui_init("editone", FALSE);
     dialog = gimp_dialog_new(title, "editone", NULL, 0, gimp_standard_help_func, NULL, "_Cancel",
                              GTK_RESPONSE_CANCEL, "_OK", GTK_RESPONSE_OK, NULL);
-    table = gtk_table_new(2, 3, FALSE);
+    table = gtk_table_new(3, 3, FALSE);
     gtk_container_set_border_width(GTK_CONTAINER(table), 12);
     gtk_table_set_row_spacings(GTK_TABLE(table), 6);
     gtk_box_pack_start(GTK_BOX(gtk_dialog_get_content_area(GTK_DIALOG(dialog))), table, TRUE, TRUE, 0);
+    if (subject) {
+        combo = gimp_int_combo_box_new("Faces (the face in the selection, else the largest)", SUBJECT_FACES,
+                                       "The whole layer (models of other subjects)", SUBJECT_LAYER, NULL);
+        gimp_int_combo_box_set_active(GIMP_INT_COMBO_BOX(combo), *subject);
+        gimp_table_attach_aligned(GTK_TABLE(table), 0, row++, "_Edit:", 0.0, 0.5, combo, 1, TRUE);
+    }
     if (direction) {
         adjustment = GTK_ADJUSTMENT(gtk_adjustment_new(*direction, 0, 99, 1, 5, 0));
         spin = gtk_spin_button_new(adjustment, 1, 0);
@@ -410,6 +862,8 @@ static gboolean ask(const char *title, gint *direction, gdouble *strength)
     g_signal_connect(adjustment, "value-changed", G_CALLBACK(gimp_double_adjustment_update), strength);
     gtk_widget_show_all(dialog);
     accepted = gimp_dialog_run(GIMP_DIALOG(dialog)) == GTK_RESPONSE_OK;
+    if (accepted && combo)
+        gimp_int_combo_box_get_active(GIMP_INT_COMBO_BOX(combo), subject);
     gtk_widget_destroy(dialog);
     return accepted;
 }
@@ -418,11 +872,12 @@ static gboolean ask(const char *title, gint *direction, gdouble *strength)
  * false when the user cancelled. */
 static gboolean interactive_args(const gchar *name, GimpRunMode mode, GimpParam *args)
 {
-    last_values last = { 0, 4.0 };
+    last_values last = { 0, 4.0, SUBJECT_FACES };
     gboolean adjust = strcmp(name, ADJUST) == 0;
     gimp_get_data(name, &last);
     if (mode == GIMP_RUN_INTERACTIVE &&
-        !ask(adjust ? "Editone: Adjust Strength" : "Editone: Set Example", adjust ? NULL : &last.direction, &last.strength))
+        !ask(adjust ? "Editone: Adjust Strength" : "Editone: Set Example", adjust ? NULL : &last.subject,
+             adjust ? NULL : &last.direction, &last.strength))
         return FALSE;
     gimp_set_data(name, &last, sizeof last);
     if (adjust) {
@@ -433,6 +888,7 @@ static gboolean interactive_args(const gchar *name, GimpRunMode mode, GimpParam 
         args[5].data.d_float = last.strength;
         args[6].data.d_int32 = 0;
         args[7].data.d_int32 = 0;
+        args[8].data.d_int32 = last.subject;
     } else {
         args[3].data.d_int32 = 0;
     }
@@ -446,27 +902,35 @@ static void query(void)
         { GIMP_PDB_IMAGE, "image", "Input image" },
         { GIMP_PDB_DRAWABLE, "drawable", "Input drawable" },
     };
-    static GimpParamDef set_args[8], apply_args[4], adjust_args[4];
+    static GimpParamDef set_args[9], apply_args[4], adjust_args[4];
     memcpy(set_args, common, sizeof common);
     set_args[3] = (GimpParamDef){ GIMP_PDB_INT32, "edit-kind", "0: a direction and strength, 1: drag the active path's anchor pairs" };
     set_args[4] = (GimpParamDef){ GIMP_PDB_INT32, "direction", "Unsupervised direction index (0 = strongest)" };
     set_args[5] = (GimpParamDef){ GIMP_PDB_FLOAT, "strength", "Strength along the direction" };
     set_args[6] = (GimpParamDef){ GIMP_PDB_INT32, "optimize-steps", "Optimisation steps (0 = the fast preset)" };
     set_args[7] = (GimpParamDef){ GIMP_PDB_INT32, "invert-steps", "Projection steps per layer (0 = default)" };
+    set_args[8] = (GimpParamDef){ GIMP_PDB_INT32, "subject",
+                                  "0: faces (the face whose box centre is in the selection, else the layer's largest; "
+                                  "Apply edits every face), 1: the whole layer (models of other subjects)" };
     memcpy(apply_args, common, sizeof common);
     apply_args[3] = set_args[7];
     memcpy(adjust_args, common, sizeof common);
     adjust_args[3] = (GimpParamDef){ GIMP_PDB_FLOAT, "strength", "The example's strength; every result follows" };
 
-    gimp_install_procedure(SET_EXAMPLE, "Make the active layer the example of an editone edit",
-                           "The layer is projected into the face model's latent space, edited along a direction "
-                           "(or by dragging the active path's anchors in pairs: handle, target), and the edit is "
-                           "optimised and saved with the image.",
+    gimp_install_procedure(SET_EXAMPLE, "Make a face of the active layer the example of an editone edit",
+                           "The face whose box centre lies in the selection (the largest such), or the layer's "
+                           "largest face when nothing is selected, is projected into the model's latent space, "
+                           "edited along a direction (or by dragging the active path's anchors in pairs: handle, "
+                           "target), and the edit is optimised and saved with the image. With subject 1 the whole "
+                           "layer is the example (models of other subjects). A layer with no face is an error and "
+                           "changes nothing.",
                            "editone", "editone", "2026", "Set _Example...", "RGB*", GIMP_PLUGIN,
                            G_N_ELEMENTS(set_args), 0, set_args, NULL);
     gimp_install_procedure(APPLY, "Apply the editone edit to the selected layers",
-                           "Adds an edited copy above every layer (the linked layers when some are linked), each "
-                           "with its own strength so all end in the same state; one undo step.",
+                           "Adds one edited copy above every layer (the linked layers when some are linked) with "
+                           "every face edited, each with its own strength so all end in the same state; outside "
+                           "the faces the copy is the layer. Layers with no face are left alone (a message names "
+                           "them). One undo step. Whole-layer edits (Set Example's subject 1) edit whole layers.",
                            "editone", "editone", "2026", "_Apply to Selection", "RGB*", GIMP_PLUGIN,
                            G_N_ELEMENTS(apply_args), 0, apply_args, NULL);
     gimp_install_procedure(ADJUST, "Change the example's strength; every result follows",
@@ -481,14 +945,14 @@ static void query(void)
 static void run(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals, GimpParam **return_vals)
 {
     static GimpParam values[2];
-    GimpParam args[8];
+    GimpParam args[9];
     gint32 image = param[1].data.d_image, layer = param[2].data.d_drawable;
     GimpRunMode mode = (GimpRunMode)param[0].data.d_int32;
     gboolean good;
     gegl_init(NULL, NULL);
     failure = NULL;
     memset(args, 0, sizeof args);
-    memcpy(args, param, (gsize)MIN(nparams, 8) * sizeof *param);
+    memcpy(args, param, (gsize)MIN(nparams, 9) * sizeof *param);
     param = args;
     values[0].type = GIMP_PDB_STATUS;
     *nreturn_vals = 1;
@@ -497,7 +961,7 @@ static void run(const gchar *name, gint nparams, const GimpParam *param, gint *n
         values[0].data.d_status = GIMP_PDB_CANCEL;
         return;
     }
-    if (strcmp(name, SET_EXAMPLE) == 0 && nparams == 8)
+    if (strcmp(name, SET_EXAMPLE) == 0 && nparams == 9)
         good = set_example(image, layer, param);
     else if (strcmp(name, APPLY) == 0 && nparams == 4)
         good = apply_all(image, param[3].data.d_int32, NULL);

@@ -6,7 +6,9 @@ import sys
 import zlib
 
 
-def decode(path):
+def decode(path, alpha=False):
+    """(width, height, rows): each pixel RGB, or RGBA with `alpha` (255
+    where the PNG has none)."""
     data = open(path, "rb").read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
     pos, idat = 8, b""
@@ -29,7 +31,10 @@ def decode(path):
             p = a + b - c
             pred = [0, a, b, (a + b) // 2, a if abs(p - a) <= abs(p - b) and abs(p - a) <= abs(p - c) else (b if abs(p - b) <= abs(p - c) else c)][kind]
             line[i] = (line[i] + pred) & 0xFF
-        rows.append([line[x * bpp:x * bpp + 3] for x in range(width)])
+        if alpha and bpp == 3:
+            rows.append([line[x * 3:x * 3 + 3] + b"\xff" for x in range(width)])
+        else:
+            rows.append([line[x * bpp:x * bpp + (4 if alpha else 3)] for x in range(width)])
         prev = line
     return width, height, rows
 
