@@ -91,7 +91,9 @@ c-tests: setup
 	$(MAKE) --no-print-directory install PREFIX=$(TEST_PREFIX)
 	@set -e; \
 	cc $(TEST_CFLAGS) tests/c/test_api.c $$($(TEST_PKG) --cflags --libs editone) -lpthread -lm -o build/test_api; \
-	$(TEST_ENV) build/test_api "$(FIXTURES)"
+	group=$$(mktemp -d); trap 'rm -rf "$$group"' EXIT; \
+	$(CARGO) run $(CARGO_FLAGS) --quiet --example synthetic_group -- "$$group/group.png" 1 5 640x480 >/dev/null; \
+	$(TEST_ENV) build/test_api "$(FIXTURES)" "$$group/group.png"
 	bash tests/cli/run.sh $(TEST_PREFIX)/bin/editone
 	bash tests/cpp/run.sh $(TEST_PREFIX)
 	bash tests/photo-managers/run.sh $(TEST_PREFIX)/bin/editone

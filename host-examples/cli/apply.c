@@ -27,7 +27,11 @@ static const char APPLY_USAGE[] =
     "  --count N                ... their number; images are latent0000.png, ...\n"
     "  --inverted DIR           the photos 'editone invert' projected into DIR; the\n"
     "                           edited photos keep their size and detail (residual\n"
-    "                           rendering) and are named NAME.png\n"
+    "                           rendering) and are named NAME.png. A photo inverted\n"
+    "                           with --faces (NAME.faces.f32) gives one photo with\n"
+    "                           every face edited, each with its own strength, pasted\n"
+    "                           back where NAME.json says; outside the faces every\n"
+    "                           pixel stays the photo's\n"
     "  --strength A             the example's own strength (default: the preset's);\n"
     "                           every alpha_i moves by the same amount\n"
     "  --baseline naive|unscaled  render a comparison baseline instead of the method:\n"
@@ -35,11 +39,14 @@ static const char APPLY_USAGE[] =
     "                           unscaled = the optimised direction, no per-image strength;\n"
     "                           --strength scales both as it moves the example\n"
     "  --out-dir DIR            write the edited images to DIR (created if missing)\n"
-    "  --size S                 resample images to S x S pixels\n"
+    "  --size S                 resample images to S x S pixels (not for photos\n"
+    "                           inverted with --faces, which keep their size)\n"
     "  --format png|jpg         image format (default png)\n"
-    "  --alphas FILE.json       write [{\"seed\"|\"index\"|\"photo\": ..., \"alpha\": ...}, ...]\n"
+    "  --alphas FILE.json       write [{\"seed\"|\"index\"|\"photo\": ..., \"alpha\": ...}, ...];\n"
+    "                           a photo's faces: {\"photo\": ..., \"face\": K, \"alpha\": ...} each\n"
     "  --json                   print that list on stdout\n"
     "  --out-latents-f32 FILE   write the edited W+ latents, float32 LE, in input order\n"
+    "                           (a photo's faces: one latent each, in NAME.json's order)\n"
     "  --overwrite              replace output files that exist (never an input: with\n"
     "                           --inverted DIR --out-dir DIR, NAME.png may be your\n"
     "                           original photo)\n"
@@ -95,14 +102,39 @@ static int parse_apply_values(const char *cmd, const apply_text *x, apply_values
         return EC_USAGE;
     if (parse_format(cmd, x->format, &v->ext))
         return EC_USAGE;
-    return parse_targets(cmd, &x->tx, &v->t);
+    if (parse_targets(cmd, &x->tx, &v->t) != EC_OK)
+        return EC_USAGE;
+    if (v->t.n_face_sets && x->size) {
+        free_targets(&v->t);
+        return usage_error(cmd, "--size: '%s' holds photos inverted with --faces, which are written at their own"
+                           " size", x->tx.inverted);
+    }
+    return EC_OK;
 }
 
-static void write_alphas_json(FILE *f, const target_spec *t, const float *alphas)
+/* A photo's faces: one entry each. */
+static size_t write_face_alphas(FILE *f, const char *name, const face_set *s, const float *alphas)
+{
+    for (size_t k = 0; k < s->n; k++) {
+        fputs(k ? ",\n {\"photo\": " : "{\"photo\": ", f);
+        json_string(f, name);
+        fprintf(f, ", \"face\": %u, \"alpha\": ", s->index[k]);
+        json_number(f, alphas[k]);
+        fputc('}', f);
+    }
+    return s->n;
+}
+
+/* One entry per target, or per face of a face set (sets: NULL without any). */
+static void write_alphas_json(FILE *f, const target_spec *t, const face_set *sets, const float *alphas)
 {
     fputc('[', f);
     for (size_t i = 0; i < t->n; i++) {
         fputs(i ? ",\n " : "", f);
+        if (sets && t->face_sets[i]) {
+            alphas += write_face_alphas(f, t->names[i], &sets[i], alphas);
+            continue;
+        }
         if (t->seeds) {
             fprintf(f, "{\"seed\": %" PRIu64 ", \"alpha\": ", t->seeds[i]);
         } else if (t->names) {
@@ -111,18 +143,18 @@ static void write_alphas_json(FILE *f, const target_spec *t, const float *alphas
             fputs(", \"alpha\": ", f);
         } else
             fprintf(f, "{\"index\": %zu, \"alpha\": ", i);
-        json_number(f, alphas[i]);
+        json_number(f, *alphas++);
         fputc('}', f);
     }
     fputs("]\n", f);
 }
 
-static int write_alphas_file(const target_spec *t, const float *alphas, const char *path)
+static int write_alphas_file(const target_spec *t, const face_set *sets, const float *alphas, const char *path)
 {
     output_file out;
     int rc = open_output(path, &out);
     if (rc == EC_OK)
-        write_alphas_json(out.f, t, alphas);
+        write_alphas_json(out.f, t, sets, alphas);
     return close_output(&out, rc);
 }
 
@@ -142,7 +174,9 @@ typedef struct {
     eo_edit e;
     image_files images;       /* images.dir is NULL without --out-dir */
     output_file latents;      /* --out-latents-f32 (latents.f is NULL without it) */
-    float *alphas;            /* one per target for --alphas/--json, or NULL */
+    float *alphas;            /* one per target (per face of a face set) for --alphas/--json, or NULL */
+    size_t rows;              /* how many: targets, with a face set's faces counted one each */
+    face_set *sets;           /* one per target, read for the face sets (NULL without any) */
     progress p;
 } apply_run;
 
@@ -160,14 +194,14 @@ static int apply_baseline(const apply_run *r, const eo_latent *ls, size_t first,
     return EC_OK;
 }
 
-/* Edits targets first .. first + n - 1 (latents ls) into `edited`. */
-static int apply_edit(const apply_run *r, const eo_latent *ls, size_t first, size_t n, eo_latent *edited)
+/* Edits targets first .. first + n - 1 (latents ls) into `edited`; their alphas go to row `row` on. */
+static int apply_edit(const apply_run *r, const eo_latent *ls, size_t first, size_t n, size_t row, eo_latent *edited)
 {
     char a[300], b[300];
     eo_status st;
     if (r->v->has_baseline)
         return apply_baseline(r, ls, first, n, edited);
-    st = eo_edit_apply_batch(r->e, ls, n, edited, r->alphas ? r->alphas + first : NULL);
+    st = eo_edit_apply_batch(r->e, ls, n, edited, r->alphas ? r->alphas + row : NULL);
     if (st == EO_OK)
         return EC_OK;
     describe_target(&r->v->t, first, a, sizeof a);
@@ -175,14 +209,14 @@ static int apply_edit(const apply_run *r, const eo_latent *ls, size_t first, siz
     return lib_error(st, "applying the edit to %s .. %s", a, b);
 }
 
-/* One chunk, targets first .. first + n - 1: made, edited, written, released. */
-static int apply_chunk(apply_run *r, size_t first, size_t n)
+/* One chunk, targets first .. first + n - 1 (alphas from row `row`): made, edited, written, released. */
+static int apply_chunk(apply_run *r, size_t first, size_t n, size_t row)
 {
     eo_latent ls[CHUNK], edited[CHUNK];
     int rc = make_target_range(r->m, &r->d, &r->v->t, first, n, ls);
     memset(edited, 0, sizeof edited);
     if (rc == EC_OK)
-        rc = apply_edit(r, ls, first, n, edited);
+        rc = apply_edit(r, ls, first, n, row, edited);
     release_latents(ls, n);
     if (rc == EC_OK && r->latents.f)
         rc = write_latents(r->latents.f, edited, n, &r->d, r->latents.path);
@@ -192,20 +226,123 @@ static int apply_chunk(apply_run *r, size_t first, size_t n)
     return rc;
 }
 
-/* Every chunk in turn; progress counts targets (images, with --out-dir). */
+/* The edited photo of face set i: every face's edit composited in one call. */
+static int render_face_set(const apply_run *r, size_t i, const eo_latent *edited)
+{
+    const face_set *s = &r->sets[i];
+    uint8_t *pixels = xcalloc((size_t)s->width * 3, s->height);
+    eo_image_view v = { pixels, s->width, s->height, s->width * 3, EO_PIXEL_RGB8 };
+    char *name = target_file_name(&r->v->t, i, r->images.ext);
+    char *path = name ? path_join(r->images.dir, name) : NULL;
+    eo_status st;
+    int rc = EC_OK;
+    if (!pixels || !path)
+        rc = out_of_memory();
+    else if ((st = eo_render_photo(edited, s->n, EO_RENDER_AUTO, &v)) != EO_OK)
+        rc = lib_error(st, "rendering '%s'", path);
+    else if (g_interrupted)
+        rc = EC_CANCELLED;
+    else if ((st = eo_image_write_ex(&v, path, write_flags())) != EO_OK)
+        rc = write_error(st, path);
+    free(pixels);
+    free(name);
+    free(path);
+    return rc;
+}
+
+/* Face set i (alphas from row `row`): its faces made, edited, written as one photo, released. */
+static int apply_face_set(apply_run *r, size_t i, size_t row)
+{
+    const face_set *s = &r->sets[i];
+    const char *name = r->v->t.names[i];
+    eo_latent *ls = xcalloc(s->n, sizeof *ls), *edited = xcalloc(s->n, sizeof *edited);
+    eo_status st = EO_OK;
+    int rc = ls && edited ? face_set_latents(r->m, &r->d, r->v->t.inverted_dir, name, s, ls) : out_of_memory();
+    if (rc == EC_OK && r->v->has_baseline) {
+        for (size_t k = 0; k < s->n && st == EO_OK; k++)
+            st = eo_edit_apply_baseline(r->e, ls[k], r->v->baseline, &edited[k]);
+        if (st != EO_OK)
+            rc = lib_error(st, "applying the baseline to the faces of photo '%s'", name);
+    } else if (rc == EC_OK) {
+        st = eo_edit_apply_batch(r->e, ls, s->n, edited, r->alphas ? r->alphas + row : NULL);
+        if (st != EO_OK)
+            rc = lib_error(st, "applying the edit to the faces of photo '%s'", name);
+    }
+    if (ls)
+        release_latents(ls, s->n);
+    if (rc == EC_OK && r->latents.f)
+        rc = write_latents(r->latents.f, edited, s->n, &r->d, r->latents.path);
+    if (rc == EC_OK && r->images.dir)
+        rc = render_face_set(r, i, edited);
+    free_latents(edited, edited ? s->n : 0);
+    free(ls);
+    return rc;
+}
+
+/* How many targets from `first` on, up to CHUNK, are not face sets. */
+static size_t plain_run(const apply_run *r, size_t first)
+{
+    size_t n = 0;
+    while (first + n < r->v->t.n && n < CHUNK && !(r->sets && r->v->t.face_sets[first + n]))
+        n++;
+    return n;
+}
+
+/*
+ * Every chunk in turn (a face set is a chunk of its own); progress counts
+ * targets (images, with --out-dir).
+ */
 static int apply_chunks(apply_run *r)
 {
-    size_t total = r->v->t.n;
+    size_t total = r->v->t.n, row = 0;
     int rc = EC_OK;
     progress_start(&r->p, "apply");
-    for (size_t first = 0; first < total && rc == EC_OK; first += CHUNK) {
-        size_t n = total - first < CHUNK ? total - first : CHUNK;
-        rc = g_interrupted ? EC_CANCELLED : apply_chunk(r, first, n);
+    for (size_t first = 0, n = 0; first < total && rc == EC_OK; first += n) {
+        int faces = r->sets && r->v->t.face_sets[first];
+        n = faces ? 1 : plain_run(r, first);
+        if (g_interrupted)
+            rc = EC_CANCELLED;
+        else
+            rc = faces ? apply_face_set(r, first, row) : apply_chunk(r, first, n, row);
+        row += faces ? r->sets[first].n : n;
         if (rc == EC_OK)
             progress_show(&r->p, first + n, total);
     }
     progress_finish(&r->p);
     return rc == EC_CANCELLED ? cancelled("applying the edit") : rc;
+}
+
+/*
+ * The records of the face sets (NAME.json), read and checked against
+ * their files before anything is written, and the number of alphas: one
+ * per target, one per face of a face set.
+ */
+static int read_face_sets(apply_run *r)
+{
+    const target_spec *t = &r->v->t;
+    int rc = EC_OK;
+    r->rows = t->n;
+    if (!t->n_face_sets)
+        return EC_OK;
+    if (!(r->sets = xcalloc(t->n, sizeof *r->sets)))
+        return out_of_memory();
+    r->rows = 0;
+    for (size_t i = 0; i < t->n && rc == EC_OK; i++) {
+        if (t->face_sets[i])
+            rc = read_face_set(t->inverted_dir, t->names[i], &r->sets[i]);
+        if (rc == EC_OK && t->face_sets[i])
+            rc = check_face_set_files(&r->d, t->inverted_dir, t->names[i], &r->sets[i]);
+        r->rows += t->face_sets[i] ? r->sets[i].n : 1;
+    }
+    return rc;
+}
+
+static void free_face_sets(apply_run *r)
+{
+    for (size_t i = 0; r->sets && i < r->v->t.n; i++)
+        free_face_set(&r->sets[i]);
+    free(r->sets);
+    r->sets = NULL;
 }
 
 static int load_edit(const apply_text *x, const apply_values *v, eo_model m, eo_edit *e)
@@ -248,7 +385,7 @@ static int check_apply_outputs(const apply_text *x, const apply_values *v)
 /* What the chunks write into: the alphas array, the latents file, the image folder. */
 static int open_apply_outputs(const apply_text *x, apply_run *r)
 {
-    if ((x->alphas || x->json) && !(r->alphas = xcalloc(r->v->t.n, sizeof *r->alphas)))
+    if ((x->alphas || x->json) && !(r->alphas = xcalloc(r->rows, sizeof *r->alphas)))
         return out_of_memory();
     if (x->out_latents && open_output(x->out_latents, &r->latents) != EC_OK)
         return EC_ERROR;
@@ -266,9 +403,9 @@ static int finish_apply_outputs(const apply_text *x, apply_run *r, int rc)
 {
     rc = close_output(&r->latents, rc);
     if (rc == EC_OK && x->alphas)
-        rc = write_alphas_file(&r->v->t, r->alphas, x->alphas);
+        rc = write_alphas_file(&r->v->t, r->sets, r->alphas, x->alphas);
     if (rc == EC_OK && x->json)
-        write_alphas_json(stdout, &r->v->t, r->alphas);
+        write_alphas_json(stdout, &r->v->t, r->sets, r->alphas);
     if (rc == EC_OK && x->out_dir)
         fprintf(stderr, "editone: wrote %zu image%s to %s\n", r->v->t.n, r->v->t.n == 1 ? "" : "s", x->out_dir);
     return rc;
@@ -291,10 +428,13 @@ static int run_apply(const engine_args *g, const apply_text *x, const apply_valu
     if (rc == EC_OK)
         rc = check_targets(cmd, &r.d, &v->t);
     if (rc == EC_OK)
+        rc = read_face_sets(&r);
+    if (rc == EC_OK)
         rc = open_apply_outputs(x, &r);
     if (rc == EC_OK)
         rc = apply_chunks(&r);
     rc = finish_apply_outputs(x, &r, rc);
+    free_face_sets(&r);
     free(r.alphas);
     release_edit(&r.e);
     release_model(&r.m);

@@ -9,7 +9,12 @@
  *   targets.c  engine, model, the images a command works on (--seeds or
  *              --latents-f32), rendering them to files
  *   editone.c  main, info, render;  edit.c, apply.c, bench.c,
- *              directions.c  the commands
+ *              directions.c, invert.c, convert.c  the commands
+ *   faces.c    the faces command, the detector options shared with
+ *              invert --faces, --align, preview drawing
+ *   faceset.c  the files of a photo inverted face by face (NAME.json,
+ *              NAME.faces.f32): written by invert, read back by apply
+ *   json.c     a small strict JSON reader for those files
  */
 #ifndef EDITONE_CLI_H
 #define EDITONE_CLI_H
@@ -32,6 +37,7 @@ enum {
     EC_ERROR = 1,     /* a library error or a bad input file */
     EC_USAGE = 2,     /* a bad or missing option */
     EC_CANCELLED = 3, /* Ctrl-C or SIGTERM during a long operation */
+    EC_NO_FACE = 4,   /* faces, invert --faces: a photo had no face (the others were done) */
     EC_HELP = -1      /* internal: --help was given */
 };
 
@@ -90,6 +96,8 @@ typedef struct {
     uint32_t class_index;
     const char *inverted_dir; /* 'editone invert' output, or NULL */
     char **names;             /* n photo names (NAME of NAME.f32) with inverted_dir */
+    unsigned char *face_sets; /* with inverted_dir: n flags, 1 for NAME.faces.f32 (invert --faces) */
+    size_t n_face_sets;       /* how many flags are 1 */
 } target_spec;
 
 /* Where rendered images go: DIR/<target's name>.<ext>, for a model of shape d. */
@@ -134,6 +142,38 @@ typedef struct {
     char *first_existing; /* the first of them, for the message */
     char *dir_text, *dir_key; /* the last folder looked up */
 } output_plan;
+
+/* A photo's faces, as 'editone invert --faces' records them in NAME.json
+ * (faceset.c) and 'editone apply --inverted' reads them back. */
+typedef struct {
+    uint32_t width, height; /* the photo's size */
+    size_t found;           /* faces the detector found */
+    size_t n;               /* faces inverted: rows of NAME.faces.f32 */
+    eo_face *faces;         /* n faces, in the rows' order */
+    uint32_t *index;        /* n: each face's place in the detector's list (largest first) */
+    double *transforms;     /* 6 n: each face's photo-to-crop transform */
+    uint32_t *crop;         /* 4 n: each face's crop bounds (written, not read back) */
+    float *psnr;            /* n: each face's reconstruction PSNR (written, not read back) */
+    eo_align align;         /* EO_ALIGN_TEMPLATE, _FFHQ or _NONE */
+    float threshold, min_face;
+    uint64_t photo_hash;    /* fnv1a64 of NAME-photo.png's RGB pixels */
+    uint64_t latents_hash;  /* fnv1a64 of NAME.faces.f32's bytes */
+} face_set;
+
+/* Option text of the face detector (faces, invert --faces). */
+typedef struct {
+    const char *detector, *threshold, *min_face;
+} detect_text;
+
+/* A parsed JSON value (json.c). */
+typedef enum { JSON_NULL, JSON_FALSE, JSON_TRUE, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT } json_kind;
+typedef struct json_value {
+    json_kind kind;
+    char *text;                /* STRING: the decoded text; NUMBER: its literal */
+    size_t n;                  /* ARRAY, OBJECT: how many items */
+    struct json_value *items;  /* ARRAY, OBJECT: the n values */
+    char **keys;               /* OBJECT: the n keys */
+} json_value;
 
 /* Set by SIGINT or SIGTERM; long operations stop when they see it. */
 extern volatile sig_atomic_t g_interrupted;
@@ -205,6 +245,11 @@ char *named_path(const char *dir, const char *name, const char *suffix);
 int make_dirs(const char *dir);
 void json_string(FILE *f, const char *s);
 void json_number(FILE *f, double v);
+void json_double(FILE *f, double v);
+uint64_t fnv1a64(uint64_t h, const void *data, size_t n);
+#define FNV1A64_INIT 0xcbf29ce484222325ull
+uint64_t fnv1a64_f32(const float *v, size_t n);
+uint64_t fnv1a64_view(const eo_image_view *v);
 
 /* util.c: Ctrl-C and SIGTERM, time and progress. */
 void install_stop_handlers(void);
@@ -258,6 +303,31 @@ int render_chunk_files(const eo_latent *ls, size_t n, const target_spec *t, size
 int write_latents(FILE *f, const eo_latent *ls, size_t n, const eo_model_desc *d, const char *path);
 int parse_format(const char *cmd, const char *text, const char **ext);
 
+/* faces.c: the face detector and alignment options. */
+int parse_align(const char *cmd, const char *name, const char *text, eo_align *out);
+const char *align_name(eo_align a);
+int parse_detect_options(const char *cmd, const detect_text *x, eo_detect_options *o);
+int open_detector(const char *path, eo_detector *d);
+void release_detector(eo_detector *d);
+int find_faces(eo_detector d, const eo_detect_options *o, const eo_image_view *photo, const char *source,
+               eo_face **faces, size_t *n);
+void report_no_face(const char *source, const eo_detect_options *o, size_t found, uint32_t k);
+void json_face(FILE *f, const eo_face *face);
+
+/* faceset.c: NAME.json and NAME.faces.f32 of invert --faces. */
+void write_face_set_json(FILE *f, const face_set *s, const char *source, const char *latents, int one_line);
+int read_face_set(const char *dir, const char *name, face_set *s);
+void free_face_set(face_set *s);
+int check_face_set_files(const eo_model_desc *d, const char *dir, const char *name, const face_set *s);
+int face_set_latents(eo_model m, const eo_model_desc *d, const char *dir, const char *name, const face_set *s,
+                     eo_latent *out);
+
+/* json.c */
+int json_parse(const char *text, size_t len, json_value *out, char *err, size_t err_len);
+int json_read_file(const char *path, size_t cap, json_value *out);
+void json_free(json_value *v);
+const json_value *json_get(const json_value *obj, const char *key);
+
 /* The commands (argv holds the arguments after the command's name). */
 int cmd_edit(const engine_args *g, int argc, char **argv);
 int cmd_apply(const engine_args *g, int argc, char **argv);
@@ -265,6 +335,7 @@ int cmd_bench(const engine_args *g, int argc, char **argv);
 int cmd_directions(const engine_args *g, int argc, char **argv);
 int cmd_invert(const engine_args *g, int argc, char **argv);
 int cmd_convert(const engine_args *g, int argc, char **argv);
+int cmd_faces(const engine_args *g, int argc, char **argv);
 
 
 /* drag.c: edit --drag. */

@@ -13,6 +13,8 @@
  *                                                 that edit transferred to
  *                                                 many images
  *   editone invert PHOTO... --out DIR            photos into the latent space
+ *                                                 (--faces: each face of a photo)
+ *   editone faces PHOTO...                        the faces in photos, as JSON
  *   editone directions                           unsupervised directions to edit along
  *   editone bench  --model M                      throughput on this machine
  *
@@ -26,7 +28,8 @@
  * status: 0 success, 1 an error while working (reported by the library,
  * an unreadable or wrongly sized input file, or an output that exists
  * without --overwrite), 2 a usage error (outputs that collide included), 3
- * cancelled with Ctrl-C or SIGTERM.
+ * cancelled with Ctrl-C or SIGTERM, 4 a photo without a face (faces,
+ * invert --faces; the other photos were done).
  *
  * Files are sacred (DESIGN.md): every file is written under a hidden
  * temporary name in its folder and renamed when whole (util.c's
@@ -47,13 +50,16 @@ static const char INFO_USAGE[] =
     "usage: editone [global options] info [--model PATH] [--json]\n"
     "\n"
     "Prints the engine's device and the model's shape: resolution, channels,\n"
-    "z_dim, c_dim (0 = unconditional), w_dim, num_ws and architecture.\n"
+    "z_dim, c_dim (0 = unconditional), w_dim, num_ws and architecture, and how\n"
+    "its training faces were aligned (template, ffhq or none: what 'editone\n"
+    "invert --faces' does by default; 'editone convert --align' records it).\n"
     "\n"
     "  --model PATH   model file (.safetensors) or folder (config.json + weights);\n"
     "                 default: the built-in face model\n"
     "  --json         print one JSON object instead of text\n";
 
-static void print_info_json(const char *path, const char *device, uint32_t threads, const eo_model_desc *d)
+static void print_info_json(const char *path, const char *device, uint32_t threads, const eo_model_desc *d,
+                            eo_align align)
 {
     fputs("{\"model\": ", stdout);
     json_string(stdout, path);
@@ -64,11 +70,12 @@ static void print_info_json(const char *path, const char *device, uint32_t threa
     printf(", \"abi\": %u, \"architecture\": ", eo_abi_version());
     json_string(stdout, d->architecture);
     printf(", \"resolution\": %u, \"channels\": %u, \"z_dim\": %u, \"c_dim\": %u, \"w_dim\": %u,"
-           " \"num_ws\": %u}\n",
-           d->resolution, d->channels, d->z_dim, d->c_dim, d->w_dim, d->num_ws);
+           " \"num_ws\": %u, \"align\": \"%s\"}\n",
+           d->resolution, d->channels, d->z_dim, d->c_dim, d->w_dim, d->num_ws, align_name(align));
 }
 
-static void print_info_text(const char *path, const char *device, uint32_t threads, const eo_model_desc *d)
+static void print_info_text(const char *path, const char *device, uint32_t threads, const eo_model_desc *d,
+                            eo_align align)
 {
     printf("model:        %s\n", path);
     printf("architecture: %s\n", d->architecture);
@@ -81,6 +88,7 @@ static void print_info_text(const char *path, const char *device, uint32_t threa
         printf("c_dim:        0 (unconditional)\n");
     printf("w_dim:        %u\n", d->w_dim);
     printf("num_ws:       %u (a W+ latent has %zu floats)\n", d->num_ws, latent_floats(d));
+    printf("align:        %s (how faces are cropped for it)\n", align_name(align));
     printf("device:       %s\n", device);
     printf("threads:      %u\n", threads);
     printf("library:      %s (ABI %u)\n", eo_version(), eo_abi_version());
@@ -95,6 +103,7 @@ static int cmd_info(const engine_args *g, int argc, char **argv)
     eo_model_desc d;
     char *device = NULL;
     uint32_t threads = 0;
+    eo_align align = EO_ALIGN_MODEL;
     eo_status st;
 
     rc = parse_options(cmd, argc, argv, opts, COUNT_OF(opts), NULL);
@@ -110,11 +119,13 @@ static int cmd_info(const engine_args *g, int argc, char **argv)
         rc = device_name(&device);
     if (rc == EC_OK && (st = eo_cpu_threads(&threads)) != EO_OK)
         rc = lib_error(st, "reading the thread count");
+    if (rc == EC_OK && (st = eo_model_alignment(m, &align)) != EO_OK)
+        rc = lib_error(st, "reading the model's face alignment");
     if (rc == EC_OK) {
         if (json)
-            print_info_json(model_path, device, threads, &d);
+            print_info_json(model_path, device, threads, &d, align);
         else
-            print_info_text(model_path, device, threads, &d);
+            print_info_text(model_path, device, threads, &d, align);
     }
     free(device);
     release_model(&m);
@@ -231,7 +242,8 @@ static const command COMMANDS[] = {
     { "render", cmd_render, "render images (or raw outputs) from seeds or latents" },
     { "edit", cmd_edit, "make an example edit and optimise it into a preset" },
     { "apply", cmd_apply, "apply a preset to many images" },
-    { "invert", cmd_invert, "project photos into the latent space for editing" },
+    { "invert", cmd_invert, "project photos (or each face in them) into the latent space" },
+    { "faces", cmd_faces, "find the faces in photos, as JSON (and a preview)" },
     { "directions", cmd_directions, "list the model's unsupervised edit directions (SeFa)" },
     { "convert", cmd_convert, "convert an NVlabs .pkl or rosinality .pt model to .safetensors" },
     { "bench", cmd_bench, "measure rendering and editing throughput" },

@@ -3,6 +3,9 @@
  * writes, in --out DIR, NAME-photo.png (the photo as read, so DIR is
  * complete for 'editone apply --inverted DIR'), NAME-reconstruction.png,
  * NAME.json (crop, PSNR) and, last, NAME.f32 (the W+ latent, float32 LE).
+ * With --faces it finds the photo's faces and inverts each aligned face
+ * instead: NAME.json records the faces and NAME.faces.f32, last, holds one
+ * latent per face (faceset.c).
  */
 #include "cli.h"
 
@@ -12,6 +15,8 @@
 static const char INVERT_USAGE[] =
     "usage: editone [global options] invert [--model PATH] PHOTO... --out DIR\n"
     "           [--steps N] [--wplus] [--vgg16 FILE] [--seed S] [--json] [--overwrite]\n"
+    "           [--faces | --face K] [--align template|ffhq|none] [--threshold F]\n"
+    "           [--min-face PX] [--detector PATH]\n"
     "\n"
     "Projects photos (PNG or JPEG, any size: the centred square is used) into\n"
     "the model's latent space, so they can be edited with 'editone apply\n"
@@ -28,16 +33,49 @@ static const char INVERT_USAGE[] =
     "  --json         print one JSON object per photo\n"
     "  --overwrite    replace output files that exist (never a PHOTO)\n"
     "\n"
+    "Faces in photos (group photos, portraits of any framing):\n"
+    "  --faces        find the faces (as 'editone faces' does), align each to the\n"
+    "                 model's crop and invert it: NAME.faces.f32 holds one latent\n"
+    "                 per face and NAME.json records each face's index, box, score,\n"
+    "                 landmarks, photo-to-crop transform, crop and PSNR, which\n"
+    "                 'editone apply --inverted DIR' reuses to edit every face and\n"
+    "                 write one photo; NAME-reconstruction.png is the photo with\n"
+    "                 the reconstructed faces blended in\n"
+    "  --face K       the same for face K only (0 = the largest; see 'editone faces')\n"
+    "  --align A      how faces are aligned: template (five landmarks fitted to the\n"
+    "                 model's face template), ffhq (the FFHQ crop of StyleGAN2 face\n"
+    "                 models) or none (the detector's box); default: the model's\n"
+    "                 own, as 'editone info' shows it\n"
+    "  --threshold F, --min-face PX, --detector PATH   the detector's options, as\n"
+    "                 for 'editone faces'\n"
+    "A photo with no face (or no face K) is named on stderr and nothing is\n"
+    "written for it; the other photos are inverted and the exit status is then 4.\n"
+    "\n"
     "Nothing is written when two PHOTOs share a NAME (d1/a.png, d2/a.png), when\n"
     "an output would replace a PHOTO, or, without --overwrite, when an output\n"
     "exists. Each file is written under a hidden temporary name and renamed\n"
-    "when whole; NAME.f32 comes last, so a stopped run leaves no latent\n"
-    "without its photo.\n";
+    "when whole; NAME.f32 (NAME.faces.f32) comes last, so a stopped run leaves\n"
+    "no latent without its photo. An error (an unreadable photo, a library\n"
+    "error) stops the run; the photos before it keep their files.\n";
 
 typedef struct {
     const char *model, *out, *steps, *vgg16, *seed;
     int wplus, json;
+    int faces;              /* --faces, or --face K */
+    const char *face, *align;
+    detect_text dx;
 } invert_text;
+
+/* invert --faces: what every photo needs. */
+typedef struct {
+    eo_detector det;
+    eo_detect_options detect;
+    eo_align align;     /* as asked (EO_ALIGN_MODEL: the model's) */
+    eo_align used;      /* as done: the model's when align is EO_ALIGN_MODEL */
+    int has_k;
+    uint32_t k;
+    int without;        /* photos with no face (no face K) */
+} face_run;
 
 /* "dir/name.jpg" -> "name". */
 static char *base_name(const char *path)
@@ -54,8 +92,9 @@ static char *base_name(const char *path)
     return name;
 }
 
-/* The files invert writes for each photo, in the order it writes them. */
+/* The files invert writes for each photo, in the order it writes them (with --faces: FACE_SUFFIXES). */
 static const char *const OUTPUT_SUFFIXES[] = { "-photo.png", "-reconstruction.png", ".json", ".f32" };
+static const char *const FACE_SUFFIXES[] = { "-photo.png", "-reconstruction.png", ".json", ".faces.f32" };
 enum { OUT_PHOTO, OUT_RECONSTRUCTION, OUT_JSON, OUT_LATENT, OUT_COUNT };
 
 /* The summary of one photo: a line of NAME.json, and of stdout with --json. */
@@ -132,13 +171,13 @@ static int write_outputs(eo_latent l, const eo_model_desc *d, const eo_image_vie
     return rc;
 }
 
-/* New strings OUT/NAME<suffix> for each of OUTPUT_SUFFIXES. */
-static int output_paths(const char *out, const char *photo, char **paths)
+/* New strings OUT/NAME<suffix> for each of OUTPUT_SUFFIXES (FACE_SUFFIXES with --faces). */
+static int output_paths(const invert_text *x, const char *photo, char **paths)
 {
     char *name = base_name(photo);
     int rc = name ? EC_OK : out_of_memory();
     for (int k = 0; k < OUT_COUNT; k++) {
-        paths[k] = name ? named_path(out, name, OUTPUT_SUFFIXES[k]) : NULL;
+        paths[k] = name ? named_path(x->out, name, (x->faces ? FACE_SUFFIXES : OUTPUT_SUFFIXES)[k]) : NULL;
         if (!paths[k])
             rc = out_of_memory();
     }
@@ -162,7 +201,7 @@ static int invert_one(eo_model m, const eo_model_desc *d, const invert_text *x, 
     uint32_t crop[4] = { 0, 0, 0, 0 };
     float psnr = 0;
     progress p;
-    int rc = output_paths(x->out, source, paths);
+    int rc = output_paths(x, source, paths);
     if (rc == EC_OK)
         rc = read_image(source, EO_PIXEL_RGB8, &photo);
     if (rc == EC_OK) {
@@ -182,6 +221,223 @@ static int invert_one(eo_model m, const eo_model_desc *d, const invert_text *x, 
     return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* invert --faces                                                      */
+/* ------------------------------------------------------------------ */
+
+/* NAME-reconstruction.png: the photo with its faces' reconstructions blended in. */
+static int write_faces_reconstruction(const eo_latent *ls, size_t n, const eo_image_view *photo, const char *path)
+{
+    uint8_t *pixels = xcalloc((size_t)photo->width * 3, photo->height);
+    eo_image_view v = { pixels, photo->width, photo->height, photo->width * 3, EO_PIXEL_RGB8 };
+    eo_status st;
+    int rc = EC_OK;
+    if (!pixels)
+        rc = out_of_memory();
+    else if ((st = eo_render_photo(ls, n, EO_RENDER_PLAIN, &v)) != EO_OK)
+        rc = lib_error(st, "rendering the reconstruction");
+    else if ((st = eo_image_write_ex(&v, path, write_flags())) != EO_OK)
+        rc = write_error(st, path);
+    free(pixels);
+    return rc;
+}
+
+/* The n latents' W+ floats, one after the other, in a new array. */
+static int face_latent_floats(const eo_latent *ls, size_t n, const eo_model_desc *d, float **out)
+{
+    size_t per = latent_floats(d);
+    float *w = xcalloc(n * per, sizeof *w);
+    if (!w)
+        return out_of_memory();
+    for (size_t i = 0; i < n; i++) {
+        eo_status st = eo_latent_read(ls[i], w + i * per, per, NULL);
+        if (st != EO_OK) {
+            free(w);
+            return lib_error(st, "reading the latent of face %zu", i);
+        }
+    }
+    *out = w;
+    return EC_OK;
+}
+
+static int write_floats_file(const float *w, size_t n, const char *path)
+{
+    output_file out;
+    int rc = open_output(path, &out);
+    if (rc == EC_OK)
+        write_f32(out.f, w, n); /* a failure sets the stream's error, which close_output reports */
+    return close_output(&out, rc);
+}
+
+static int write_face_set_file(const face_set *s, const char *source, char *const *paths)
+{
+    output_file out;
+    int rc = open_output(paths[OUT_JSON], &out);
+    if (rc == EC_OK)
+        write_face_set_json(out.f, s, source, paths[OUT_LATENT], 0);
+    return close_output(&out, rc);
+}
+
+static void print_face_summary(const face_set *s, const char *source, const char *latents)
+{
+    printf("%s: %zu face%s of %zu found (%s alignment) -> %s\n", source, s->n, s->n == 1 ? "" : "s", s->found,
+           align_name(s->align), latents);
+    for (size_t i = 0; i < s->n; i++) {
+        const float *b = s->faces[i].bbox;
+        printf("  face %u: box %.0f,%.0f %.0fx%.0f, PSNR %.2f dB\n", s->index[i], b[0], b[1], b[2] - b[0],
+               b[3] - b[1], s->psnr[i]);
+    }
+}
+
+/*
+ * Writes the files of a photo's faces (paths in FACE_SUFFIXES order):
+ * the photo, the reconstruction, NAME.json (which holds the checksum of
+ * the latents) and, last, NAME.faces.f32.
+ */
+static int write_face_outputs(const eo_latent *ls, const eo_model_desc *d, const eo_image_view *photo,
+                              char *const *paths, face_set *s, const char *source, int json)
+{
+    float *w = NULL;
+    eo_status st = eo_image_write_ex(photo, paths[OUT_PHOTO], write_flags());
+    int rc = st == EO_OK ? EC_OK : write_error(st, paths[OUT_PHOTO]);
+    if (rc == EC_OK)
+        rc = write_faces_reconstruction(ls, s->n, photo, paths[OUT_RECONSTRUCTION]);
+    if (rc == EC_OK)
+        rc = face_latent_floats(ls, s->n, d, &w);
+    if (rc == EC_OK) {
+        s->latents_hash = fnv1a64_f32(w, s->n * latent_floats(d));
+        rc = write_face_set_file(s, source, paths);
+    }
+    if (rc == EC_OK)
+        rc = write_floats_file(w, s->n * latent_floats(d), paths[OUT_LATENT]);
+    if (rc == EC_OK && json)
+        write_face_set_json(stdout, s, source, paths[OUT_LATENT], 1);
+    else if (rc == EC_OK)
+        print_face_summary(s, source, paths[OUT_LATENT]);
+    fflush(stdout);
+    free(w);
+    return rc;
+}
+
+/* The faces to invert: all found, or face K alone. */
+static int choose_faces(face_set *s, const eo_face *found, const face_run *fr)
+{
+    s->n = fr->has_k ? 1 : s->found;
+    s->faces = xcalloc(s->n, sizeof *s->faces);
+    s->index = xcalloc(s->n, sizeof *s->index);
+    s->transforms = xcalloc(6 * s->n, sizeof *s->transforms);
+    s->crop = xcalloc(4 * s->n, sizeof *s->crop);
+    s->psnr = xcalloc(s->n, sizeof *s->psnr);
+    if (!s->faces || !s->index || !s->transforms || !s->crop || !s->psnr)
+        return out_of_memory();
+    for (size_t i = 0; i < s->n; i++) {
+        s->index[i] = fr->has_k ? fr->k : (uint32_t)i;
+        s->faces[i] = found[s->index[i]];
+    }
+    return EC_OK;
+}
+
+/* Inverts the chosen faces into ls[s->n], filling in their PSNR, crop and transform. */
+static int invert_faces(eo_model m, const eo_invert_options *base, const eo_image_view *photo, face_set *s,
+                        const face_run *fr, const char *source, eo_latent *ls)
+{
+    eo_invert_options opts = *base;
+    progress p;
+    eo_status st;
+    opts.crop = s->crop;
+    opts.psnr = s->psnr;
+    progress_start(&p, "invert");
+    st = eo_faces_invert(m, photo, s->faces, s->n, fr->align, &opts, on_progress, &p, ls);
+    progress_finish(&p);
+    if (st != EO_OK)
+        return lib_error(st, "inverting the faces of '%s'", source);
+    for (size_t i = 0; i < s->n; i++) {
+        uint32_t has_face = 0;
+        if ((st = eo_latent_face(ls[i], &has_face, NULL, &s->transforms[6 * i])) != EO_OK)
+            return lib_error(st, "reading the transform of face %u of '%s'", s->index[i], source);
+        if (!has_face)
+            return fail("the library gave face %u of '%s' no face", s->index[i], source);
+    }
+    return EC_OK;
+}
+
+/* One photo with --faces: found, inverted, written; fr->without counts one with no face (no face K). */
+static int invert_faces_one(eo_model m, const eo_model_desc *d, const invert_text *x, face_run *fr,
+                            const eo_invert_options *base, const char *source)
+{
+    char *paths[OUT_COUNT];
+    eo_image_view photo = { 0 };
+    eo_face *found = NULL;
+    eo_latent *ls = NULL;
+    face_set s;
+    int rc;
+    memset(&s, 0, sizeof s);
+    rc = output_paths(x, source, paths);
+    if (rc == EC_OK)
+        rc = read_image(source, EO_PIXEL_RGB8, &photo);
+    if (rc == EC_OK)
+        rc = find_faces(fr->det, &fr->detect, &photo, source, &found, &s.found);
+    if (rc == EC_OK && (s.found == 0 || (fr->has_k && fr->k >= s.found))) {
+        report_no_face(source, &fr->detect, s.found, fr->k);
+        fr->without++;
+    } else if (rc == EC_OK) {
+        s.width = photo.width;
+        s.height = photo.height;
+        s.align = fr->used;
+        s.threshold = fr->detect.score_threshold;
+        s.min_face = fr->detect.min_face_size;
+        s.photo_hash = fnv1a64_view(&photo);
+        rc = choose_faces(&s, found, fr);
+        if (rc == EC_OK && !(ls = xcalloc(s.n, sizeof *ls)))
+            rc = out_of_memory();
+        if (rc == EC_OK)
+            rc = invert_faces(m, base, &photo, &s, fr, source, ls);
+        if (rc == EC_OK)
+            rc = write_face_outputs(ls, d, &photo, paths, &s, source, x->json);
+        free_latents(ls, s.n);
+    }
+    free_face_set(&s);
+    free(found);
+    free(photo.data);
+    free_paths(paths);
+    return rc;
+}
+
+/* --faces' options (usage errors reported), before anything else happens. */
+static int parse_face_run(const invert_text *x, face_run *fr)
+{
+    uint32_t k = 0;
+    memset(fr, 0, sizeof *fr);
+    fr->align = EO_ALIGN_MODEL;
+    if (x->face && opt_u32("invert", "--face", x->face, 0, UINT32_MAX - 1, &k))
+        return EC_USAGE;
+    fr->has_k = x->face != NULL;
+    fr->k = k;
+    if (x->align && parse_align("invert", "--align", x->align, &fr->align))
+        return EC_USAGE;
+    return parse_detect_options("invert", &x->dx, &fr->detect);
+}
+
+/* The detector, and the alignment the model asks for when --align is not given. */
+static int start_face_run(eo_model m, const invert_text *x, face_run *fr)
+{
+    eo_status st;
+    fr->used = fr->align;
+    if (fr->align == EO_ALIGN_MODEL && (st = eo_model_alignment(m, &fr->used)) != EO_OK)
+        return lib_error(st, "reading the model's face alignment");
+    return open_detector(x->dx.detector, &fr->det);
+}
+
+/* Whether a photo's NAME ends in ".faces", which a whole-photo inversion must not write (see below). */
+static int faces_name(const char *photo)
+{
+    char *name = base_name(photo);
+    size_t len = name ? strlen(name) : 0;
+    int reserved = len > 6 && strcmp(name + len - 6, ".faces") == 0;
+    free(name);
+    return reserved;
+}
+
 /*
  * Before anything is written (outputs.c): two photos with one name (d1/a.png,
  * d2/a.png) would write the same files; a photo may be an output of another
@@ -194,10 +450,17 @@ static int check_invert_outputs(const invert_text *x, char **photos, int n)
     int rc = plan_input(&p, x->model);
     if (rc == EC_OK)
         rc = plan_input(&p, x->vgg16);
+    if (rc == EC_OK && x->faces)
+        rc = plan_input(&p, x->dx.detector);
     for (int i = 0; i < n && rc == EC_OK; i++)
         rc = plan_input(&p, photos[i]);
+    /* NAME.faces.f32 is what apply --inverted reads as the faces of NAME. */
+    for (int i = 0; i < n && rc == EC_OK && !x->faces; i++)
+        if (faces_name(photos[i]))
+            rc = usage_error("invert", "'%s': a photo named NAME.faces.* would write NAME.faces.f32, which 'editone"
+                             " apply' reads as the faces of photo NAME; rename it, or give --faces", photos[i]);
     for (int i = 0; i < n && rc == EC_OK; i++) {
-        rc = output_paths(x->out, photos[i], paths);
+        rc = output_paths(x, photos[i], paths);
         for (int k = 0; k < OUT_COUNT && rc == EC_OK; k++)
             rc = plan_output(&p, paths[k], "'%s'", photos[i]);
         free_paths(paths);
@@ -214,7 +477,10 @@ static int run_invert(const engine_args *g, const invert_text *x, char **photos,
     eo_model_desc d;
     eo_invert_options opts;
     eo_status st;
-    int rc = check_invert_outputs(x, photos, n);
+    face_run fr;
+    int rc = parse_face_run(x, &fr);
+    if (rc == EC_OK)
+        rc = check_invert_outputs(x, photos, n);
     if (rc == EC_OK)
         rc = start_engine(g);
     if (rc == EC_OK && (st = eo_invert_options_init(&opts)) != EO_OK)
@@ -227,11 +493,26 @@ static int run_invert(const engine_args *g, const invert_text *x, char **photos,
     opts.vgg16_path = x->vgg16;
     if (rc == EC_OK)
         rc = open_model("invert", x->model, &m, &d);
+    if (rc == EC_OK && x->faces)
+        rc = start_face_run(m, x, &fr);
     if (rc == EC_OK)
         rc = make_dirs(x->out);
-    for (int i = 0; rc == EC_OK && i < n; i++)
-        rc = invert_one(m, &d, x, &opts, photos[i]);
+    for (int i = 0; rc == EC_OK && i < n; i++) {
+        if (!x->faces)
+            rc = invert_one(m, &d, x, &opts, photos[i]);
+        else
+            rc = g_interrupted ? cancelled("inverting") : invert_faces_one(m, &d, x, &fr, &opts, photos[i]);
+    }
+    release_detector(&fr.det);
     release_model(&m);
+    if (rc == EC_OK && fr.without) {
+        if (fr.has_k)
+            fprintf(stderr, "editone invert: %d of %d photo%s had no face %u", fr.without, n, n == 1 ? "" : "s", fr.k);
+        else
+            fprintf(stderr, "editone invert: %d of %d photo%s had no face", fr.without, n, n == 1 ? "" : "s");
+        fprintf(stderr, "; nothing was written for %s\n", fr.without == 1 ? "it" : "them");
+        rc = EC_NO_FACE;
+    }
     return rc;
 }
 
@@ -245,18 +526,25 @@ int cmd_invert(const engine_args *g, int argc, char **argv)
         { "--model", &x.model, NULL }, { "--out", &x.out, NULL },     { "--steps", &x.steps, NULL },
         { "--vgg16", &x.vgg16, NULL }, { "--seed", &x.seed, NULL },   { "--wplus", NULL, &x.wplus },
         { "--json", NULL, &x.json },   { "--overwrite", NULL, &g_overwrite },
+        { "--faces", NULL, &x.faces }, { "--face", &x.face, NULL },   { "--align", &x.align, NULL },
+        { "--threshold", &x.dx.threshold, NULL }, { "--min-face", &x.dx.min_face, NULL },
+        { "--detector", &x.dx.detector, NULL },
     };
     char **photos = xcalloc((size_t)argc + 1, sizeof *photos);
     int nphotos = 0;
     if (!photos)
         return out_of_memory();
     rc = parse_with_operands(cmd, argc, argv, opts, COUNT_OF(opts), photos, &nphotos);
+    if (x.face)
+        x.faces = 1;
     if (rc == EC_HELP)
         rc = show_help(INVERT_USAGE);
     else if (rc == EC_OK && nphotos == 0)
         rc = usage_error(cmd, "no PHOTO given");
     else if (rc == EC_OK && !x.out)
         rc = usage_error(cmd, "no --out DIR given");
+    else if (rc == EC_OK && !x.faces && (x.align || x.dx.threshold || x.dx.min_face || x.dx.detector))
+        rc = usage_error(cmd, "--align, --threshold, --min-face and --detector apply to --faces (or --face K)");
     else if (rc == EC_OK)
         rc = run_invert(g, &x, photos, nphotos);
     free(photos);

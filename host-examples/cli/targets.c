@@ -165,41 +165,92 @@ int read_latent(eo_latent l, const eo_model_desc *d, float **out)
 /* Targets: --seeds LIST | --latents-f32 FILE --count N                */
 /* ------------------------------------------------------------------ */
 
-static int by_name(const void *a, const void *b)
+/* Sorts names with their face-set flags alongside. */
+typedef struct {
+    char *name;
+    unsigned char face_set;
+} listed_name;
+
+static int by_listed_name(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    const listed_name *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (int)x->face_set - (int)y->face_set;
 }
 
-/* The NAMEs of DIR/NAME.f32, sorted. */
+/* Whether `name` ends with `suffix` (and has more before it). */
+static int ends_with(const char *name, size_t len, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return len > n && strcmp(name + len - n, suffix) == 0;
+}
+
+/*
+ * The photos of DIR, sorted by NAME: DIR/NAME.f32 for a photo inverted
+ * whole, DIR/NAME.faces.f32 for one inverted face by face (invert
+ * --faces). One NAME both ways would write NAME.<ext> twice: refused.
+ */
 static int list_inverted(const char *dir, target_spec *t)
 {
     DIR *d = opendir(dir);
     struct dirent *e = NULL;
-    size_t cap = 16;
+    size_t cap = 16, n = 0;
+    listed_name *list;
+    int rc = EC_OK;
     if (!d)
         return fail("reading '%s': %s", dir, strerror(errno));
-    t->names = xcalloc(cap, sizeof *t->names);
-    while (t->names && (e = readdir(d)) != NULL) {
+    list = xcalloc(cap, sizeof *list);
+    while (list && (e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
-        if (len <= 4 || strcmp(e->d_name + len - 4, ".f32") != 0)
+        int faces = ends_with(e->d_name, len, ".faces.f32");
+        if (!faces && !ends_with(e->d_name, len, ".f32"))
             continue;
-        if (t->n == cap) {
-            char **grown = realloc(t->names, 2 * cap * sizeof *grown);
+        if (n == cap) {
+            listed_name *grown = realloc(list, 2 * cap * sizeof *grown);
             if (!grown)
                 break;
-            t->names = grown;
+            list = grown;
             cap *= 2;
         }
-        if (!(t->names[t->n] = strndup(e->d_name, len - 4)))
+        if (!(list[n].name = strndup(e->d_name, len - (faces ? 10 : 4))))
             break;
-        t->n++;
+        list[n++].face_set = (unsigned char)faces;
     }
     closedir(d);
-    if (!t->names || e != NULL)
-        return out_of_memory();
-    if (t->n == 0)
-        return fail("'%s' holds no NAME.f32 latents written by 'editone invert'", dir);
-    qsort(t->names, t->n, sizeof *t->names, by_name);
+    if (!list || e != NULL)
+        rc = out_of_memory();
+    else if (n == 0)
+        rc = fail("'%s' holds no NAME.f32 or NAME.faces.f32 latents written by 'editone invert'", dir);
+    if (rc == EC_OK)
+        qsort(list, n, sizeof *list, by_listed_name);
+    for (size_t i = 1; i < n && rc == EC_OK; i++)
+        if (strcmp(list[i].name, list[i - 1].name) == 0)
+            rc = usage_error(g_command, "'%s' holds both %s.f32 (the photo inverted whole) and %s.faces.f32 (its"
+                             " faces); both would write %s.<ext>: move one of them away",
+                             dir, list[i].name, list[i].name, list[i].name);
+    t->names = rc == EC_OK ? xcalloc(n, sizeof *t->names) : NULL;
+    t->face_sets = rc == EC_OK ? xcalloc(n, 1) : NULL;
+    if (rc == EC_OK && (!t->names || !t->face_sets))
+        rc = out_of_memory();
+    for (size_t i = 0; i < n; i++) {
+        if (rc == EC_OK) {
+            t->names[i] = list[i].name;
+            t->face_sets[i] = list[i].face_set;
+            t->n_face_sets += list[i].face_set;
+        } else {
+            free(list[i].name);
+        }
+    }
+    free(list);
+    if (rc != EC_OK) {
+        free(t->names);
+        free(t->face_sets);
+        t->names = NULL;
+        t->face_sets = NULL;
+        t->n_face_sets = 0;
+        return rc;
+    }
+    t->n = n;
     t->inverted_dir = dir;
     return EC_OK;
 }
@@ -247,11 +298,16 @@ void free_targets(target_spec *t)
         free(t->names[i]);
     free(t->names);
     t->names = NULL;
+    free(t->face_sets);
+    t->face_sets = NULL;
 }
 
-/* DIR/NAME.f32 with the photo DIR/NAME-photo.png, as one latent. */
+/* DIR/NAME.f32 with the photo DIR/NAME-photo.png, as one latent (face sets: see faceset.c). */
 static int make_inverted_latent(eo_model m, const eo_model_desc *d, const target_spec *t, size_t i, eo_latent *l)
 {
+    if (t->face_sets[i])
+        return fail("photo '%s' was inverted face by face ('invert --faces'); 'editone %s' takes only photos"
+                    " inverted whole", t->names[i], g_command);
     char *path = named_path(t->inverted_dir, t->names[i], ".f32");
     float *w = NULL;
     eo_image_view photo = { 0 };
@@ -399,14 +455,19 @@ void describe_target(const target_spec *t, size_t i, char *buf, size_t len)
         snprintf(buf, len, "latent %zu", i);
 }
 
-/* The files the targets are read from: --latents-f32, or each photo's NAME.f32 and NAME-photo.png. */
+/*
+ * The files the targets are read from: --latents-f32, or each photo's
+ * NAME.f32 and NAME-photo.png (face sets: NAME.faces.f32, NAME-photo.png
+ * and NAME.json).
+ */
 int plan_target_inputs(output_plan *p, const target_spec *t)
 {
     static const char *const suffixes[] = { ".f32", "-photo.png" };
+    static const char *const face_suffixes[] = { ".faces.f32", "-photo.png", ".json" };
     int rc = plan_input(p, t->latents_path);
     for (size_t i = 0; t->names && i < t->n && rc == EC_OK; i++)
-        for (size_t k = 0; k < COUNT_OF(suffixes) && rc == EC_OK; k++) {
-            char *input = named_path(t->inverted_dir, t->names[i], suffixes[k]);
+        for (size_t k = 0; k < (t->face_sets[i] ? COUNT_OF(face_suffixes) : COUNT_OF(suffixes)) && rc == EC_OK; k++) {
+            char *input = named_path(t->inverted_dir, t->names[i], t->face_sets[i] ? face_suffixes[k] : suffixes[k]);
             rc = input ? plan_input(p, input) : out_of_memory();
             free(input);
         }

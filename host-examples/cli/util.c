@@ -27,7 +27,8 @@ const char EXIT_STATUS_HELP[] =
     "as 'editone: <task>: <EO_ERR_...>: <details>', a bad input file, or an\n"
     "output file that exists without --overwrite); 2 a usage error (a bad or\n"
     "missing option, or outputs that collide with each other or with an input);\n"
-    "3 cancelled (Ctrl-C or SIGTERM; only whole files are left).\n";
+    "3 cancelled (Ctrl-C or SIGTERM; only whole files are left); 4 no face was\n"
+    "found in a photo ('faces', 'invert --faces': every other photo was done).\n";
 
 /* Reports a usage error of command `cmd` (NULL for the global options). */
 int usage_error(const char *cmd, const char *fmt, ...)
@@ -695,6 +696,51 @@ void json_number(FILE *f, double v)
         fprintf(f, "%.9g", v);
     else
         fputs("null", f);
+}
+
+/* A double with the 17 digits that read back to the same bits. */
+void json_double(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.17g", v);
+    else
+        fputs("null", f);
+}
+
+/* ------------------------------------------------------------------ */
+/* Checksums: FNV-1a, 64 bits (which files belong together, not security) */
+/* ------------------------------------------------------------------ */
+
+uint64_t fnv1a64(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* Of n floats as little-endian bytes, the way write_f32 stores them. */
+uint64_t fnv1a64_f32(const float *v, size_t n)
+{
+    uint64_t h = FNV1A64_INIT;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b[4];
+        f32_to_le(v[i], b);
+        h = fnv1a64(h, b, 4);
+    }
+    return h;
+}
+
+/* Of a view's pixels, row by row (its stride's padding left out). */
+uint64_t fnv1a64_view(const eo_image_view *v)
+{
+    size_t row = (size_t)v->width * (v->format == EO_PIXEL_RGBA8 ? 4 : v->format == EO_PIXEL_GRAY8 ? 1 : 3);
+    uint64_t h = FNV1A64_INIT;
+    for (uint32_t y = 0; y < v->height; y++)
+        h = fnv1a64(h, v->data + (size_t)y * v->stride, row);
+    return h;
 }
 
 /* ------------------------------------------------------------------ */

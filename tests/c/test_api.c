@@ -1,6 +1,8 @@
 /* C API tests: the full flow and bad input, compiled against the installed
  * header and library and run under AddressSanitizer by `make test`.
- * Usage: test_api FIXTURES_DIR (the folder holding tiny64/ and cond128/). */
+ * Usage: test_api FIXTURES_DIR GROUP_PHOTO (the folder holding tiny64/ and
+ * cond128/; a synthetic group photo of GROUP_FACES default-model faces, as
+ * `cargo run --example synthetic_group -- GROUP_PHOTO 1 5 640x480` writes it). */
 #include <editone.h>
 
 #include <dirent.h>
@@ -45,6 +47,9 @@ static int passed, failed;
 eo_status eo_test_panic(void);
 
 static char tiny_path[4096], cond_path[4096];
+static const char *group_path;
+/* Faces in the group photo (the Makefile makes it with 5). */
+enum { GROUP_FACES = 5 };
 /* A fresh folder of this run for the files the tests write, so that a
  * rerun never meets the last run's files (writes never replace them). */
 static char scratch[] = "/tmp/editone-api-XXXXXX";
@@ -919,11 +924,416 @@ static void test_hostile_values(void) {
   OK(eo_model_release(m));
 }
 
+/* A photo file as a tightly packed RGB8 view (free view->data), or data NULL. */
+static eo_image_view read_photo(const char *path) {
+  eo_image_view v = {NULL, 0, 0, 0, EO_PIXEL_RGB8};
+  uint32_t w = 0, h = 0;
+  size_t needed = 0;
+  OK(eo_image_read(path, EO_PIXEL_RGB8, NULL, 0, &w, &h, &needed));
+  if (needed == 0 || !(v.data = malloc(needed))) return v;
+  OK(eo_image_read(path, EO_PIXEL_RGB8, v.data, needed, &w, &h, NULL));
+  v.width = w, v.height = h, v.stride = w * 3;
+  return v;
+}
+
+static int point_in_box(eo_point p, const float *b) {
+  return p.x >= b[0] && p.x <= b[2] && p.y >= b[1] && p.y <= b[3];
+}
+
+/* Whether pixel (x, y) of the photo maps outside the model's crop of a
+ * face (transform t: photo -> crop, crop of r x r pixels), with a margin. */
+static int outside_crop(const double *t, uint32_t x, uint32_t y, uint32_t r) {
+  double cx = t[0] * x + t[1] * y + t[2], cy = t[3] * x + t[4] * y + t[5];
+  return cx < -1.0 || cy < -1.0 || cx > r || cy > r;
+}
+
+/* Detection: the group's faces, largest first, each box around its
+ * landmarks; partial reads; refusals with messages. */
+static void test_faces_detect(eo_detector det, const eo_image_view *group) {
+  eo_detect_options o;
+  OK(eo_detect_options_init(&o));
+  CHECK(o.struct_size == sizeof o && o.min_face_size >= 12.0f && o.score_threshold > 0.0f && o.score_threshold < 1.0f,
+        "detect defaults: size %u, min face %g, threshold %g", o.struct_size, o.min_face_size, o.score_threshold);
+  eo_face faces[16];
+  size_t count = 99;
+  OK(eo_faces_detect(det, group, &o, faces, 16, &count));
+  CHECK(count == GROUP_FACES, "%zu faces found in the group photo, expected %d", count, GROUP_FACES);
+  for (size_t i = 0; i < count && i < 16; i++) {
+    const float *b = faces[i].bbox;
+    CHECK(b[2] > b[0] + 20 && b[3] > b[1] + 20, "face %zu: box %g,%g,%g,%g", i, b[0], b[1], b[2], b[3]);
+    CHECK(faces[i].score >= o.score_threshold && faces[i].score <= 1.0f, "face %zu: score %g", i, faces[i].score);
+    for (int k = 0; k < 5; k++)
+      CHECK(point_in_box(faces[i].landmarks[k], b), "face %zu: landmark %d (%g, %g) outside its box", i, k,
+            faces[i].landmarks[k].x, faces[i].landmarks[k].y);
+    if (i > 0) {
+      const float *a = faces[i - 1].bbox;
+      CHECK((a[2] - a[0]) * (a[3] - a[1]) >= (b[2] - b[0]) * (b[3] - b[1]), "face %zu is larger than face %zu", i,
+            i - 1);
+    }
+  }
+  /* NULL options are the defaults. */
+  eo_face again[16];
+  size_t count2 = 0;
+  OK(eo_faces_detect(det, group, NULL, again, 16, &count2));
+  CHECK(count2 == count && memcmp(again, faces, count * sizeof *faces) == 0, "NULL options found other faces");
+
+  /* A smaller cap: the first faces written, nothing past the cap, the full count. */
+  eo_face few[3];
+  memset(few, 0x5A, sizeof few);
+  count2 = 0;
+  OK(eo_faces_detect(det, group, &o, few, 2, &count2));
+  CHECK(count2 == count, "cap 2: count %zu, expected %zu", count2, count);
+  CHECK(memcmp(few, faces, 2 * sizeof *few) == 0, "cap 2: the first two faces differ");
+  unsigned char untouched[sizeof(eo_face)];
+  memset(untouched, 0x5A, sizeof untouched);
+  CHECK(memcmp(&few[2], untouched, sizeof untouched) == 0, "cap 2: a third face was written");
+  count2 = 0;
+  OK(eo_faces_detect(det, group, &o, NULL, 0, &count2));
+  CHECK(count2 == count, "cap 0: count %zu", count2);
+  BAD_ARG(eo_faces_detect(det, group, &o, faces, 16, NULL));
+  BAD_ARG(eo_faces_detect(det, group, &o, NULL, 4, &count2));
+  BAD_ARG(eo_faces_detect(det, NULL, &o, faces, 16, &count2));
+
+  /* A photo under 12 pixels is refused; a flat one has no face (EO_OK, count 0). */
+  uint8_t small[10 * 10 * 3];
+  memset(small, 128, sizeof small);
+  eo_image_view ten = {small, 10, 10, 30, EO_PIXEL_RGB8};
+  BAD_ARG(eo_faces_detect(det, &ten, &o, faces, 16, &count2));
+  CHECK(strstr(eo_last_error(), "10x10") != NULL, "message: %s", eo_last_error());
+  enum { FW = 160, FH = 120 };
+  uint8_t *flat = malloc(FW * FH * 3);
+  memset(flat, 140, FW * FH * 3);
+  eo_image_view flat_view = {flat, FW, FH, FW * 3, EO_PIXEL_RGB8};
+  count2 = 99;
+  OK(eo_faces_detect(det, &flat_view, &o, faces, 16, &count2));
+  CHECK(count2 == 0, "a flat picture has %zu faces", count2);
+  free(flat);
+
+  /* Options out of range are refused by name. */
+  eo_detect_options bad = o;
+  bad.min_face_size = 5.0f;
+  BAD_ARG(eo_faces_detect(det, group, &bad, faces, 16, &count2));
+  CHECK(strstr(eo_last_error(), "min_face_size") != NULL, "message: %s", eo_last_error());
+  bad = o;
+  bad.score_threshold = 1.5f;
+  BAD_ARG(eo_faces_detect(det, group, &bad, faces, 16, &count2));
+  CHECK(strstr(eo_last_error(), "score_threshold") != NULL, "message: %s", eo_last_error());
+  BAD_ARG(eo_detect_options_init(NULL));
+}
+
+/* Missing and damaged detector files: refused with a status and a message. */
+static void test_detector_files(void) {
+  eo_detector d = {0};
+  EXPECT(eo_detector_load(in_scratch("no-such-detector.safetensors"), &d), EO_ERR_IO);
+  CHECK(strstr(eo_last_error(), "no-such-detector") != NULL, "message: %s", eo_last_error());
+  const char *installed = getenv("EDITONE_FACE_DETECTOR");
+  eo_detector good = {0};
+  OK(eo_detector_load(NULL, &good));
+  /* The default file, copied with one byte flipped. */
+  char path[4096];
+  snprintf(path, sizeof path, "%s", installed ? installed : "");
+  if (!installed) {
+    /* The library's default: the setup cache of the source folder. */
+    const char *fixtures = tiny_path; /* REPO/tests/fixtures/stylegan2/tiny64 */
+    const char *cut = strstr(fixtures, "/tests/fixtures/");
+    if (cut) snprintf(path, sizeof path, "%.*s/.cache/models/mtcnn.safetensors", (int)(cut - fixtures), fixtures);
+  }
+  size_t len = 0;
+  unsigned char *bytes = read_file(path, &len);
+  CHECK(bytes != NULL && len > 1000, "cannot read the installed detector '%s'", path);
+  if (bytes) {
+    bytes[len / 2] ^= 0x01;
+    CHECK(write_file(in_scratch("flipped-detector.safetensors"), bytes, len), "cannot write the flipped copy");
+    EXPECT(eo_detector_load(in_scratch("flipped-detector.safetensors"), &d), EO_ERR_FORMAT);
+    CHECK(strstr(eo_last_error(), "corrupt") != NULL, "message: %s", eo_last_error());
+    CHECK(write_file(in_scratch("short-detector.safetensors"), bytes, len / 3), "cannot write the short copy");
+    eo_status st = eo_detector_load(in_scratch("short-detector.safetensors"), &d);
+    CHECK(st == EO_ERR_FORMAT || st == EO_ERR_IO, "a truncated detector: %s", eo_status_name(st));
+    CHECK(strlen(eo_last_error()) > 8, "no message for a truncated detector");
+    free(bytes);
+  }
+  BAD_ARG(eo_detector_load(NULL, NULL));
+  OK(eo_detector_release(good));
+  BAD_HANDLE(eo_detector_release(good));
+  uint8_t px[16 * 16 * 3] = {0};
+  eo_image_view v = {px, 16, 16, 48, EO_PIXEL_RGB8};
+  size_t count = 0;
+  BAD_HANDLE(eo_faces_detect(good, &v, NULL, NULL, 0, &count));
+}
+
+/* Inversion of two faces, their records, the photo rendered back, refusals. */
+static void test_faces_photo(eo_detector det, const eo_image_view *group) {
+  eo_model m;
+  OK(eo_model_load_default(&m));
+  eo_model_desc d = {sizeof d};
+  OK(eo_model_info(m, &d));
+  size_t per = (size_t)d.num_ws * d.w_dim, bytes = (size_t)group->stride * group->height;
+  eo_align align = 99;
+  OK(eo_model_alignment(m, &align));
+  CHECK(align == EO_ALIGN_TEMPLATE, "the default model aligns faces with %u, not the template", align);
+
+  eo_face faces[16];
+  size_t count = 0;
+  OK(eo_faces_detect(det, group, NULL, faces, 16, &count));
+  if (count < 2) {
+    CHECK(0, "need two faces, found %zu", count);
+    OK(eo_model_release(m));
+    return;
+  }
+  eo_invert_options opts;
+  OK(eo_invert_options_init(&opts));
+  opts.steps = 8;
+  float psnr[2] = {0, 0};
+  uint32_t crop[8] = {0};
+  opts.psnr = psnr;
+  opts.crop = crop;
+  eo_latent ls[2] = {{0}, {0}};
+  int steps = 0;
+  OK(eo_faces_invert(m, group, faces, 2, EO_ALIGN_MODEL, &opts, count_invert, &steps, ls));
+  CHECK(steps > 0, "no progress reported");
+  for (int i = 0; i < 2; i++) {
+    CHECK(psnr[i] > 8.0f && psnr[i] < 60.0f, "face %d: PSNR %g", i, psnr[i]);
+    CHECK(crop[4 * i + 2] > 20 && crop[4 * i + 3] > 20 && crop[4 * i] < group->width && crop[4 * i + 1] < group->height,
+          "face %d: crop %u,%u %ux%u", i, crop[4 * i], crop[4 * i + 1], crop[4 * i + 2], crop[4 * i + 3]);
+  }
+
+  /* Each latent remembers its photo, its face and its transform. */
+  double t[2][6];
+  for (int i = 0; i < 2; i++) {
+    uint32_t has = 9, pw = 0, ph = 0;
+    eo_face f;
+    OK(eo_latent_face(ls[i], &has, &f, t[i]));
+    CHECK(has == 1 && memcmp(&f, &faces[i], sizeof f) == 0, "latent %d: has_face %u, or another face", i, has);
+    /* The transform takes the eyes to the crop's upper half, left to right. */
+    double lx = t[i][0] * f.landmarks[0].x + t[i][1] * f.landmarks[0].y + t[i][2];
+    double ly = t[i][3] * f.landmarks[0].x + t[i][4] * f.landmarks[0].y + t[i][5];
+    double rx = t[i][0] * f.landmarks[1].x + t[i][1] * f.landmarks[1].y + t[i][2];
+    CHECK(lx > 0 && lx < rx && rx < d.resolution && ly > 0 && ly < d.resolution / 2.0,
+          "latent %d: eyes mapped to (%g, %g) and x %g", i, lx, ly, rx);
+    OK(eo_latent_photo(ls[i], &pw, &ph, NULL));
+    CHECK(pw == group->width && ph == group->height, "latent %d remembers a %ux%u photo", i, pw, ph);
+  }
+  OK(eo_latent_face(ls[0], &(uint32_t){0}, NULL, NULL));
+  BAD_ARG(eo_latent_face(ls[0], NULL, NULL, NULL));
+
+  /* Unedited, the photo comes back byte for byte. */
+  uint8_t *out = malloc(bytes), *out2 = malloc(bytes);
+  eo_image_view dst = {out, group->width, group->height, group->stride, EO_PIXEL_RGB8};
+  eo_image_view dst2 = {out2, group->width, group->height, group->stride, EO_PIXEL_RGB8};
+  OK(eo_render_photo(ls, 2, EO_RENDER_AUTO, &dst));
+  CHECK(memcmp(out, group->data, bytes) == 0, "the unedited faces do not give the photo back");
+
+  /* An edit made on face 0: at strength 0 it leaves face 0 as it was, so
+   * the photo comes back exactly; at strength 3 it changes both faces
+   * (each with its own alpha) and nothing outside their crops. */
+  float *dir = calloc(per, sizeof *dir);
+  dir[3] = 1.0f;
+  eo_edit e;
+  eo_latent edited[2] = {{0}, {0}}, same[2] = {{0}, {0}};
+  OK(eo_edit_from_direction(ls[0], dir, d.w_dim, 3.0f, &e));
+  OK(eo_edit_apply_batch(e, ls, 2, edited, NULL));
+  OK(eo_edit_set_strength(e, 0.0f));
+  OK(eo_edit_apply(e, ls[0], &same[0]));
+  same[1] = ls[1];
+  OK(eo_render_photo(same, 2, EO_RENDER_RESIDUAL, &dst));
+  CHECK(memcmp(out, group->data, bytes) == 0, "an identity edit does not give the photo back");
+  same[1].id = 0;
+  OK(eo_render_photo(edited, 2, EO_RENDER_AUTO, &dst));
+  size_t inside = 0, outside = 0;
+  for (uint32_t y = 0; y < group->height; y++)
+    for (uint32_t x = 0; x < group->width; x++) {
+      size_t at = (size_t)y * group->stride + (size_t)x * 3;
+      if (memcmp(out + at, group->data + at, 3) == 0) continue;
+      if (outside_crop(t[0], x, y, d.resolution) && outside_crop(t[1], x, y, d.resolution))
+        outside++;
+      else
+        inside++;
+    }
+  CHECK(outside == 0, "%zu pixels outside the faces' crops changed", outside);
+  CHECK(inside > 500, "the edit changed only %zu pixels of the faces", inside);
+  OK(eo_render_photo(edited, 2, EO_RENDER_PLAIN, &dst2));
+
+  /* The saved floats with the recorded transforms give the same latents:
+   * the same photo, byte for byte, for the same edit. */
+  float *w = malloc(2 * per * sizeof *w);
+  OK(eo_latent_read(ls[0], w, per, NULL));
+  OK(eo_latent_read(ls[1], w + per, per, NULL));
+  double transforms[12];
+  memcpy(transforms, t[0], sizeof t[0]);
+  memcpy(transforms + 6, t[1], sizeof t[1]);
+  eo_latent back[2] = {{0}, {0}}, back_edited[2] = {{0}, {0}};
+  OK(eo_latents_from_faces(m, group, faces, transforms, 2, EO_ALIGN_MODEL, w, 2 * per, back));
+  OK(eo_edit_set_strength(e, 3.0f));
+  OK(eo_edit_apply_batch(e, back, 2, back_edited, NULL));
+  OK(eo_render_photo(back_edited, 2, EO_RENDER_AUTO, &dst2));
+  OK(eo_render_photo(edited, 2, EO_RENDER_AUTO, &dst));
+  CHECK(memcmp(out, out2, bytes) == 0, "rebuilt latents render the edited photo differently");
+  double t2[6];
+  uint32_t has = 0;
+  OK(eo_latent_face(back[1], &has, NULL, t2));
+  CHECK(has == 1 && memcmp(t2, t[1], sizeof t2) == 0, "the rebuilt latent has another transform");
+  /* Aligned again (no transforms), the default model's template gives the same transform. */
+  eo_latent realigned[2] = {{0}, {0}};
+  OK(eo_latents_from_faces(m, group, faces, NULL, 2, EO_ALIGN_TEMPLATE, w, 2 * per, realigned));
+  OK(eo_latent_face(realigned[0], &has, NULL, t2));
+  CHECK(fabs(t2[0] - t[0][0]) < 1e-9 && fabs(t2[2] - t[0][2]) < 1e-6, "aligned again: another transform");
+  /* One face alone: the other stays as in the photo. */
+  OK(eo_render_photo(&back_edited[1], 1, EO_RENDER_AUTO, &dst2));
+  size_t changed_other = 0;
+  for (uint32_t y = 0; y < group->height; y++)
+    for (uint32_t x = 0; x < group->width; x++) {
+      size_t at = (size_t)y * group->stride + (size_t)x * 3;
+      if (memcmp(out2 + at, group->data + at, 3) != 0 && outside_crop(t[1], x, y, d.resolution)) changed_other++;
+    }
+  CHECK(changed_other == 0, "rendering face 1 alone changed %zu pixels outside it", changed_other);
+
+  /* Refusals. */
+  eo_latent bad[2] = {{0}, {0}}, seed = {0}, plain = {0}, other[1] = {{0}};
+  eo_image_view small_dst = {out, group->width - 1, group->height, group->stride, EO_PIXEL_RGB8};
+  BAD_ARG(eo_render_photo(edited, 2, EO_RENDER_AUTO, &small_dst));
+  CHECK(strstr(eo_last_error(), "dst") != NULL, "message: %s", eo_last_error());
+  BAD_ARG(eo_render_photo(edited, 2, 9, &dst));
+  BAD_ARG(eo_render_photo(edited, 0, EO_RENDER_AUTO, &dst));
+  BAD_ARG(eo_render_photo(NULL, 2, EO_RENDER_AUTO, &dst));
+  BAD_ARG(eo_render_photo(edited, 2, EO_RENDER_AUTO, NULL));
+  eo_latent twice[2] = {edited[0], back_edited[0]};
+  BAD_ARG(eo_render_photo(twice, 2, EO_RENDER_AUTO, &dst));
+  CHECK(strstr(eo_last_error(), "once") != NULL, "a face given twice: %s", eo_last_error());
+  OK(eo_latent_from_seed(m, 4, 1.0f, &seed));
+  eo_latent with_seed[2] = {edited[0], seed};
+  BAD_ARG(eo_render_photo(with_seed, 2, EO_RENDER_AUTO, &dst));
+  CHECK(strstr(eo_last_error(), "latents[1]") != NULL, "a non-face latent: %s", eo_last_error());
+  OK(eo_latent_face(seed, &has, NULL, NULL));
+  CHECK(has == 0, "a seed's latent has a face");
+  eo_invert_options few;
+  OK(eo_invert_options_init(&few));
+  few.steps = 2;
+  OK(eo_latent_invert(m, group, &few, NULL, NULL, &plain));
+  eo_latent with_plain[2] = {plain, edited[1]};
+  BAD_ARG(eo_render_photo(with_plain, 2, EO_RENDER_AUTO, &dst));
+  /* Another photo: the group with one pixel changed. */
+  uint8_t *copy = malloc(bytes);
+  memcpy(copy, group->data, bytes);
+  copy[0] ^= 0xFF;
+  eo_image_view copy_view = {copy, group->width, group->height, group->stride, EO_PIXEL_RGB8};
+  OK(eo_latents_from_faces(m, &copy_view, &faces[1], &transforms[6], 1, EO_ALIGN_MODEL, w + per, per, other));
+  eo_latent two_photos[2] = {edited[0], other[0]};
+  BAD_ARG(eo_render_photo(two_photos, 2, EO_RENDER_AUTO, &dst));
+  CHECK(strstr(eo_last_error(), "different photos") != NULL, "two photos: %s", eo_last_error());
+  /* Bad alignments, lengths and transforms. */
+  BAD_ARG(eo_faces_invert(m, group, faces, 2, 9, &opts, NULL, NULL, bad));
+  CHECK(strstr(eo_last_error(), "align") != NULL, "message: %s", eo_last_error());
+  BAD_ARG(eo_latents_from_faces(m, group, faces, NULL, 2, 4, w, 2 * per, bad));
+  BAD_ARG(eo_latents_from_faces(m, group, faces, transforms, 2, EO_ALIGN_MODEL, w, 2 * per - 1, bad));
+  BAD_ARG(eo_latents_from_faces(m, group, faces, transforms, 0, EO_ALIGN_MODEL, w, 0, bad));
+  double skewed[12];
+  memcpy(skewed, transforms, sizeof skewed);
+  skewed[1] += 0.3; /* no longer a similarity */
+  BAD_ARG(eo_latents_from_faces(m, group, faces, skewed, 2, EO_ALIGN_MODEL, w, 2 * per, bad));
+  skewed[1] = NAN;
+  BAD_ARG(eo_latents_from_faces(m, group, faces, skewed, 2, EO_ALIGN_MODEL, w, 2 * per, bad));
+  BAD_ARG(eo_faces_invert(m, group, faces, 0, EO_ALIGN_MODEL, &opts, NULL, NULL, bad));
+  BAD_ARG(eo_faces_invert(m, group, faces, 2, EO_ALIGN_MODEL, &opts, NULL, NULL, NULL));
+  BAD_ARG(eo_model_alignment(m, NULL));
+  CHECK(bad[0].id == 0 && bad[1].id == 0, "a refused call created a latent");
+  /* Cancelled: nothing created. */
+  uint64_t last = 0;
+  opts.steps = 20;
+  EXPECT(eo_faces_invert(m, group, faces, 2, EO_ALIGN_MODEL, &opts, cancel_at_three, &last, bad), EO_ERR_CANCELLED);
+  CHECK(bad[0].id == 0 && bad[1].id == 0, "a cancelled call created a latent");
+
+  /* A face partly outside the photo: its crop is padded, the photo comes
+   * back whole and nothing outside its crop changes. */
+  eo_face edge = faces[0];
+  float dx = -edge.bbox[0] - (edge.bbox[2] - edge.bbox[0]) / 2; /* half the box left of x = 0 */
+  for (int k = 0; k < 4; k += 2) edge.bbox[k] += dx;
+  for (int k = 0; k < 5; k++) edge.landmarks[k].x += dx;
+  eo_latent cut[1] = {{0}}, cut_edited[1] = {{0}};
+  opts.steps = 3;
+  OK(eo_faces_invert(m, group, &edge, 1, EO_ALIGN_MODEL, &opts, NULL, NULL, cut));
+  OK(eo_render_photo(cut, 1, EO_RENDER_AUTO, &dst));
+  CHECK(memcmp(out, group->data, bytes) == 0, "a face cut by the border: the photo does not come back");
+  OK(eo_edit_apply(e, cut[0], &cut_edited[0]));
+  OK(eo_render_photo(cut_edited, 1, EO_RENDER_AUTO, &dst));
+  double tc[6];
+  OK(eo_latent_face(cut[0], &has, NULL, tc));
+  outside = 0;
+  for (uint32_t y = 0; y < group->height; y++)
+    for (uint32_t x = 0; x < group->width; x++) {
+      size_t at = (size_t)y * group->stride + (size_t)x * 3;
+      if (memcmp(out + at, group->data + at, 3) != 0 && outside_crop(tc, x, y, d.resolution)) outside++;
+    }
+  CHECK(outside == 0, "a face cut by the border: %zu pixels outside its crop changed", outside);
+
+  /* convert --align: recorded in the converted model. */
+  const char *ffhq = in_scratch("default-ffhq.safetensors");
+  const char *kept = in_scratch("default-kept.safetensors");
+  char src[4096];
+  snprintf(src, sizeof src, "%s", tiny_path);
+  const char *cut_at = strstr(src, "/tests/fixtures/");
+  if (cut_at) snprintf(src + (cut_at - src), sizeof src - (size_t)(cut_at - src), "/.cache/models/digiface-dcgan.safetensors");
+  const char *source = getenv("EDITONE_DEFAULT_MODEL") ? getenv("EDITONE_DEFAULT_MODEL") : src;
+  eo_model converted;
+  OK(eo_model_convert_align(source, ffhq, EO_ALIGN_FFHQ, 0));
+  OK(eo_model_load(ffhq, &converted));
+  OK(eo_model_alignment(converted, &align));
+  CHECK(align == EO_ALIGN_FFHQ, "converted with EO_ALIGN_FFHQ, the model says %u", align);
+  OK(eo_model_release(converted));
+  OK(eo_model_convert_align(ffhq, kept, EO_ALIGN_MODEL, 0));
+  OK(eo_model_load(kept, &converted));
+  OK(eo_model_alignment(converted, &align));
+  CHECK(align == EO_ALIGN_FFHQ, "converted with EO_ALIGN_MODEL from an FFHQ model: %u", align);
+  OK(eo_model_release(converted));
+  EXPECT(eo_model_convert_align(source, ffhq, EO_ALIGN_NONE, 0), EO_ERR_EXISTS);
+  OK(eo_model_convert_align(source, ffhq, EO_ALIGN_NONE, EO_WRITE_REPLACE));
+  OK(eo_model_load(ffhq, &converted));
+  OK(eo_model_alignment(converted, &align));
+  CHECK(align == EO_ALIGN_NONE, "replaced with EO_ALIGN_NONE, the model says %u", align);
+  OK(eo_model_release(converted));
+  BAD_ARG(eo_model_convert_align(source, in_scratch("bad-align.safetensors"), 7, 0));
+  CHECK(read_file(in_scratch("bad-align.safetensors"), &(size_t){0}) == NULL, "a refused conversion wrote a file");
+  remove(ffhq);
+  remove(kept);
+
+  free(copy), free(w), free(dir), free(out), free(out2);
+  OK(eo_latent_release(plain));
+  OK(eo_latent_release(seed));
+  OK(eo_latent_release(other[0]));
+  OK(eo_latent_release(cut[0]));
+  OK(eo_latent_release(cut_edited[0]));
+  for (int i = 0; i < 2; i++) {
+    OK(eo_latent_release(ls[i]));
+    OK(eo_latent_release(edited[i]));
+    if (same[i].id) OK(eo_latent_release(same[i]));
+    OK(eo_latent_release(back[i]));
+    OK(eo_latent_release(back_edited[i]));
+    OK(eo_latent_release(realigned[i]));
+  }
+  OK(eo_edit_release(e));
+  OK(eo_model_release(m));
+}
+
+static void test_faces(void) {
+  eo_image_view group = read_photo(group_path);
+  eo_detector det = {0};
+  if (!group.data) {
+    CHECK(0, "cannot read the group photo '%s'", group_path);
+    return;
+  }
+  OK(eo_detector_load(NULL, &det));
+  test_faces_detect(det, &group);
+  test_detector_files();
+  test_faces_photo(det, &group);
+  OK(eo_detector_release(det));
+  free(group.data);
+}
+
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s FIXTURES_DIR GROUP_PHOTO\n", argv[0]);
     return 2;
   }
+  group_path = argv[2];
   if (!mkdtemp(scratch)) {
     perror("mkdtemp");
     return 2;
@@ -948,6 +1358,7 @@ int main(int argc, char **argv) {
   test_alphas();
   test_files_are_sacred();
   test_hostile_values();
+  test_faces();
 
   /* A panic inside the library becomes EO_ERR_INTERNAL with its message,
    * and the library goes on working. */

@@ -1,6 +1,7 @@
 # Files are sacred (DESIGN.md; issue 19, items 1-3): sourced by
-# tests/cli/run.sh, whose helpers (expect, check, py, pass, fail) and files
-# ($TMP/sefa.json, $TMP/photos/seed000[78].png) it uses.
+# tests/cli/run.sh, whose helpers (expect, check, py, fingerprint, group,
+# pass, fail) and files ($TMP/sefa.json, $TMP/photos/seed000[78].png) it
+# uses, and after faces.sh, whose fpy and $RES it uses.
 #
 #   - no command writes over an existing file without --overwrite, nor over
 #     an input even with it; colliding output names are refused before
@@ -8,7 +9,12 @@
 #   - --overwrite replaces a file by renaming a whole new one over it;
 #   - SIGTERM stops like Ctrl-C: exit 3, no partial or temporary file;
 #   - kill -9 at random moments of 'apply --out-dir' (fresh runs and re-runs)
-#     leaves only files that decode, each the old version or the new one.
+#     leaves only files that decode, each the old version or the new one;
+#   - invert --faces (a photo's four files, its record and latents last):
+#     re-runs, --overwrite, SIGTERM, and kill -9 between any two of its
+#     files, fresh and over an earlier run: what is left is either a whole
+#     face set that apply edits, or a mix of two runs that apply refuses
+#     (checksums) before writing anything; never a wrong photo.
 
 F=$TMP/files
 mkdir -p "$F"
@@ -81,19 +87,6 @@ no_temp_files() {
     if [ -z "$left" ]; then pass "$name"; else fail "$name" "left behind: $left" /nonexistent; fi
 }
 
-# fingerprint PATH...: "name inode cksum" of each file (of each folder's
-# files), to tell whether any changed and how.
-fingerprint() {
-    local f
-    for f in "$@"; do
-        if [ -d "$f" ]; then
-            fingerprint "$f"/* "$f"/.[!.]*
-        elif [ -e "$f" ]; then
-            printf '%s %s %s\n' "${f##*/}" "$(stat -c %i "$f")" "$(cksum <"$f")"
-        fi
-    done
-    return 0
-}
 
 # --- 1. invert ----------------------------------------------------------------
 
@@ -267,6 +260,7 @@ nap() { read -rt 0.01 -u "$NAP_FD" _ || :; }
 # images in DIR are newer than its start (so a re-run into a full folder
 # counts only what it wrote): with N random, a random moment of its
 # writing, however busy the machine is. Bash's own tests, no processes.
+# KILL_FILES (default *.png) says which files of DIR count.
 kill_after() {
     local n=$1 dir=$2 pid f count
     shift 2
@@ -275,7 +269,7 @@ kill_after() {
     pid=$!
     while kill -0 "$pid" 2>/dev/null; do
         count=0
-        for f in "$dir"/*.png; do
+        for f in "$dir"/${KILL_FILES:-*.png}; do
             if [ "$f" -nt "$TMP/kill-mark" ]; then count=$((count + 1)); fi
         done
         [ "$count" -ge "$n" ] && break
@@ -336,5 +330,126 @@ PY
 done
 check "10 kill -9 during re-runs with --overwrite: $bad trials with a damaged file, $mid kills mid-write (7+)" \
     test "$bad" -eq 0 -a "$mid" -ge 7
-exec {NAP_FD}<&-
 echo "     (the kill -9 trials took $((SECONDS - kill_start)) s)"
+
+# --- 6. invert --faces ------------------------------------------------------------
+
+faces_files_start=$SECONDS
+FF=$F/faces
+mkdir -p "$FF/photos"
+# faces.sh's group photos: a pair of faces as a.png, b.png and c.png, five as d.png.
+if [ ! -s "$TMP/faces/pair.png" ] || [ ! -s "$TMP/faces/group.png" ]; then
+    fail "files, faces: faces.sh made no group photos" "" /nonexistent
+else
+    for name in a b c; do cp "$TMP/faces/pair.png" "$FF/photos/$name.png"; done
+    cp "$TMP/faces/group.png" "$FF/photos/d.png"
+    A=$FF/photos/a.png
+    expect "invert --faces writes its four files" 0 -- invert --faces "$A" --out "$FF/inv" --steps 3
+    before=$(fingerprint "$FF/inv")
+    expect "a re-run of invert --faces refuses every existing output" 1 "'$FF/inv/a-photo.png' and 3 more outputs exist" -- \
+        invert --faces "$A" --out "$FF/inv" --steps 3
+    check "the re-run changed nothing" test "$(fingerprint "$FF/inv")" = "$before"
+    cp "$FF/photos/d.png" "$FF/a.png"
+    expect "invert --faces --overwrite replaces them (another photo under the same name)" 0 -- \
+        invert --faces "$FF/a.png" --out "$FF/inv" --steps 3 --overwrite
+    check "each replaced by a new file (renamed over, not rewritten in place)" python3 -c "
+import sys
+old = dict((l.split()[0], l.split()[1:]) for l in sys.argv[1].splitlines())
+new = dict((l.split()[0], l.split()[1:]) for l in sys.argv[2].splitlines())
+assert sorted(old) == sorted(new) == ['a-photo.png', 'a-reconstruction.png', 'a.faces.f32', 'a.json'], (old, new)
+assert all(old[k][0] != new[k][0] and old[k][1:] != new[k][1:] for k in old), 'a file was kept or written in place'
+" "$before" "$(fingerprint "$FF/inv")"
+    mkdir -p "$FF/album"
+    cp "$A" "$FF/album/a.png"
+    cp "$FF/photos/d.png" "$FF/album/a-photo.png"
+    before=$(fingerprint "$FF/album")
+    expect "invert --faces never writes over an input, even with --overwrite" 2 "is one of the inputs" -- \
+        invert --faces "$FF/album/a.png" "$FF/album/a-photo.png" --out "$FF/album" --steps 3 --overwrite
+    check "the inputs are untouched and nothing was written" test "$(fingerprint "$FF/album")" = "$before"
+    before=$(fingerprint "$FF/photos")
+    expect "apply refuses to write the edited photo over the original" 1 "'$FF/photos/a.png' exists" -- \
+        apply --preset "$PRESET" --inverted "$FF/inv" --out-dir "$FF/photos"
+    check "... which is untouched" test "$(fingerprint "$FF/photos")" = "$before"
+    no_temp_files "no temporary files left by invert --faces" "$FF/inv" "$FF/album"
+
+    term_case "$FF/never" -- invert --faces "$A" --out "$FF/term" --steps 100000
+    check "SIGTERM during invert --faces: exit 3, says so" test "$(cat "$TMP/term-rc")" = 3
+    check "... cancelled" grep -q "cancelled" "$TMP/term.err"
+    check "... nothing of the photo written" test -z "$(ls -A "$FF/term" 2>/dev/null)"
+
+    # faces_left DIR: what a kill left in DIR is sound: its pictures decode,
+    # every NAME.faces.f32 has its record and photo, and apply either edits
+    # every face set (exit 0, each photo changed only in its faces) or
+    # refuses a mix of two runs before writing anything. Prints "sets
+    # refused" for the loop's counts.
+    faces_left() {
+        local dir=$1 out=$2 sets rc=0 f
+        pngcheck "$dir" >/dev/null || return 1
+        sets=$(find "$dir" -maxdepth 1 -name '*.faces.f32' ! -name '.*' | wc -l)
+        if [ "$sets" -eq 0 ]; then
+            echo "0 0"
+            return 0
+        fi
+        for f in "$dir"/*.faces.f32; do
+            local name=${f%.faces.f32}
+            [ -s "$name.json" ] && [ -s "$name-photo.png" ] || { echo "$f without its record or photo"; return 1; }
+        done
+        rm -rf "$out"
+        "$EDITONE" apply --preset "$PRESET" --inverted "$dir" --out-dir "$out" >/dev/null 2>"$TMP/faces-left.err" || rc=$?
+        if [ "$rc" -eq 1 ] && grep -q "mixes two runs\|does not belong" "$TMP/faces-left.err"; then
+            [ ! -e "$out" ] || { echo "apply refused a mix but wrote $out"; return 1; }
+            echo "$sets 1"
+            return 0
+        fi
+        [ "$rc" -eq 0 ] || { echo "apply: exit $rc: $(head -3 "$TMP/faces-left.err")"; return 1; }
+        fpy edited_all "$dir" "$out" "${RES:-64}" >/dev/null || return 1
+        echo "$sets 0"
+    }
+    # Three photos, four files each: kills after 1..8 new files land
+    # between any two of them, inside one photo's set too, and before the
+    # last photo (whose inversion takes longer than a look) is done.
+    mid=0 bad=0 refused=0
+    for trial in $(seq 5); do
+        rm -rf "$FF/k9"
+        KILL_FILES="*" kill_after $((1 + RANDOM % 8)) "$FF/k9" invert --faces "$FF/photos/a.png" "$FF/photos/b.png" \
+            "$FF/photos/c.png" --out "$FF/k9" --steps 3
+        mkdir -p "$FF/k9"
+        if ! out=$(faces_left "$FF/k9" "$FF/k9-out" 2>&1); then
+            fail "kill -9 during invert --faces, trial $trial" "$out" /nonexistent
+            bad=$((bad + 1))
+        else
+            n=$(find "$FF/k9" -maxdepth 1 ! -name '.*' -type f | wc -l)
+            if [ "$n" -gt 0 ] && [ "$n" -lt 12 ]; then mid=$((mid + 1)); fi
+        fi
+    done
+    check "5 kill -9 during invert --faces: $bad trials left something unsound, $mid kills mid-run (4+)" \
+        test "$bad" -eq 0 -a "$mid" -ge 4
+    # Over a finished run with --overwrite (other steps, so other latents):
+    # each set is the old run's, the new one's, or a mix apply refuses.
+    expect "invert --faces, the reference for the re-run trials" 0 -- invert --faces "$FF/photos/a.png" \
+        "$FF/photos/b.png" "$FF/photos/c.png" --out "$FF/k9ref" --steps 3
+    mid=0 bad=0
+    for trial in $(seq 5); do
+        rm -rf "$FF/k9"
+        cp -r "$FF/k9ref" "$FF/k9"
+        before=$(fingerprint "$FF/k9")
+        KILL_FILES="*" kill_after $((1 + RANDOM % 8)) "$FF/k9" invert --faces "$FF/photos/a.png" "$FF/photos/b.png" \
+            "$FF/photos/c.png" --out "$FF/k9" --steps 4 --overwrite
+        if ! out=$(faces_left "$FF/k9" "$FF/k9-out" 2>&1); then
+            fail "kill -9 during invert --faces --overwrite, trial $trial" "$out" /nonexistent
+            bad=$((bad + 1))
+        else
+            refused=$((refused + ${out#* }))
+            replaced=$(python3 -c "
+import sys
+old = dict((l.split()[0], l.split()[1]) for l in sys.argv[1].splitlines())
+new = dict((l.split()[0], l.split()[1]) for l in sys.argv[2].splitlines())
+print(sum(old[k] != new.get(k) for k in old))" "$before" "$(fingerprint "$FF/k9")")
+            if [ "$replaced" -gt 0 ] && [ "$replaced" -lt 12 ]; then mid=$((mid + 1)); fi
+        fi
+    done
+    check "5 kill -9 during invert --faces --overwrite: $bad trials left something unsound ($refused mixes refused by apply), $mid kills mid-run (4+)" \
+        test "$bad" -eq 0 -a "$mid" -ge 4
+fi
+echo "     (the files tests of invert --faces took $((SECONDS - faces_files_start)) s)"
+exec {NAP_FD}<&-

@@ -7,8 +7,11 @@
 # StyleGAN2 code on the fixtures (tests/fixtures/stylegan2), the edit ->
 # preset -> apply flow,
 # preset errors, that bench runs, and that no command loses a file
-# (files.sh: --overwrite, colliding outputs, SIGTERM, kill -9 loops). Needs bash and python3 (standard
-# library only). A missing fixture folder or virtual environment is a
+# (files.sh: --overwrite, colliding outputs, SIGTERM, kill -9 loops), and
+# faces in photos (faces.sh: detection, invert --faces, apply --inverted,
+# --align). Needs bash and python3 (standard library only); faces.sh also
+# cargo (to make synthetic group photos) and the project's .venv (numpy,
+# Pillow). A missing fixture folder or virtual environment is a
 # failure, not a skip. Ends with a line "N passed, M failed"; exits non-zero
 # if any failed.
 set -euo pipefail
@@ -116,6 +119,27 @@ check() {
         fail "$name" "" /nonexistent
         head -20 <<<"$out" | sed -e 's/^/     | /'
     fi
+}
+
+# fingerprint PATH...: "name inode cksum" of each file (of each folder's
+# files), to tell whether any changed and how.
+fingerprint() {
+    local f
+    for f in "$@"; do
+        if [ -d "$f" ]; then
+            fingerprint "$f"/* "$f"/.[!.]*
+        elif [ -e "$f" ]; then
+            printf '%s %s %s\n' "${f##*/}" "$(stat -c %i "$f")" "$(cksum <"$f")"
+        fi
+    done
+    return 0
+}
+
+# group OUT SEED FACES WxH: a synthetic group photo of default-model faces
+# (the library's example synthetic_group, built by cargo); the faces'
+# centres go to OUT.centres, cargo's messages to OUT.log.
+group() {
+    (cd "$REPO" && cargo run --release --locked --quiet --example synthetic_group -- "$@") >"$1.centres" 2>"$1.log"
 }
 
 # Helpers in python3 (standard library only).
@@ -231,6 +255,7 @@ spawn "unknown command exits 2" 2 "frobnicate" -- frobnicate
 spawn "bad number exits 2" 2 "--seeds" -- render --model x --seeds 1-x --out-dir "$TMP/x"
 spawn "missing model path exits 1" 1 "$TMP/no-such-model" -- info --model "$TMP/no-such-model"
 settle
+cp "$TMP/job0/stdout" "$TMP/help.out"
 expect "no --model uses the default model" 0 -- info
 check "the default model is the DCGAN face model" grep -q "architecture: dcgan" "$TMP/last/stdout"
 expect "directions of the default model" 0 -- directions --count 3 --json
@@ -278,13 +303,15 @@ expect "apply to inverted photos" 0 -- apply --preset "$TMP/sefa.json" --inverte
 check "edited photos keep their 150 px size" py png "$TMP/edited-photos/seed0007.png" 150
 expect "invert a file that is not an image" 1 "PNG or JPEG image" -- invert "$TMP/sefa.json" --out "$TMP/bad"
 expect "invert without photos" 2 "no PHOTO" -- invert --out "$TMP/bad"
-# shellcheck source=tests/cli/files.sh
-source "$(dirname "$0")/files.sh"
-if grep -q "^Exit status: 0 success" "$TMP/job0/stdout"; then
+if grep -q "^Exit status: 0 success" "$TMP/help.out"; then
     pass "--help documents exit codes"
 else
     fail "--help documents exit codes" "" "$TMP/job0"
 fi
+# shellcheck source=tests/cli/faces.sh
+source "$(dirname "$0")/faces.sh"
+# shellcheck source=tests/cli/files.sh
+source "$(dirname "$0")/files.sh"
 
 # --- Fixture parts --------------------------------------------------------
 
