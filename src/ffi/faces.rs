@@ -162,6 +162,8 @@ pub unsafe extern "C" fn eo_faces_detect(
         unsafe { (Options::new(opts, "opts"), InOut::new(faces, cap, "faces"), Out::new(count, "count")) };
     call(|| {
         let count = count.required()?;
+        // Checked before the (slow) detection: a bad buffer fails at once.
+        let faces = if cap > 0 { Some(faces.get()?) } else { None };
         let o = opts.read(eo_detect_options::default())?;
         let options = DetectOptions {
             min_face_size: o.min_face_size,
@@ -173,10 +175,8 @@ pub unsafe extern "C" fn eo_faces_detect(
         // SAFETY: `img` is NULL or a view the call may read (the header).
         let image = unsafe { one_view(img, "img") }?.read_image()?.to_rgb8();
         let found = detector.lock().unwrap_or_else(|p| p.into_inner()).detect(&image, &options)?;
-        if cap > 0 {
-            for (dst, face) in faces.get()?.iter_mut().zip(&found) {
-                *dst = (*face).into();
-            }
+        for (dst, face) in faces.into_iter().flatten().zip(&found) {
+            *dst = (*face).into();
         }
         count.write(found.len());
         Ok(())
