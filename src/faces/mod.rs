@@ -88,13 +88,21 @@ pub fn render_photo(model: &Model, faces: &[(&Photo, &[f32])], mode: PasteMode) 
     let Some((first, _)) = faces.first() else {
         return Err(Error::invalid("no face to render"));
     };
-    let mut patches = Vec::with_capacity(faces.len());
-    for (photo, edited) in faces {
-        let face = photo.face.ok_or_else(|| Error::invalid("a latent without a face in a photo cannot be composited"))?;
+    let mut placed = Vec::with_capacity(faces.len());
+    for (photo, _) in faces {
+        placed.push(photo.face.ok_or_else(|| Error::invalid("a latent without a face in a photo cannot be composited"))?);
         if !same_picture(&photo.image, &first.image) {
             return Err(Error::invalid("the faces come from different photos: render each photo on its own"));
         }
-        let render = model.render(&[edited])?.get(0).to_kind(Kind::Float);
+    }
+    let edited: Vec<&[f32]> = faces.iter().map(|(_, w)| *w).collect();
+    // The faces' edits in batches of 8, not one generator run per face
+    // (and not all at once: a large model's batch costs memory).
+    let batches = edited.chunks(8).map(|chunk| model.render(chunk)).collect::<Result<Vec<_>>>()?;
+    let renders = Tensor::cat(&batches, 0).to_kind(Kind::Float);
+    let mut patches = Vec::with_capacity(faces.len());
+    for (k, ((photo, _), face)) in faces.iter().zip(placed).enumerate() {
+        let render = renders.get(k as i64);
         let patch = match mode {
             PasteMode::Residual => Patch::Change((render - photo.base_render(model)?.to_device(tch::Device::Cpu)) * 127.5),
             PasteMode::Plain => Patch::Face((render + 1.0) * 127.5),
