@@ -19,7 +19,7 @@ LIB := target/release/libeditone.so
 TEST_PREFIX := build/test-prefix
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-.PHONY: all setup build test lint rust-tests c-tests gimp-tests studio-tests header-check install install-gimp demo studio bench clean
+.PHONY: all setup build test lint rust-tests c-tests gimp-tests studio-tests slurm-tests header-check install install-gimp demo studio bench bench-slurm clean
 
 all: build
 
@@ -77,7 +77,7 @@ TEST_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stac
 
 # Rust tests, then C tests against an installed copy, the studio page in
 # headless Chromium, then the header check.
-test: lint rust-tests c-tests gimp-tests studio-tests header-check
+test: lint rust-tests c-tests gimp-tests studio-tests slurm-tests header-check
 
 # Clippy on everything, warnings as errors, and every unsafe operation in
 # its own unsafe block (the library denies unsafe_op_in_unsafe_fn itself).
@@ -123,6 +123,12 @@ studio-tests: c-tests
 	$(CARGO) test $(CARGO_FLAGS) -p editone-studio
 	$(CARGO) build $(CARGO_FLAGS) -p editone-studio
 	bash tests/studio/run.sh target/release/editone-studio $(TEST_PREFIX)/bin/editone $(STUDIO_TEST_FLAGS)
+
+# editone apply as Slurm array jobs on a real Slurm started on this machine
+# (as root; Debian: slurmctld slurmd slurm-client munge, which .ci/run
+# installs): byte-for-byte parity with one process, merge, kill and --resume.
+slurm-tests: c-tests
+	bash tests/slurm/run.sh $(TEST_PREFIX)/bin/editone
 
 # Copies the plug-in into your GIMP 2.10 profile (after make install).
 install-gimp: install
@@ -176,6 +182,12 @@ bench: build
 	$(CARGO) test $(CARGO_FLAGS) --quiet --lib winograd_speed -- --ignored --nocapture
 	$(VENV)/bin/python tools/bench_default.py $(LIB)
 	$(CARGO) run $(CARGO_FLAGS) --quiet --example bench_detect
+
+# 10,000 images as 4 Slurm array tasks against one process (a report, never
+# asserted; as root, like slurm-tests): time, peak memory per task, no image twice.
+bench-slurm: build
+	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/$(BENCH_PREFIX)
+	bash benches/slurm.sh $(BENCH_PREFIX)/bin/editone $(BENCH_SLURM_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -14,6 +14,7 @@ static const char APPLY_USAGE[] =
     "           [--strength A] [--baseline naive|unscaled]\n"
     "           [--out-dir DIR [--size S] [--format png|jpg]]\n"
     "           [--alphas FILE.json] [--json] [--out-latents-f32 FILE] [--overwrite]\n"
+    "           [--shard K/N | --shards N] [--resume]\n"
     "\n"
     "Applies a preset made by 'editone edit' to many images: each image i moves\n"
     "along the preset's direction by its own strength alpha_i.\n"
@@ -50,6 +51,20 @@ static const char APPLY_USAGE[] =
     "  --overwrite              replace output files that exist (never an input: with\n"
     "                           --inverted DIR --out-dir DIR, NAME.png may be your\n"
     "                           original photo)\n"
+    "  --shard K/N              only shard K (0 .. N-1) of N: targets floor(K T/N) ..\n"
+    "                           floor((K+1) T/N) - 1 of the T listed (seeds in the\n"
+    "                           order given, latent rows, photos sorted by name); needs\n"
+    "                           --out-dir, where it writes editone-shard-K-of-N.json\n"
+    "                           (its alphas) last; 'editone merge DIR' joins them\n"
+    "  --shards N               N shards, K from SLURM_ARRAY_TASK_ID or Kubernetes'\n"
+    "                           JOB_COMPLETION_INDEX. In an array task without either\n"
+    "                           option, N is SLURM_ARRAY_TASK_COUNT (with a notice);\n"
+    "                           every source given must agree\n"
+    "  --resume                 keep the images already in --out-dir (each was renamed\n"
+    "                           into place whole) and render the rest: a requeued or\n"
+    "                           preempted task continues. Sharded and resumed runs\n"
+    "                           record the preset's fingerprint in DIR/editone-run.json\n"
+    "                           and refuse a folder holding another's\n"
     "\n"
     "Each file is written under a hidden temporary name in its folder and renamed\n"
     "when whole, so a stopped run (Ctrl-C, SIGTERM, a crash) never leaves a\n"
@@ -63,7 +78,8 @@ static const char APPLY_USAGE[] =
 
 typedef struct {
     const char *model, *preset, *strength, *baseline, *out_dir, *size, *format, *alphas, *out_latents;
-    int json;
+    const char *shard, *shards;
+    int json, resume;
     target_text tx;
 } apply_text;
 
@@ -74,6 +90,8 @@ typedef struct {
     uint32_t baseline; /* EO_BASELINE_* */
     uint32_t size;
     const char *ext;
+    shard_spec shard;
+    uint64_t targets_hash; /* the whole target list's, before --shard */
 } apply_values;
 
 static int parse_apply_values(const char *cmd, const apply_text *x, apply_values *v)
@@ -109,6 +127,14 @@ static int parse_apply_values(const char *cmd, const apply_text *x, apply_values
         return usage_error(cmd, "--size: '%s' holds photos inverted with --faces, which are written at their own"
                            " size", x->tx.inverted);
     }
+    if (parse_shard(cmd, x->shard, x->shards, &v->shard) != EC_OK ||
+        ((v->shard.on || x->resume) && !x->out_dir &&
+         usage_error(cmd, "%s writes its images and its manifest to --out-dir DIR: give it",
+                     v->shard.on ? "a sharded run" : "--resume")) ||
+        shard_targets(cmd, &v->shard, &v->t, &v->targets_hash) != EC_OK) {
+        free_targets(&v->t);
+        return EC_USAGE;
+    }
     return EC_OK;
 }
 
@@ -126,7 +152,7 @@ static size_t write_face_alphas(FILE *f, const char *name, const face_set *s, co
 }
 
 /* One entry per target, or per face of a face set (sets: NULL without any). */
-static void write_alphas_json(FILE *f, const target_spec *t, const face_set *sets, const float *alphas)
+void write_alphas_json(FILE *f, const target_spec *t, const face_set *sets, const float *alphas)
 {
     fputc('[', f);
     for (size_t i = 0; i < t->n; i++) {
@@ -142,7 +168,7 @@ static void write_alphas_json(FILE *f, const target_spec *t, const face_set *set
             json_string(f, t->names[i]);
             fputs(", \"alpha\": ", f);
         } else
-            fprintf(f, "{\"index\": %zu, \"alpha\": ", i);
+            fprintf(f, "{\"index\": %zu, \"alpha\": ", t->offset + i);
         json_number(f, *alphas++);
         fputc('}', f);
     }
@@ -177,6 +203,7 @@ typedef struct {
     float *alphas;            /* one per target (per face of a face set) for --alphas/--json, or NULL */
     size_t rows;              /* how many: targets, with a face set's faces counted one each */
     face_set *sets;           /* one per target, read for the face sets (NULL without any) */
+    run_folder *run;          /* sharded or --resume: the folder's record and manifest, or NULL */
     progress p;
 } apply_run;
 
@@ -361,11 +388,14 @@ static int load_edit(const apply_text *x, const apply_values *v, eo_model m, eo_
  * DIR is also the --out-dir, it may hold the photos that 'editone invert'
  * read from it, with the very names of the edited photos.
  */
-static int check_apply_outputs(const apply_text *x, const apply_values *v)
+static int check_apply_outputs(const apply_text *x, const apply_values *v, run_folder *run)
 {
     output_plan p = { 0 };
-    image_files images = { x->out_dir, v->ext, v->size, NULL };
-    int rc = plan_input(&p, x->model);
+    image_files images = { x->out_dir, v->ext, v->size, NULL, NULL };
+    int rc = run ? check_run_folder(run, &p, &v->t, &images) : EC_OK;
+    images.skip = run ? run->done : NULL;
+    if (rc == EC_OK)
+        rc = plan_input(&p, x->model);
     if (rc == EC_OK)
         rc = plan_input(&p, x->preset);
     if (rc == EC_OK)
@@ -385,14 +415,17 @@ static int check_apply_outputs(const apply_text *x, const apply_values *v)
 /* What the chunks write into: the alphas array, the latents file, the image folder. */
 static int open_apply_outputs(const apply_text *x, apply_run *r)
 {
-    if ((x->alphas || x->json) && !(r->alphas = xcalloc(r->rows, sizeof *r->alphas)))
+    int manifest_alphas = r->run && !r->v->has_baseline;
+    int rc;
+    if ((x->alphas || x->json || manifest_alphas) && !(r->alphas = xcalloc(r->rows ? r->rows : 1, sizeof *r->alphas)))
         return out_of_memory();
     if (x->out_latents && open_output(x->out_latents, &r->latents) != EC_OK)
         return EC_ERROR;
     if (!x->out_dir)
         return EC_OK;
-    r->images = (image_files){ x->out_dir, r->v->ext, r->v->size, &r->d };
-    return make_dirs(x->out_dir);
+    r->images = (image_files){ x->out_dir, r->v->ext, r->v->size, &r->d, r->run ? r->run->done : NULL };
+    rc = make_dirs(x->out_dir);
+    return rc == EC_OK && r->run ? write_run_record(r->run) : rc;
 }
 
 /*
@@ -404,21 +437,51 @@ static int finish_apply_outputs(const apply_text *x, apply_run *r, int rc)
     rc = close_output(&r->latents, rc);
     if (rc == EC_OK && x->alphas)
         rc = write_alphas_file(&r->v->t, r->sets, r->alphas, x->alphas);
+    if (rc == EC_OK && r->run)
+        rc = write_manifest(r->run, &r->v->t, r->sets, r->v->has_baseline ? NULL : r->alphas);
     if (rc == EC_OK && x->json)
         write_alphas_json(stdout, &r->v->t, r->sets, r->alphas);
-    if (rc == EC_OK && x->out_dir)
+    if (rc == EC_OK && x->out_dir && r->run && r->run->n_done)
+        fprintf(stderr, "editone: wrote %zu image%s to %s; %zu were there already (--resume)\n",
+                r->v->t.n - r->run->n_done, r->v->t.n - r->run->n_done == 1 ? "" : "s", x->out_dir, r->run->n_done);
+    else if (rc == EC_OK && x->out_dir)
         fprintf(stderr, "editone: wrote %zu image%s to %s\n", r->v->t.n, r->v->t.n == 1 ? "" : "s", x->out_dir);
     return rc;
+}
+
+/*
+ * Sharded or --resume: the output folder's run record, with the
+ * fingerprint of the preset and of every option that sets the pixels.
+ */
+static int prepare_run_folder(const apply_text *x, const apply_values *v, run_folder *run)
+{
+    char settings[256];
+    memset(run, 0, sizeof *run);
+    run->dir = x->out_dir;
+    run->targets_hash = v->targets_hash;
+    run->shard = v->shard.on ? v->shard : (shard_spec){ 1, 0, 1 };
+    run->resume = x->resume;
+    snprintf(settings, sizeof settings, "strength=%.9g:%d baseline=%d:%u size=%u ext=%s psi=%.9g class=%d:%u",
+             v->strength, x->strength != NULL, v->has_baseline, v->baseline, v->size, v->ext, v->t.psi,
+             v->t.has_class, v->t.class_index);
+    return run_fingerprint(x->preset, settings, &run->fingerprint);
 }
 
 static int run_apply(const engine_args *g, const apply_text *x, const apply_values *v)
 {
     const char *cmd = "apply";
     apply_run r;
-    int rc;
+    run_folder run;
+    int rc = EC_OK;
     memset(&r, 0, sizeof r);
+    memset(&run, 0, sizeof run);
     r.v = v;
-    rc = check_apply_outputs(x, v);
+    if (v->shard.on || x->resume) {
+        r.run = &run;
+        rc = prepare_run_folder(x, v, &run);
+    }
+    if (rc == EC_OK)
+        rc = check_apply_outputs(x, v, r.run);
     if (rc == EC_OK)
         rc = start_engine(g);
     if (rc == EC_OK)
@@ -435,6 +498,7 @@ static int run_apply(const engine_args *g, const apply_text *x, const apply_valu
         rc = apply_chunks(&r);
     rc = finish_apply_outputs(x, &r, rc);
     free_face_sets(&r);
+    free_run_folder(&run);
     free(r.alphas);
     release_edit(&r.e);
     release_model(&r.m);
@@ -457,6 +521,8 @@ int cmd_apply(const engine_args *g, int argc, char **argv)
         { "--size", &x.size, NULL },             { "--format", &x.format, NULL },
         { "--alphas", &x.alphas, NULL },         { "--json", NULL, &x.json },
         { "--out-latents-f32", &x.out_latents, NULL }, { "--overwrite", NULL, &g_overwrite },
+        { "--shard", &x.shard, NULL },           { "--shards", &x.shards, NULL },
+        { "--resume", NULL, &x.resume },
     };
     int rc = parse_options(cmd, argc, argv, opts, COUNT_OF(opts), NULL);
     if (rc == EC_HELP)

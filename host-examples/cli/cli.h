@@ -12,6 +12,8 @@
  *              directions.c, invert.c, convert.c  the commands
  *   faces.c    the faces command, the detector options shared with
  *              invert --faces, --align, preview drawing
+ *   shard.c    apply --shard/--resume (a slice of the targets, the run
+ *              record and manifests of an output folder) and merge
  *   faceset.c  the files of a photo inverted face by face (NAME.json,
  *              NAME.faces.f32): written by invert, read back by apply
  *   json.c     a small strict JSON reader for those files
@@ -98,6 +100,8 @@ typedef struct {
     char **names;             /* n photo names (NAME of NAME.f32) with inverted_dir */
     unsigned char *face_sets; /* with inverted_dir: n flags, 1 for NAME.faces.f32 (invert --faces) */
     size_t n_face_sets;       /* how many flags are 1 */
+    size_t offset;            /* --shard: the place of target 0 in the whole list (shard.c) */
+    size_t total;             /* the whole list's length (n without --shard) */
 } target_spec;
 
 /* Where rendered images go: DIR/<target's name>.<ext>, for a model of shape d. */
@@ -106,6 +110,7 @@ typedef struct {
     const char *ext;
     uint32_t size; /* --size: the longer side, 0 = the picture's own size */
     const eo_model_desc *d;
+    const unsigned char *skip; /* --resume: 1 for each target whose file is complete, or NULL */
 } image_files;
 
 /* An edit --drag request: n handle/target pairs and the options around them. */
@@ -321,6 +326,39 @@ void free_face_set(face_set *s);
 int check_face_set_files(const eo_model_desc *d, const char *dir, const char *name, const face_set *s);
 int face_set_latents(eo_model m, const eo_model_desc *d, const char *dir, const char *name, const face_set *s,
                      eo_latent *out);
+
+/* apply --shard K/N (shard.c): this process's slice of the targets. */
+typedef struct {
+    int on;             /* sharded (--shard, --shards or an array task's index) */
+    uint64_t k, n;      /* shard k of n */
+} shard_spec;
+
+/* An output folder of a sharded or resumable apply (shard.c). */
+typedef struct {
+    const char *dir;
+    uint64_t fingerprint;   /* the preset and every option that sets the pixels */
+    uint64_t targets_hash;  /* the whole target list, before --shard */
+    shard_spec shard;       /* shard 0 of 1 when not sharded */
+    int resume;
+    unsigned char *done;    /* --resume: 1 for each target whose file is complete */
+    size_t n_done;
+} run_folder;
+
+/* shard.c */
+int parse_shard(const char *cmd, const char *shard, const char *shards, shard_spec *s);
+int shard_targets(const char *cmd, const shard_spec *s, target_spec *t, uint64_t *targets_hash);
+int run_fingerprint(const char *preset, const char *settings, uint64_t *out);
+int check_run_folder(run_folder *f, output_plan *p, const target_spec *t, const image_files *o);
+int write_run_record(const run_folder *f);
+int write_manifest(const run_folder *f, const target_spec *t, const face_set *sets, const float *alphas);
+void free_run_folder(run_folder *f);
+int cmd_merge(const engine_args *g, int argc, char **argv);
+
+/* targets.c: --shard's slice (see shard_targets). */
+int keep_target_range(target_spec *t, size_t first, size_t n);
+
+/* apply.c: the --alphas list of the targets (sets: NULL without face sets). */
+void write_alphas_json(FILE *f, const target_spec *t, const face_set *sets, const float *alphas);
 
 /* json.c */
 int json_parse(const char *text, size_t len, json_value *out, char *err, size_t err_len);

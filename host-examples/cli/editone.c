@@ -165,7 +165,7 @@ static int check_render_outputs(const char *model, const target_spec *t, const c
                                 const char *out_f32)
 {
     output_plan p = { 0 };
-    image_files images = { out_dir, ext, 0, NULL };
+    image_files images = { out_dir, ext, 0, NULL, NULL };
     int rc = plan_input(&p, model);
     if (rc == EC_OK)
         rc = plan_target_inputs(&p, t);
@@ -242,6 +242,7 @@ static const command COMMANDS[] = {
     { "render", cmd_render, "render images (or raw outputs) from seeds or latents" },
     { "edit", cmd_edit, "make an example edit and optimise it into a preset" },
     { "apply", cmd_apply, "apply a preset to many images" },
+    { "merge", cmd_merge, "join the manifests of a sharded apply and report what is missing" },
     { "invert", cmd_invert, "project photos (or each face in them) into the latent space" },
     { "faces", cmd_faces, "find the faces in photos, as JSON (and a preview)" },
     { "directions", cmd_directions, "list the model's unsupervised edit directions (SeFa)" },

@@ -255,7 +255,7 @@ static int list_inverted(const char *dir, target_spec *t)
     return EC_OK;
 }
 
-int parse_targets(const char *cmd, const target_text *tx, target_spec *t)
+static int parse_target_list(const char *cmd, const target_text *tx, target_spec *t)
 {
     uint64_t count;
     memset(t, 0, sizeof *t);
@@ -288,6 +288,38 @@ int parse_targets(const char *cmd, const target_text *tx, target_spec *t)
         t->has_class = 1;
     }
     return parse_seed_list(cmd, "--seeds", tx->seeds, &t->seeds, &t->n);
+}
+
+int parse_targets(const char *cmd, const target_text *tx, target_spec *t)
+{
+    int rc = parse_target_list(cmd, tx, t);
+    t->total = t->n;
+    return rc;
+}
+
+/*
+ * Keeps targets first .. first + n - 1 of the whole list (--shard): seeds
+ * and photos move to the front; raw latents keep their rows' numbers
+ * through t->offset, so that latent0123.png is row 123 in every shard.
+ */
+int keep_target_range(target_spec *t, size_t first, size_t n)
+{
+    for (size_t i = 0; t->names && i < t->n; i++)
+        if (i < first || i >= first + n)
+            free(t->names[i]);
+    if (t->seeds)
+        memmove(t->seeds, t->seeds + first, n * sizeof *t->seeds);
+    if (t->names) {
+        memmove(t->names, t->names + first, n * sizeof *t->names);
+        memmove(t->face_sets, t->face_sets + first, n);
+        t->n_face_sets = 0;
+        for (size_t i = 0; i < n; i++)
+            t->n_face_sets += t->face_sets[i];
+    }
+    if (!t->seeds && !t->names)
+        t->offset = first;
+    t->n = n;
+    return EC_OK;
 }
 
 void free_targets(target_spec *t)
@@ -334,11 +366,11 @@ static int check_latents_file(const target_spec *t, const eo_model_desc *d)
     int rc = file_size(t->latents_path, &size);
     if (rc != EC_OK)
         return rc;
-    expected = (uint64_t)t->n * latent_floats(d) * 4;
+    expected = (uint64_t)t->total * latent_floats(d) * 4;
     if (size != expected)
         return fail("'%s' holds %" PRIu64 " bytes; expected %" PRIu64 " = %zu latents x %u rows (num_ws) x"
                     " %u floats (w_dim) x 4 bytes",
-                    t->latents_path, size, expected, t->n, d->num_ws, d->w_dim);
+                    t->latents_path, size, expected, t->total, d->num_ws, d->w_dim);
     return EC_OK;
 }
 
@@ -348,13 +380,13 @@ static int make_raw_latents(eo_model m, const eo_model_desc *d, const target_spe
 {
     size_t per = latent_floats(d);
     float *w;
-    int rc = read_f32_range(t->latents_path, (uint64_t)first * per, n * per, &w);
+    int rc = read_f32_range(t->latents_path, (uint64_t)(t->offset + first) * per, n * per, &w);
     if (rc != EC_OK)
         return rc;
     for (size_t i = 0; i < n && rc == EC_OK; i++) {
         eo_status st = eo_latent_from_w(m, w + i * per, per, &ls[i]);
         if (st != EO_OK)
-            rc = lib_error(st, "making latent %zu of '%s'", first + i, t->latents_path);
+            rc = lib_error(st, "making latent %zu of '%s'", t->offset + first + i, t->latents_path);
     }
     free(w);
     return rc;
@@ -424,14 +456,14 @@ char *target_file_name(const target_spec *t, size_t i, const char *ext)
         return name;
     }
     int len = t->seeds ? snprintf(NULL, 0, "seed%04" PRIu64 ".%s", t->seeds[i], ext)
-                       : snprintf(NULL, 0, "latent%04zu.%s", i, ext);
+                       : snprintf(NULL, 0, "latent%04zu.%s", t->offset + i, ext);
     char *name = len >= 0 ? malloc((size_t)len + 1) : NULL;
     if (!name)
         return NULL;
     if (t->seeds)
         snprintf(name, (size_t)len + 1, "seed%04" PRIu64 ".%s", t->seeds[i], ext);
     else
-        snprintf(name, (size_t)len + 1, "latent%04zu.%s", i, ext);
+        snprintf(name, (size_t)len + 1, "latent%04zu.%s", t->offset + i, ext);
     return name;
 }
 
@@ -452,7 +484,7 @@ void describe_target(const target_spec *t, size_t i, char *buf, size_t len)
     else if (t->names)
         snprintf(buf, len, "photo '%s'", t->names[i]);
     else
-        snprintf(buf, len, "latent %zu", i);
+        snprintf(buf, len, "latent %zu", t->offset + i);
 }
 
 /*
@@ -499,11 +531,16 @@ static int check_repeated_seeds(const target_spec *t, const image_files *o)
     return rc;
 }
 
-/* Checks the image files the targets will be written to (see plan_check_output). */
+/*
+ * Checks the image files the targets will be written to (see
+ * plan_check_output); --resume's complete ones (o->skip) are not written.
+ */
 int plan_target_files(output_plan *p, const target_spec *t, const image_files *o)
 {
     int rc = check_repeated_seeds(t, o);
     for (size_t i = 0; i < t->n && rc == EC_OK; i++) {
+        if (o->skip && o->skip[i])
+            continue;
         char *path = target_path(t, i, o), what[300];
         describe_target(t, i, what, sizeof what);
         rc = path ? plan_check_output(p, path, what) : out_of_memory();
@@ -602,6 +639,15 @@ static size_t views_within_budget(const eo_image_view *views, size_t n)
     size_t k = 1, bytes = view_bytes(&views[0]);
     while (k < n && bytes + view_bytes(&views[k]) <= RENDER_BATCH_BYTES)
         bytes += view_bytes(&views[k++]);
+    return k;
+}
+
+/* How many of the n flags from `flags` on equal `value` (up to the first that does not). */
+static size_t flag_run(const unsigned char *flags, size_t n, unsigned char value)
+{
+    size_t k = 0;
+    while (k < n && flags[k] == value)
+        k++;
     return k;
 }
 
@@ -704,7 +750,12 @@ int render_chunk_files(const eo_latent *ls, size_t n, const target_spec *t, size
     for (size_t i = 0; i < n && rc == EC_OK; i++)
         rc = file_view(ls[i], o->d, o->size, &views[i]);
     for (size_t i = 0, k = 0; i < n && rc == EC_OK; i += k) {
-        k = views_within_budget(views + i, n - i);
+        const unsigned char *skip = o->skip ? o->skip + first + i : NULL;
+        if (skip && skip[0]) { /* --resume: complete files stay as they are */
+            k = flag_run(skip, n - i, 1);
+            continue;
+        }
+        k = views_within_budget(views + i, skip ? flag_run(skip, n - i, 0) : n - i);
         bp.offset = first + i;
         rc = render_views(ls + i, views + i, k, t, first + i, o, &bp);
     }
