@@ -331,6 +331,29 @@ typedef struct eo_model_desc {
   char architecture[16];
 } eo_model_desc;
 
+// Options of eo_model_tune; fill with eo_tune_options_init.
+typedef struct eo_tune_options {
+  // sizeof(eo_tune_options), set by the init function.
+  uint32_t struct_size;
+  // Adam steps (default 300).
+  uint32_t steps;
+  // Adam's learning rate (default 3e-4).
+  float learning_rate;
+  // Weight of the locality term (default 0.1; 0 turns it off).
+  float locality_weight;
+  // How far from each pivot toward a random latent the locality term
+  // looks, as a fraction of the way (default 0.5).
+  float locality_reach;
+  // Seed of the locality term's random latents.
+  uint64_t seed;
+  // A TorchScript VGG16 (the projector's vgg16.pt) for the paper's LPIPS
+  // plus L2, or NULL for L2 at three scales.
+  const char *vgg16_path;
+  // Out, optional: n values, each photo's PSNR in dB against its
+  // target after tuning.
+  float *psnr;
+} eo_tune_options;
+
 // Replace an existing file. Without it a path that exists (a dangling
 // link included) gives EO_ERR_EXISTS and is left as it was.
 #define EO_WRITE_REPLACE 1
@@ -834,6 +857,50 @@ enum eo_status eo_render_to_file_ex(struct eo_latent l,
 // becomes `size`), so that a host can lay out or name files before
 // rendering without re-deriving the rule.
 enum eo_status eo_render_size(struct eo_latent l, uint32_t size, uint32_t *width, uint32_t *height);
+
+// Fills `opts` with the defaults.
+enum eo_status eo_tune_options_init(struct eo_tune_options *opts);
+
+// Tunes a copy of model `m`'s generator (pivotal tuning, PTI) until it
+// reproduces the photos that latents[0..n] were inverted from
+// (eo_latent_invert, eo_faces_invert; all of model m), while staying
+// close to m elsewhere. `out` receives the tuned model, a model handle of
+// its own that shares m's unchanged tensors (m may be released first);
+// `tuned_latents` receives n latents, the same values and photos, bound
+// to the tuned model, so they and their edits render through it. Edits
+// and presets of m apply to the tuned model's latents and the reverse
+// (the latent space is the same). n is 1 to 256. Progress: ("tune",
+// step, steps). On
+// error or cancel nothing is created and m is unchanged.
+enum eo_status eo_model_tune(struct eo_model m,
+                             const struct eo_latent *latents,
+                             size_t n,
+                             const struct eo_tune_options *opts,
+                             eo_progress_fn progress,
+                             void *user,
+                             struct eo_model *out,
+                             struct eo_latent *tuned_latents);
+
+// eo_model_save_tuned_ex with flags 0: never replaces an existing file.
+enum eo_status eo_model_save_tuned(struct eo_model m, const char *path);
+
+// Saves a tuned model (from eo_model_tune) to a .safetensors file: only
+// its tuned tensors, with its base's fingerprint, so it loads only over
+// that base (eo_model_load_tuned). Written atomically; an existing file
+// is replaced only with EO_WRITE_REPLACE (otherwise EO_ERR_EXISTS). A
+// model that is not tuned is EO_ERR_INVALID_ARGUMENT.
+enum eo_status eo_model_save_tuned_ex(struct eo_model m, const char *path, eo_write_flags flags);
+
+// Loads a tuned model file (eo_model_save_tuned) over `base`, the model
+// it was tuned from; `out` receives a tuned model handle, as from
+// eo_model_tune (rebuild its photos' latents on it with eo_latent_from_w_photo
+// or eo_latents_from_faces). A file tuned from another model is
+// EO_ERR_INCOMPATIBLE; a damaged one EO_ERR_FORMAT.
+enum eo_status eo_model_load_tuned(struct eo_model base, const char *path, struct eo_model *out);
+
+// Whether `m` is a tuned model: *tuned receives 1 for a model from
+// eo_model_tune or eo_model_load_tuned, 0 otherwise.
+enum eo_status eo_model_is_tuned(struct eo_model m, uint32_t *tuned);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -76,7 +76,9 @@ pub struct Photo {
     /// None for the centred square of the whole photo.
     pub face: Option<PhotoFace>,
     base: Vec<f32>,
-    base_render: Mutex<Option<Tensor>>,
+    /// G(base) and the fingerprint of the model that rendered it: a tuned
+    /// model renders the same latent differently.
+    base_render: Mutex<Option<(String, Tensor)>>,
 }
 
 impl Photo {
@@ -90,15 +92,27 @@ impl Photo {
         Photo { base, base_render: Mutex::new(None), ..self }
     }
 
-    /// G(base) on the model's device, [C, R, R], rendered on first use.
+    /// G(base) on the model's device, [C, R, R], rendered on first use
+    /// (again when asked for another model).
     pub fn base_render(&self, model: &Model) -> Result<Tensor> {
         let mut cached = self.base_render.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(render) = cached.as_ref() {
-            return Ok(render.shallow_clone());
+        if let Some((fingerprint, render)) = cached.as_ref() {
+            if fingerprint == model.fingerprint() {
+                return Ok(render.shallow_clone());
+            }
         }
         let render = model.render_on_device(&[&self.base])?.get(0);
-        *cached = Some(render.shallow_clone());
+        *cached = Some((model.fingerprint().to_string(), render.shallow_clone()));
         Ok(render)
+    }
+
+    /// What the latent was projected onto: the face's aligned crop, or the
+    /// photo's square resampled, as [1, C, R, R] in [-1, 1].
+    pub fn target(&self, resolution: u32) -> Result<Tensor> {
+        match &self.face {
+            Some(face) => Ok(crate::faces::targets(&self.image, std::slice::from_ref(face), resolution)),
+            None => target_tensor(&self.image, self.crop, resolution),
+        }
     }
 
     /// The residual picture of an edit whose render is `edited` ([C, R, R],
@@ -187,8 +201,9 @@ pub fn psnr(a: &Tensor, b: &Tensor) -> f64 {
     if mse == 0.0 { f64::INFINITY } else { 10.0 * (255.0f64 * 255.0 / mse).log10() }
 }
 
-/// How far a rendering is from the target.
-enum Distance {
+/// How far a rendering is from the target (the projector's distance; the
+/// pivotal tuning's too).
+pub(crate) enum Distance {
     /// Perceptual features from a TorchScript VGG16, inputs in [0, 255].
     Vgg(tch::CModule),
     /// Mean squared error at full, half and quarter resolution.
@@ -196,8 +211,9 @@ enum Distance {
 }
 
 impl Distance {
-    fn load(options: &InvertOptions, device: Device) -> Result<Distance> {
-        match &options.vgg16 {
+    /// The VGG16 distance with `vgg16`, else the pixel one.
+    pub(crate) fn load(vgg16: Option<&std::path::Path>, device: Device) -> Result<Distance> {
+        match vgg16 {
             None => Ok(Distance::Pixels),
             Some(path) if !path.is_file() => Err(Error::new(
                 ErrorKind::Io,
@@ -222,7 +238,7 @@ impl Distance {
     }
 
     /// The target's representation, computed once.
-    fn prepare(&self, target: &Tensor) -> Result<Tensor> {
+    pub(crate) fn prepare(&self, target: &Tensor) -> Result<Tensor> {
         match self {
             Distance::Pixels => Ok(target.shallow_clone()),
             Distance::Vgg(vgg) => tch::no_grad(|| Distance::vgg_features(vgg, target)),
@@ -243,7 +259,9 @@ impl Distance {
         }
     }
 
-    fn between(&self, img: &Tensor, prepared: &Tensor) -> Result<Tensor> {
+    /// The distance of `img` from a prepared target, summed over the batch
+    /// (VGG) or averaged (pixels).
+    pub(crate) fn between(&self, img: &Tensor, prepared: &Tensor) -> Result<Tensor> {
         match self {
             Distance::Vgg(vgg) => Ok((Distance::vgg_features(vgg, img)? - prepared).square().sum(Kind::Float)),
             Distance::Pixels => {
@@ -308,7 +326,7 @@ pub fn invert(model: &Model, targets: &Tensor, options: &InvertOptions, mut prog
     options.validate(steps)?;
     let device = model.device();
     let target = targets.to_device(device);
-    let distance = Distance::load(options, device)?;
+    let distance = Distance::load(options.vgg16.as_deref(), device)?;
     let prepared = distance.prepare(&target)?;
     let (w_mean, w_std) = w_statistics(model)?;
     let rows = if options.wplus { info.num_ws as i64 } else { 1 };

@@ -32,6 +32,7 @@ pub mod profile;
 pub mod progress;
 pub mod render;
 pub mod seed;
+pub mod tune;
 
 pub use engine::{Engine, EngineOptions};
 pub use error::{Error, ErrorKind, Result};

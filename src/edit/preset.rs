@@ -55,10 +55,12 @@ struct Optimized {
     report: OptimizeReport,
 }
 
+/// The model a preset is for: its latent space, so that a preset made on
+/// a base model applies to every model tuned from it, and the reverse.
 fn stamp(model: &Model) -> ModelStamp {
     let info = model.info();
     ModelStamp {
-        fingerprint: model.fingerprint().to_string(),
+        fingerprint: model.latent_space().to_string(),
         architecture: info.architecture.clone(),
         num_ws: info.num_ws,
         w_dim: info.w_dim,

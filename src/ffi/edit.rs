@@ -137,10 +137,13 @@ pub struct eo_optimize_report {
     pub best_loss: f64,
 }
 
-/// The latent, checked to belong to the edit's model.
+/// The latent, checked to belong to the edit's model or one sharing its
+/// latent space.
 fn latent_for(entry: &EditEntry, l: eo_latent, what: &str) -> Result<Arc<Latent>> {
-    let latent = handles()?.latent(l)?;
-    if latent.model_id != entry.model_id {
+    let h = handles()?;
+    let latent = h.latent(l)?;
+    // A model and the models tuned from it share one latent space.
+    if !h.same_latent_space(latent.model_id, entry.model_id) {
         return Err(Error::new(
             ErrorKind::InvalidHandle,
             format!("{what} (latent {}) belongs to model {}, the edit to model {}", l.id, latent.model_id, entry.model_id),

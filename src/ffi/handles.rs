@@ -66,8 +66,13 @@ impl<T> HandleTable<T> {
 
     /// Stores `item` under a fresh id.
     pub fn insert(&self, item: T) -> u64 {
+        self.insert_shared(Arc::new(item))
+    }
+
+    /// Stores an item the caller keeps a share of under a fresh id.
+    pub fn insert_shared(&self, item: Arc<T>) -> u64 {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(id, Arc::new(item));
+        self.lock().insert(id, item);
         id
     }
 
@@ -147,6 +152,9 @@ pub(super) struct Handles {
     /// Face detectors; a detector's tensors are not shared between
     /// threads, so each is locked for one detection at a time.
     pub detectors: HandleTable<Mutex<Detector>>,
+    /// The base model id of each tuned model id: a tuned model shares its
+    /// base's latent space, so their latents and edits mix.
+    tuned_bases: Mutex<IdMap<u64>>,
 }
 
 static HANDLES: Lazy<Handles> = Lazy::new(|| Handles {
@@ -154,6 +162,7 @@ static HANDLES: Lazy<Handles> = Lazy::new(|| Handles {
     latents: HandleTable::new(Kind::Latent),
     edits: HandleTable::new(Kind::Edit),
     detectors: HandleTable::new(Kind::Detector),
+    tuned_bases: Mutex::new(IdMap::default()),
 });
 
 /// The handle tables, with the engine started (with defaults if the host
@@ -164,6 +173,19 @@ pub(super) fn handles() -> Result<&'static Handles> {
 }
 
 impl Handles {
+    /// Records that model `tuned` was tuned from model `base`.
+    pub fn set_latent_space(&self, tuned: u64, base: u64) {
+        self.tuned_bases.lock().unwrap_or_else(|p| p.into_inner()).insert(tuned, base);
+    }
+
+    /// Whether the models with ids `a` and `b` share a latent space: the
+    /// same model, or a model and the models tuned from it.
+    pub fn same_latent_space(&self, a: u64, b: u64) -> bool {
+        let bases = self.tuned_bases.lock().unwrap_or_else(|p| p.into_inner());
+        let space = |id: u64| bases.get(&id).copied().unwrap_or(id);
+        space(a) == space(b)
+    }
+
     /// The model `m` names.
     pub fn model(&self, m: eo_model) -> Result<Arc<Model>> {
         self.lookup(&self.models, m.id)

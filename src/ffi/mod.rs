@@ -14,6 +14,7 @@ mod invert;
 mod latent;
 mod model;
 mod render;
+mod tune;
 
 use crate::error::{Error, ErrorKind, Result};
 use args::Out;

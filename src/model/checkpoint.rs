@@ -115,6 +115,11 @@ impl ModelFile {
     fn open_safetensors(file: WeightFile) -> Result<ModelFile> {
         let label = format!("model file '{}'", file.path().display());
         let mut meta = file.metadata()?;
+        if meta.contains_key(crate::tune::TUNED_METADATA) {
+            return Err(Error::format(format!(
+                "{label} is a tuned model: load it over the model it was tuned from (eo_model_load_tuned; in the CLI, a folder that `invert --tune` wrote)"
+            )));
+        }
         let text = meta
             .remove("config")
             .ok_or_else(|| Error::format(format!("{label} has no 'config' entry in its safetensors metadata")))?;
@@ -154,10 +159,8 @@ impl ModelFile {
         let mut tensors: Vec<(String, NativeTensor)> = Vec::new();
         let mut weights = self.weights(Device::Cpu)?;
         for (name, shape) in weights.names_and_shapes() {
-            let t = weights.take(&name, &shape)?.contiguous();
-            let values = Vec::<f32>::try_from(t.flatten(0, -1))?;
-            let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            tensors.push((name, NativeTensor { shape: shape.iter().map(|&d| d as usize).collect(), data }));
+            let t = weights.take(&name, &shape)?;
+            tensors.push((name, NativeTensor::of(&t)?));
         }
         let mut metadata = HashMap::from([
             ("config".to_string(), self.config.to_string()),
@@ -166,14 +169,10 @@ impl ModelFile {
         // The hash covers the data section as laid out in the file, which
         // safetensors orders itself: lay it out once, hash, lay out again
         // with the hash (the data section does not move).
-        let layout = |metadata: &HashMap<String, String>| {
-            safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), &Some(metadata.clone()))
-                .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot lay out '{}': {e:?}", out.display())))
-        };
-        let draft = WeightFile::from_bytes(out, layout(&metadata)?);
+        let draft = WeightFile::from_bytes(out, layout(&tensors, &metadata, out)?);
         metadata.insert(CONTENT_HASH.to_string(), content_hash(&metadata["config"], draft.data()?));
         drop(draft);
-        let bytes = layout(&metadata)?;
+        let bytes = layout(&tensors, &metadata, out)?;
         files::write_atomic(out, existing, |w| {
             w.write_all(&bytes).map_err(|e| Error::new(ErrorKind::Io, format!("cannot write '{}': {e}", out.display())))
         })
@@ -185,9 +184,28 @@ fn content_hash(config: &str, data: &[u8]) -> String {
     format!("fnv1a64:{:016x}", fnv1a64_continue(fnv1a64(config.as_bytes()), data))
 }
 
-struct NativeTensor {
+/// A tensor as a native file stores it: float32, little-endian.
+pub(crate) struct NativeTensor {
     shape: Vec<usize>,
     data: Vec<u8>,
+}
+
+impl NativeTensor {
+    /// A copy of `t` (any floating kind, any device) as float32 bytes.
+    pub(crate) fn of(t: &Tensor) -> Result<NativeTensor> {
+        let t = t.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?;
+        let values = Vec::<f32>::try_from(t.flatten(0, -1))?;
+        let shape = t.size().iter().map(|&d| d as usize).collect();
+        Ok(NativeTensor { shape, data: values.iter().flat_map(|v| v.to_le_bytes()).collect() })
+    }
+}
+
+/// The bytes of a safetensors file holding `tensors` and `metadata`
+/// (`out` names it in messages). Safetensors orders the data section
+/// itself, so the same tensors always give the same data section.
+pub(crate) fn layout(tensors: &[(String, NativeTensor)], metadata: &HashMap<String, String>, out: &Path) -> Result<Vec<u8>> {
+    safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), &Some(metadata.clone()))
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot lay out '{}': {e:?}", out.display())))
 }
 
 impl safetensors::View for &NativeTensor {

@@ -4,7 +4,8 @@
 //! truncation pulls z toward the prior's mean, zero.
 
 use super::weights::Weights;
-use super::{convolution, Feature, Generator, ModelInfo, Noise, Truncation};
+use super::{convolution, Feature, Generator, ModelInfo, Noise, Truncation, Tunable};
+use std::collections::HashMap;
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use tch::{Kind, Tensor};
@@ -87,6 +88,33 @@ impl Dcgan {
         Ok(Stage { weight, norm, stride, padding })
     }
 
+    /// Calls `f` with the name and a slot of every tensor tuning changes:
+    /// each convolution's weight and each BatchNorm's scale and shift (the
+    /// running statistics stay: the generator computes in inference form).
+    fn visit_tunable(&mut self, f: &mut dyn FnMut(String, &mut Tensor)) {
+        for (i, stage) in self.stages.iter_mut().enumerate() {
+            f(format!("main.{}.weight", 3 * i), &mut stage.weight);
+            if let Some([weight, bias, _, _]) = &mut stage.norm {
+                f(format!("main.{}.weight", 3 * i + 1), weight);
+                f(format!("main.{}.bias", 3 * i + 1), bias);
+            }
+        }
+    }
+
+    /// A copy sharing every tensor.
+    fn share(&self) -> Dcgan {
+        let stages = self
+            .stages
+            .iter()
+            .map(|s| Stage {
+                weight: s.weight.shallow_clone(),
+                norm: s.norm.as_ref().map(|n| n.each_ref().map(Tensor::shallow_clone)),
+                stride: s.stride,
+                padding: s.padding,
+            })
+            .collect();
+        Dcgan { info: self.info.clone(), stages, eps: self.eps }
+    }
 }
 
 impl Generator for Dcgan {
@@ -130,5 +158,22 @@ impl Generator for Dcgan {
     /// outputs and transposed to [C * 16, nz]. There is one row only.
     fn latent_weights(&self, _rows: std::ops::Range<usize>) -> Tensor {
         self.stages[0].weight.flatten(1, -1).tr()
+    }
+
+    /// The DCGAN applies no gain at load: every scale is 1.
+    fn tunable(&self) -> Vec<Tunable> {
+        let mut out = Vec::new();
+        self.share().visit_tunable(&mut |name, t| out.push(Tunable { name, value: t.shallow_clone(), lr_scale: 1.0 }));
+        out
+    }
+
+    fn with_params(&self, params: &HashMap<String, Tensor>) -> Box<dyn Generator> {
+        let mut copy = self.share();
+        copy.visit_tunable(&mut |name, slot| {
+            if let Some(t) = params.get(&name) {
+                *slot = t.shallow_clone();
+            }
+        });
+        Box::new(copy)
     }
 }

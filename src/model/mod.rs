@@ -15,6 +15,7 @@ mod winograd;
 
 use crate::error::{Error, ErrorKind, Result};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 use checkpoint::ModelFile;
@@ -113,6 +114,29 @@ pub trait Generator: Send + Sync {
     /// [outputs, w_dim], for the layers fed by W+ rows `rows`
     /// (docs/method.md section 7).
     fn latent_weights(&self, rows: std::ops::Range<usize>) -> Tensor;
+    /// The tensors pivotal tuning changes (src/tune.rs): every trained
+    /// parameter of the synthesis, never the mapping network, the average
+    /// W, filters or noise maps, so a latent means the same on a tuned copy.
+    fn tunable(&self) -> Vec<Tunable>;
+    /// A generator sharing every tensor with this one except those named
+    /// in `params` (names from [`Self::tunable`], same shapes), which
+    /// replace them. Tensors that need gradients keep them, so a training
+    /// step renders through its own parameters.
+    fn with_params(&self, params: &HashMap<String, Tensor>) -> Box<dyn Generator>;
+}
+
+/// One tensor pivotal tuning may change.
+pub struct Tunable {
+    /// Its name (the NVlabs or PyTorch parameter name), which a tuned model
+    /// file stores it under.
+    pub name: String,
+    /// The tensor as the generator computes with it (any gain the
+    /// architecture applies at load already applied), shared.
+    pub value: Tensor,
+    /// That load-time gain: the stored value is the trained parameter times
+    /// this, so a learning rate times it moves the trained parameter at the
+    /// rate asked for, as the equalised learning rate of training does.
+    pub lr_scale: f64,
 }
 
 /// An intermediate feature map, named after the block it leaves.
@@ -131,6 +155,8 @@ pub struct Model {
     source: String,
     device: Device,
     alignment: Alignment,
+    /// For a tuned model (src/tune.rs): the fingerprint of its base.
+    tuned_from: Option<String>,
 }
 
 /// Where a model's tensors live and how it computes. The caller gives it
@@ -161,7 +187,46 @@ impl Model {
         let half = placement.half_precision && placement.device.is_cuda();
         let generator = build_generator(&file, placement.device, half)?;
         let alignment = face_alignment(&file)?;
-        Ok(Model { generator, fingerprint: file.fingerprint, source: path.display().to_string(), device: placement.device, alignment })
+        Ok(Model {
+            generator,
+            fingerprint: file.fingerprint,
+            source: path.display().to_string(),
+            device: placement.device,
+            alignment,
+            tuned_from: None,
+        })
+    }
+
+    /// A tuned copy of this (base) model: `generator` was made by
+    /// [`Generator::with_params`] of this model's generator; `fingerprint`
+    /// identifies the tuned weights, `source` says where they came from.
+    pub(crate) fn tuned_copy(&self, generator: Box<dyn Generator>, fingerprint: String, source: String) -> Model {
+        Model {
+            generator,
+            fingerprint,
+            source,
+            device: self.device,
+            alignment: self.alignment,
+            tuned_from: Some(self.fingerprint.clone()),
+        }
+    }
+
+    /// The generator, for tuning.
+    pub(crate) fn generator(&self) -> &dyn Generator {
+        self.generator.as_ref()
+    }
+
+    /// For a tuned model, the fingerprint of the base it was tuned from.
+    pub fn tuned_from(&self) -> Option<&str> {
+        self.tuned_from.as_deref()
+    }
+
+    /// The fingerprint of the latent space: a tuned model shares its base's
+    /// mapping network and average W, so latents, directions and presets
+    /// made on one mean the same on the other. A base model's own
+    /// fingerprint, a tuned model's base's.
+    pub fn latent_space(&self) -> &str {
+        self.tuned_from.as_deref().unwrap_or(&self.fingerprint)
     }
 
     /// The default model: the DCGAN face generator from gan-face-generate

@@ -5,7 +5,8 @@
 
 use super::weights::Weights;
 use super::winograd;
-use super::{convolution, Feature, Generator, ModelInfo, Noise, NoiseMode, Truncation};
+use super::{convolution, Feature, Generator, ModelInfo, Noise, NoiseMode, Truncation, Tunable};
+use std::collections::HashMap;
 use crate::error::{Error, Result};
 use once_cell::sync::OnceCell;
 use serde::Deserialize;
@@ -200,6 +201,20 @@ impl Dense {
         let weight = weight * gain;
         let bias = if lr_multiplier != 1.0 { bias * lr_multiplier } else { bias };
         Ok(Dense { weight, bias, lrelu })
+    }
+
+    /// A copy sharing its tensors.
+    fn share(&self) -> Dense {
+        Dense { weight: self.weight.shallow_clone(), bias: self.bias.shallow_clone(), lrelu: self.lrelu }
+    }
+
+    /// A style affine's weight and bias, for tuning; the weight carries the
+    /// gain [`Dense::load`] applied (learning-rate multiplier 1):
+    /// 1/sqrt(inputs) in both numerics.
+    fn visit_tunable(&mut self, name: &str, f: &mut dyn FnMut(String, &mut Tensor, f64)) {
+        let gain = 1.0 / (self.weight.size()[1] as f64).sqrt();
+        f(format!("{name}.weight"), &mut self.weight, gain);
+        f(format!("{name}.bias"), &mut self.bias, 1.0);
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
@@ -506,6 +521,43 @@ impl SynthesisLayer {
         })
     }
 
+    /// A copy sharing its tensors (the Winograd weight is made anew).
+    fn share(&self) -> SynthesisLayer {
+        SynthesisLayer {
+            affine: self.affine.share(),
+            weight: self.weight.shallow_clone(),
+            weight_sq: self.weight_sq.shallow_clone(),
+            winograd_weight: OnceCell::new(),
+            bias: self.bias.shallow_clone(),
+            noise_strength: self.noise_strength.shallow_clone(),
+            noise_const: self.noise_const.shallow_clone(),
+            filter: self.filter.shallow_clone(),
+            up: self.up,
+            resolution: self.resolution,
+            clamp: self.clamp,
+            numerics: self.numerics,
+        }
+    }
+
+    /// Calls `f` with the name, slot and load-time gain of each trained
+    /// parameter (not the constant noise map or the filter).
+    fn visit_tunable(&mut self, name: &str, f: &mut dyn FnMut(String, &mut Tensor, f64)) {
+        let weight_gain = match self.numerics {
+            Numerics::Nvlabs => 1.0,
+            Numerics::Rosinality => 1.0 / ((self.weight.size()[1] * 9) as f64).sqrt(),
+        };
+        self.affine.visit_tunable(&format!("{name}.affine"), f);
+        f(format!("{name}.weight"), &mut self.weight, weight_gain);
+        f(format!("{name}.bias"), &mut self.bias, 1.0);
+        f(format!("{name}.noise_strength"), &mut self.noise_strength, 1.0);
+    }
+
+    /// Remakes what is derived from the weight, after it was replaced.
+    fn refresh(&mut self) {
+        self.weight_sq = kernel_square_sums(&self.weight);
+        self.winograd_weight = OnceCell::new();
+    }
+
     /// `map` replaces the stored constant noise map (the projector's). A
     /// float16 `x` runs the float16 block path.
     fn forward(&self, x: &Tensor, w: &Tensor, noise: NoiseMode, map: Option<&Tensor>) -> Tensor {
@@ -600,6 +652,30 @@ impl ToRgb {
         Ok(ToRgb { affine, weight, bias, weight_gain, clamp: cfg.clamp(), numerics: cfg.numerics })
     }
 
+    /// A copy sharing its tensors.
+    fn share(&self) -> ToRgb {
+        ToRgb {
+            affine: self.affine.share(),
+            weight: self.weight.shallow_clone(),
+            bias: self.bias.shallow_clone(),
+            weight_gain: self.weight_gain,
+            clamp: self.clamp,
+            numerics: self.numerics,
+        }
+    }
+
+    /// See [`SynthesisLayer::visit_tunable`]; rosinality folds the styles'
+    /// gain into the weight.
+    fn visit_tunable(&mut self, name: &str, f: &mut dyn FnMut(String, &mut Tensor, f64)) {
+        let weight_gain = match self.weight_gain {
+            Some(_) => 1.0,
+            None => 1.0 / (self.weight.size()[1] as f64).sqrt(),
+        };
+        self.affine.visit_tunable(&format!("{name}.affine"), f);
+        f(format!("{name}.weight"), &mut self.weight, weight_gain);
+        f(format!("{name}.bias"), &mut self.bias, 1.0);
+    }
+
     fn forward(&self, x: &Tensor, w: &Tensor, filter: &Tensor) -> Tensor {
         let mut styles = self.affine.forward(w);
         if let Some(gain) = self.weight_gain {
@@ -633,6 +709,33 @@ struct Block {
 impl Block {
     fn num_conv(&self) -> i64 {
         if self.conv0.is_some() { 2 } else { 1 }
+    }
+
+    /// A copy sharing its tensors.
+    fn share(&self) -> Block {
+        Block {
+            resolution: self.resolution,
+            constant: self.constant.as_ref().map(Tensor::shallow_clone),
+            conv0: self.conv0.as_ref().map(SynthesisLayer::share),
+            conv1: self.conv1.share(),
+            torgb: self.torgb.share(),
+            filter: self.filter.shallow_clone(),
+            half: self.half,
+            numerics: self.numerics,
+        }
+    }
+
+    /// The block's trained parameters, named as in the NVlabs state dict.
+    fn visit_tunable(&mut self, f: &mut dyn FnMut(String, &mut Tensor, f64)) {
+        let name = format!("synthesis.b{}", self.resolution);
+        if let Some(constant) = &mut self.constant {
+            f(format!("{name}.const"), constant, 1.0);
+        }
+        if let Some(conv0) = &mut self.conv0 {
+            conv0.visit_tunable(&format!("{name}.conv0"), f);
+        }
+        self.conv1.visit_tunable(&format!("{name}.conv1"), f);
+        self.torgb.visit_tunable(&format!("{name}.torgb"), f);
     }
 
     /// The block's noise layers in order: conv0 (if any), conv1.
@@ -730,6 +833,19 @@ impl StyleGan2 {
             None => generator.estimate_w_avg()?,
         };
         Ok(generator)
+    }
+
+    /// A copy sharing every tensor.
+    fn share(&self) -> StyleGan2 {
+        StyleGan2 {
+            info: self.info.clone(),
+            micro_batch: self.micro_batch,
+            mapping: self.mapping.iter().map(Dense::share).collect(),
+            embed: self.embed.as_ref().map(Dense::share),
+            w_avg: self.w_avg.shallow_clone(),
+            numerics: self.numerics,
+            blocks: self.blocks.iter().map(Block::share).collect(),
+        }
     }
 
     /// One synthesis pass over the whole of `ws`.
@@ -882,6 +998,27 @@ impl Generator for StyleGan2 {
         }
         per_row.push(&self.blocks.last().expect("at least one block").torgb.affine.weight);
         Tensor::cat(&per_row[rows], 0)
+    }
+
+    fn tunable(&self) -> Vec<Tunable> {
+        let mut out = Vec::new();
+        for block in &mut self.share().blocks {
+            block.visit_tunable(&mut |name, t, lr_scale| out.push(Tunable { name, value: t.shallow_clone(), lr_scale }));
+        }
+        out
+    }
+
+    fn with_params(&self, params: &HashMap<String, Tensor>) -> Box<dyn Generator> {
+        let mut copy = self.share();
+        for block in &mut copy.blocks {
+            block.visit_tunable(&mut |name, slot, _| {
+                if let Some(t) = params.get(&name) {
+                    *slot = t.shallow_clone();
+                }
+            });
+            block.conv0.iter_mut().chain(std::iter::once(&mut block.conv1)).for_each(SynthesisLayer::refresh);
+        }
+        Box::new(copy)
     }
 }
 
