@@ -94,6 +94,17 @@ typedef struct {
     uint64_t targets_hash; /* the whole target list's, before --shard */
 } apply_values;
 
+/* --shard, --shards, --resume: the slice of the targets this process takes (shard.c). */
+static int parse_apply_shard(const char *cmd, const apply_text *x, apply_values *v)
+{
+    if (parse_shard(cmd, x->shard, x->shards, &v->shard) != EC_OK)
+        return EC_USAGE;
+    if ((v->shard.on || x->resume) && !x->out_dir)
+        return usage_error(cmd, "%s writes its images and its manifest to --out-dir DIR: give it",
+                           v->shard.on ? "a sharded run" : "--resume");
+    return shard_targets(&v->shard, &v->t, &v->targets_hash);
+}
+
 static int parse_apply_values(const char *cmd, const apply_text *x, apply_values *v)
 {
     static const char *const baselines[] = { "naive", "unscaled" };
@@ -127,11 +138,7 @@ static int parse_apply_values(const char *cmd, const apply_text *x, apply_values
         return usage_error(cmd, "--size: '%s' holds photos inverted with --faces, which are written at their own"
                            " size", x->tx.inverted);
     }
-    if (parse_shard(cmd, x->shard, x->shards, &v->shard) != EC_OK ||
-        ((v->shard.on || x->resume) && !x->out_dir &&
-         usage_error(cmd, "%s writes its images and its manifest to --out-dir DIR: give it",
-                     v->shard.on ? "a sharded run" : "--resume")) ||
-        shard_targets(cmd, &v->shard, &v->t, &v->targets_hash) != EC_OK) {
+    if (parse_apply_shard(cmd, x, v) != EC_OK) {
         free_targets(&v->t);
         return EC_USAGE;
     }

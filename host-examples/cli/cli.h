@@ -346,7 +346,7 @@ typedef struct {
 
 /* shard.c */
 int parse_shard(const char *cmd, const char *shard, const char *shards, shard_spec *s);
-int shard_targets(const char *cmd, const shard_spec *s, target_spec *t, uint64_t *targets_hash);
+int shard_targets(const shard_spec *s, target_spec *t, uint64_t *targets_hash);
 int run_fingerprint(const char *preset, const char *settings, uint64_t *out);
 int check_run_folder(run_folder *f, output_plan *p, const target_spec *t, const image_files *o);
 int write_run_record(const run_folder *f);

@@ -195,10 +195,9 @@ static uint64_t hash_targets(const target_spec *t)
 }
 
 /* The list's hash, then this shard's slice of it (nothing changes without a shard). */
-int shard_targets(const char *cmd, const shard_spec *s, target_spec *t, uint64_t *targets_hash)
+int shard_targets(const shard_spec *s, target_spec *t, uint64_t *targets_hash)
 {
     size_t first, end;
-    (void)cmd;
     *targets_hash = hash_targets(t);
     if (!s->on)
         return EC_OK;
