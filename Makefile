@@ -19,7 +19,7 @@ LIB := target/release/libeditone.so
 TEST_PREFIX := build/test-prefix
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-.PHONY: all setup build test lint rust-tests c-tests gimp-tests studio-tests slurm-tests header-check install install-gimp demo studio bench bench-slurm clean
+.PHONY: all setup build test lint rust-tests c-tests gimp-tests gimp3-tests studio-tests slurm-tests header-check install install-gimp demo studio bench bench-slurm clean
 
 all: build
 
@@ -77,7 +77,7 @@ TEST_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stac
 
 # Rust tests, then C tests against an installed copy, the studio page in
 # headless Chromium, then the header check.
-test: lint rust-tests c-tests gimp-tests studio-tests slurm-tests header-check
+test: lint rust-tests c-tests gimp-tests gimp3-tests studio-tests slurm-tests header-check
 
 # Clippy on everything, warnings as errors, and every unsafe operation in
 # its own unsafe block (the library denies unsafe_op_in_unsafe_fn itself).
@@ -103,10 +103,9 @@ c-tests: setup
 HAVE_GIMP := $(shell pkg-config --exists gimpui-2.0 && echo yes)
 # GTK 2 headers (GIMP 2.10's toolkit) use GLib types GLib now marks deprecated.
 GIMP_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-missing-field-initializers -Wno-deprecated-declarations -Werror -O2
-GIMP_PLUGIN_DIR ?= $(HOME)/.config/GIMP/2.10/plug-ins
 
 define build_gimp_plugin
-	cc $(GIMP_CFLAGS) host-examples/gimp/editone-gimp.c $$(pkg-config --cflags gimpui-2.0) \
+	cc $(GIMP_CFLAGS) host-examples/gimp/editone-gimp.c host-examples/gimp/editone-shared.c $$(pkg-config --cflags gimpui-2.0) \
 	    $$(PKG_CONFIG_PATH=$(1)/lib/pkgconfig pkg-config --cflags --libs editone) $$(pkg-config --libs gimpui-2.0) -o $(2)
 endef
 
@@ -130,10 +129,22 @@ studio-tests: c-tests
 slurm-tests: c-tests
 	bash tests/slurm/run.sh $(TEST_PREFIX)/bin/editone
 
-# Copies the plug-in into your GIMP 2.10 profile (after make install).
+# The GIMP 3 plug-in in a real GIMP 3: Debian 13's, in a root that
+# tools/trixie-root.sh builds with mmdebstrap and caches under .cache/ (as
+# root; .ci/run installs mmdebstrap). It fails if the root cannot be built.
+gimp3-tests: c-tests
+	bash tests/gimp/run3.sh $(TEST_PREFIX)/bin/editone
+
+# Builds the plug-in for the GIMP installed here (after make install) into
+# its profile: GIMP 3 (pkg-config gimp-3.0, ~/.config/GIMP/3.0) first, else
+# GIMP 2.10 (gimp-2.0, ~/.config/GIMP/2.10); GIMP_VERSION=2|3 chooses.
+GIMP_VERSION ?= $(shell pkg-config --exists gimp-3.0 && echo 3 || { pkg-config --exists gimp-2.0 && echo 2; })
+GIMP_PLUGIN_DIR ?= $(HOME)/.config/GIMP/$(if $(filter 3,$(GIMP_VERSION)),3.0,2.10)/plug-ins
 install-gimp: install
+	@case "$(GIMP_VERSION)" in 2|3) ;; *) echo "install-gimp: no GIMP development files found (Debian: libgimp-3.0-dev or libgimp2.0-dev); GIMP_VERSION=2|3 chooses"; exit 1;; esac
 	install -d $(GIMP_PLUGIN_DIR)/editone
-	$(call build_gimp_plugin,$(PREFIX),$(GIMP_PLUGIN_DIR)/editone/editone)
+	$(if $(filter 3,$(GIMP_VERSION)),PKG_CONFIG_PATH=$(PREFIX)/lib/pkgconfig$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH} \
+	    bash tools/build-gimp3-plugin.sh host-examples/gimp $(GIMP_PLUGIN_DIR)/editone/editone,$(call build_gimp_plugin,$(PREFIX),$(GIMP_PLUGIN_DIR)/editone/editone))
 
 # build.rs regenerates include/editone.h; a difference from the committed
 # file means the commit forgot the regenerated header.

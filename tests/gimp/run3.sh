@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# The GIMP 3 plug-in in a real GIMP 3 (Debian 13's, in the root that
+# tools/trixie-root.sh makes and caches; it must be run as root). The
+# plug-in is built in the root against the library built here, then
+# tests/gimp/gimp3_batch.py drives it headless (gimp-console-3.0 -i with
+# the Python batch interpreter) on an image of three synthetic group photos
+# (3, 2 and 2 faces, two of them offset):
+# - bad input is refused with a clear message and changes nothing: Apply
+#   before any example, Set Example on an 8x8 layer or on two layers,
+#   Apply with a text layer or a layer group selected; and, in a second
+#   session, a missing model;
+# - Set Example takes the face under the selection;
+# - Apply to Selection on the three selected layers writes one result layer
+#   above each: every face changed, every pixel away from the faces the
+#   layer's, bit for bit;
+# - Adjust Strength re-renders them in place; they equal what `editone
+#   invert --faces` and `editone apply --inverted` give for the same preset
+#   within 2 grey levels (the GIMP 2.10 test's tolerance).
+# If the root cannot be built, the test fails.
+#
+# Usage: tests/gimp/run3.sh EDITONE_BINARY
+# (EDITONE_BINARY's prefix holds the installed library and header the
+# plug-in builds against.)
+set -euo pipefail
+EDITONE=$(realpath "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+PREFIX=$(dirname "$(dirname "$EDITONE")")
+TRIXIE="$ROOT/tools/trixie-root.sh"
+TMP=$(mktemp -d)
+trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
+JOB="$TMP/job"
+mkdir -p "$JOB/out" "$JOB/src"
+passed=0 failed=0
+pass() { echo "ok   $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1"; failed=$((failed + 1)); }
+finish() { echo "$passed passed, $failed failed ($((SECONDS - start)) s)"; [ "$failed" -eq 0 ]; exit; }
+start=$SECONDS
+STEPS=10
+
+t0=$SECONDS
+if "$TRIXIE" path >"$TMP/root.log" 2>&1; then
+    pass "the Debian 13 root with GIMP 3 is ready ($((SECONDS - t0)) s)"
+else
+    fail "the Debian 13 root with GIMP 3 could not be built"
+    sed 's/^/     | /' "$TMP/root.log" | tail -20
+    finish
+fi
+in_root() { "$TRIXIE" run "$JOB" -- "$1"; }
+
+# The plug-in, built in the root against the installed library.
+cp "$ROOT"/host-examples/gimp/editone-gimp3.c "$ROOT"/host-examples/gimp/editone-shared.[ch] "$JOB/src/"
+if in_root "PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig bash $ROOT/tools/build-gimp3-plugin.sh src /job/editone" \
+    >"$TMP/build.log" 2>&1; then
+    pass "the GIMP 3 plug-in builds against libgimp-3.0 in the root"
+else
+    fail "the GIMP 3 plug-in builds against libgimp-3.0 in the root"
+    sed 's/^/     | /' "$TMP/build.log" | tail -20
+    finish
+fi
+
+# Three group photos as layers, the smallest face of the first selected.
+make_photo() { (cd "$ROOT" && cargo run --release --locked --quiet --example synthetic_group -- "$JOB/$1.png" "$2" "$3" "$4") >"$TMP/$1.json"; }
+make_photo A 7 3 640x480
+make_photo B 8 2 480x360
+make_photo C 12 2 400x300
+python3 - "$TMP" >"$JOB/params.json" <<'PY'
+import json, sys
+tmp = sys.argv[1]
+f = min((json.loads(l) for l in open(f"{tmp}/A.json")), key=lambda f: f["side"])
+r = f["side"] / 4
+print(json.dumps({
+    "photos": [{"name": "A", "file": "/job/A.png", "offset": [0, 0]},
+               {"name": "B", "file": "/job/B.png", "offset": [80, 50]},
+               {"name": "C", "file": "/job/C.png", "offset": [200, 150]}],
+    "steps": 10,
+    "selection": [round(f["centre"][0] - r), round(f["centre"][1] - r), round(2 * r), round(2 * r)],
+}))
+PY
+cp "$HERE/gimp3_batch.py" "$JOB/"
+
+# Runs a Python file in gimp-console-3.0 with a fresh profile holding the plug-in.
+gimp_batch() { # profile, script, log, [environment]
+    in_root "${4:-} GIMP3_DIRECTORY=/job/$1 && export GIMP3_DIRECTORY && mkdir -p \$GIMP3_DIRECTORY/plug-ins/editone &&
+        cp /job/editone \$GIMP3_DIRECTORY/plug-ins/editone/editone &&
+        timeout 600 gimp-console-3.0 -i --no-splash --quit --batch-interpreter=python-fu-eval \
+            -b 'exec(open(\"/job/$2\").read())'" >"$3" 2>&1
+}
+
+t0=$SECONDS
+gimp_batch profile gimp3_batch.py "$TMP/gimp.log" || true
+if grep -q "^done	yes" "$JOB/report.txt" 2>/dev/null; then
+    pass "GIMP 3 ran the session ($((SECONDS - t0)) s)"
+else
+    fail "GIMP 3 ran the session"
+    sed 's/^/     | /' "$TMP/gimp.log" | grep -v "test-sphere\|Cannot open display" | tail -30
+fi
+report() { sed -n "s/^$1	//p" "$JOB/report.txt" 2>/dev/null | head -1; }
+expect() { # name, value, expected
+    if [ "$2" = "$3" ]; then pass "$1"; else fail "$1"; echo "     | got:      $2"; echo "     | expected: $3"; fi
+}
+contains() { # name, text, part
+    if [[ "$2" == *"$3"* ]]; then pass "$1"; else fail "$1"; echo "     | got: $2"; echo "     | expected it to hold: $3"; fi
+}
+
+contains "Apply before any example is refused" "$(report no-example)" "editone: no example set yet"
+contains "Set Example on an 8x8 layer is refused" "$(report tiny)" \
+    "editone: 'tiny' is 8x8 pixels: editone needs a layer of at least 12 pixels a side"
+contains "Apply with a text layer selected is refused" "$(report text)" "editone: 'caption' is a text layer"
+contains "Apply on a layer group is refused" "$(report group)" "editone: 'group' is a layer group"
+contains "Set Example on two layers is refused" "$(report two-examples)" "editone: Set Example takes one layer"
+expect "... and none of them changed the image" "$(report state-unchanged)" "yes"
+expect "Set Example works" "$(report set-example)" ""
+smallest=$(python3 -c "
+import json, sys
+faces = [json.loads(l) for l in open(sys.argv[1])]
+box = [float(v) for v in sys.argv[2].split()[3:7]]
+cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+f = min(faces, key=lambda f: f['side'])
+print('yes' if abs(f['centre'][0] - cx) < f['side'] / 4 and abs(f['centre'][1] - cy) < f['side'] / 4 else 'no')
+" "$TMP/A.json" "$(report example) 0 0 0 0" 2>/dev/null || echo no)
+expect "... and takes the face under the selection" "$smallest" "yes"
+expect "Apply to Selection on three selected layers works" "$(report apply)" ""
+expect "... with one result layer above each" "$(report layers-applied)" "C (editone)|C|B (editone)|B|A (editone)|A"
+for n in A B C; do
+    if out=$(python3 "$HERE/faces_check.py" "$JOB/$n.png" "$JOB/out/$n-applied.png" "$TMP/$n.json" 2>&1); then
+        pass "$n: every face edited, every pixel away from the faces unchanged bit for bit"
+    else
+        fail "$n: every face edited, every pixel away from the faces unchanged bit for bit"
+    fi
+    echo "$out" | sed 's/^/     | /'
+done
+expect "Adjust Strength works" "$(report adjust)" ""
+expect "... and re-renders the results in place" "$(report layers-adjusted)" "$(report layers-applied)"
+if ! python3 "$HERE/compare.py" "$JOB/out/A-applied.png" "$JOB/out/A-adjusted.png" 2 >/dev/null 2>&1; then
+    pass "a new strength changes the faces"
+else
+    fail "a new strength changes the faces"
+fi
+expect "the preset is saved as an image parasite" "$(report preset-parasite)" "yes"
+if python3 -c "
+import json, sys
+s = json.load(open(sys.argv[1]))['strength']
+sys.exit(0 if abs(s - 6.0) < 1e-6 else f'strength {s}, expected 6.0')
+" "$JOB/profile/editone/preset.json"; then
+    pass "... and in the profile, with the new strength"
+else
+    fail "... and in the profile, with the new strength"
+fi
+
+# The same preset through the CLI.
+for n in A B C; do
+    "$EDITONE" invert "$JOB/$n.png" --faces --steps $STEPS --out "$TMP/inverted" >/dev/null 2>&1 || true
+done
+"$EDITONE" apply --preset "$JOB/profile/editone/preset.json" --inverted "$TMP/inverted" --out-dir "$TMP/cli" \
+    >/dev/null 2>&1 || true
+for n in A B C; do
+    if out=$(python3 "$HERE/compare.py" "$JOB/out/$n-adjusted.png" "$TMP/cli/$n.png" 2 2>&1); then
+        pass "$n matches editone apply for the same preset within 2 grey levels: $out"
+    else
+        fail "$n matches editone apply for the same preset within 2 grey levels: $out"
+    fi
+done
+
+# A missing model: a clear message in a session of its own.
+cat >"$JOB/missing.py" <<'PY'
+from gi.repository import Gimp, Gio
+image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path("/job/A.png"))
+proc = Gimp.get_pdb().lookup_procedure("plug-in-editone-set-example")
+config = proc.create_config()
+config.set_property("image", image)
+config.set_core_object_array("drawables", image.get_layers())
+config.set_property("invert-steps", 10)
+status = proc.run(config).index(0)
+open("/job/missing.txt", "w").write(f"{status.value_nick}\t{Gimp.get_pdb().get_last_error()}")
+PY
+gimp_batch profile-missing missing.py "$TMP/missing.log" "EDITONE_DEFAULT_MODEL=/job/no-such-model.safetensors &&
+    export EDITONE_DEFAULT_MODEL &&" || true
+contains "a missing model is a clear error, not a crash" "$(cat "$JOB/missing.txt" 2>/dev/null)" \
+    "execution-error	editone: loading the model: the default model is not installed at '/job/no-such-model.safetensors'"
+finish
