@@ -193,6 +193,7 @@ bench: build
 	$(CARGO) test $(CARGO_FLAGS) --quiet --lib winograd_speed -- --ignored --nocapture
 	$(VENV)/bin/python tools/bench_default.py $(LIB)
 	$(CARGO) run $(CARGO_FLAGS) --quiet --example bench_detect
+	$(VENV)/bin/python benches/tune_compare.py $(LIB)
 
 # 10,000 images as 4 Slurm array tasks against one process (a report, never
 # asserted; as root, like slurm-tests): time, peak memory per task, no image twice.

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the benches
 sys.path.insert(0, str(Path(__file__).parent))
 from compare import Dcgan, resolve_model  # noqa: E402
 
