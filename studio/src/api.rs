@@ -4,7 +4,7 @@
 
 use crate::body::{header, Body};
 use crate::refusal::Refusal;
-use crate::session::{parse_transfer, Session, Slot};
+use crate::session::{parse_paste, parse_transfer, Session, Slot};
 use crate::Studio;
 use editone::edit::drag::Point;
 use hyper::header::{CONTENT_TYPE, HOST, ORIGIN};
@@ -190,6 +190,12 @@ fn session_route(session: Arc<Session>, rest: &[&str], method: &Method, head: &P
             session.set_mode(mode);
             state(&session)
         }
+        (["paste"], &Method::POST) => {
+            let body: PasteRequest = parse_json(body, false)?;
+            let paste = parse_paste(&body.paste).ok_or_else(|| Refusal::new(400, format!("paste '{}' is not residual or plain", body.paste)))?;
+            session.set_paste(paste);
+            state(&session)
+        }
         (["optimize"], &Method::POST) => {
             let body: OptimizeRequest = parse_json(body, true)?;
             let iterations = body.iterations.unwrap_or(300);
@@ -223,7 +229,7 @@ fn session_route(session: Arc<Session>, rest: &[&str], method: &Method, head: &P
         }))),
         (
             ["state"] | ["images", _] | ["events"] | ["preset"] | ["export.zip"] | ["direction"] | ["strength"] | ["mode"]
-            | ["optimize"] | ["drag"] | ["cancel"],
+            | ["paste"] | ["optimize"] | ["drag"] | ["cancel"],
             _,
         ) => Err(Refusal::new(405, format!("{method} is not allowed here"))),
         _ => Err(Refusal::new(404, format!("no such session resource: {}", rest.join("/")))),
@@ -304,6 +310,12 @@ struct StrengthRequest {
 #[serde(deny_unknown_fields)]
 struct ModeRequest {
     mode: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasteRequest {
+    paste: String,
 }
 
 #[derive(Deserialize)]

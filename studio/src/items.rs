@@ -83,6 +83,11 @@ pub enum Source {
 pub struct Folder {
     /// Latents, faces and whole photos, in the order the page shows them.
     pub items: Vec<Arc<Item>>,
+    /// The model every item of the folder renders through: the studio's
+    /// model, or with `--tune` the generator tuned on the folder's photos
+    /// (its latent space is the studio model's, so latents and edits mean
+    /// the same on both).
+    pub renders: Arc<Model>,
     /// Sentences for the page and the log: photos without a face, faces
     /// left out.
     pub notes: Vec<String>,
@@ -102,6 +107,15 @@ impl Source {
                 }
                 chosen.into_iter().map(|seed| seed_item(model, seed, *class)).collect()
             }
+        }
+    }
+
+    /// The model the images render through: `base` (the studio's model)
+    /// for seeds, the folder's for a folder.
+    pub fn renders<'a>(&'a self, base: &'a Arc<Model>) -> &'a Arc<Model> {
+        match self {
+            Source::Folder(folder) => &folder.renders,
+            Source::Seeds { .. } => base,
         }
     }
 
@@ -201,11 +215,12 @@ pub struct FolderOptions {
 ///
 /// At least two items are needed: an example and a batch. `log` hears
 /// about each photo as it is inverted (a start can take a while).
-pub fn load_folder(model: &Model, dir: &Path, options: &FolderOptions, log: &mut dyn FnMut(&str)) -> Result<Folder, String> {
+/// Its items render through `model` until a caller tunes one for them.
+pub fn load_folder(model: &Arc<Model>, dir: &Path, options: &FolderOptions, log: &mut dyn FnMut(&str)) -> Result<Folder, String> {
     let listing = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let files: Vec<String> = listing.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
     let entries = entries(&files);
-    let mut folder = Folder { items: Vec::new(), notes: Vec::new() };
+    let mut folder = Folder { items: Vec::new(), notes: Vec::new(), renders: Arc::clone(model) };
     let mut detector = None;
     for entry in &entries {
         let room = options.limit.saturating_sub(folder.items.len());
@@ -448,7 +463,7 @@ mod tests {
 
     #[test]
     fn folders_of_latents_and_photos_load_and_bad_ones_are_refused() {
-        let model = Model::load_default(editone::Engine::get().unwrap().placement()).expect("make setup installs the default model");
+        let model = Arc::new(Model::load_default(editone::Engine::get().unwrap().placement()).expect("make setup installs the default model"));
         let w_dim = model.info().w_dim;
         let dir = std::env::temp_dir().join(format!("editone-studio-items-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

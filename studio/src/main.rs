@@ -10,9 +10,11 @@ mod render;
 mod server;
 mod session;
 mod studio;
+mod tuning;
 
 use editone::edit::sefa;
 use editone::model::Model;
+use editone::tune::TuneOptions;
 use editone::{Engine, EngineOptions};
 use items::Source;
 use std::io::Write;
@@ -23,7 +25,8 @@ use studio::{Studio, MAX_COUNT};
 
 
 const USAGE: &str = "usage: editone-studio [--model PATH] [--port N] [--count N]
-                      [--seeds LIST [--class K] | --folder DIR [--invert-steps N]]
+                      [--seeds LIST [--class K] |
+                       --folder DIR [--invert-steps N] [--tune [--tune-steps N]]]
                       [--device D] [--threads N]
 
 Serves a page for interactive batch editing on http://127.0.0.1:PORT/ (loopback only).
@@ -42,6 +45,10 @@ Serves a page for interactive batch editing on http://127.0.0.1:PORT/ (loopback 
                    edited; a photo without a face is inverted and edited whole
   --invert-steps N  projector steps per photo of --folder (default: the model's,
                  600 for the built-in model); fewer start faster and fit less well
+  --tune         after inverting, tune one copy of the generator on all the photos of
+                 --folder together (pivotal tuning), so that their faces render
+                 faithfully; the folder's images render through it, edits are the same
+  --tune-steps N tuning steps, 1 to 100000 (default 300); fewer start faster
   --device D     auto (default), cpu, cuda or cuda:N
   --threads N    CPU threads for tensor math (default: the library's choice)";
 
@@ -65,6 +72,8 @@ struct Args {
     class: usize,
     folder: Option<PathBuf>,
     invert_steps: Option<u32>,
+    tune: bool,
+    tune_steps: Option<u32>,
     device: String,
     threads: u32,
 }
@@ -103,14 +112,22 @@ fn serve(args: Args) -> Result<(), String> {
         return Err(format!("--class {} does not exist: the model has {c_dim} classes", args.class));
     }
     let class = (c_dim > 0).then_some(args.class);
+    let model = Arc::new(model);
     let source = match &args.folder {
         Some(dir) => {
             let options = items::FolderOptions { limit: MAX_COUNT + 1, invert_steps: args.invert_steps };
             let mut log = |line: &str| eprintln!("editone studio: {line}");
-            Source::Folder(items::load_folder(&model, dir, &options, &mut log)?)
+            let mut folder = items::load_folder(&model, dir, &options, &mut log)?;
+            if args.tune {
+                let steps = args.tune_steps.unwrap_or(TuneOptions::default().steps);
+                folder.renders = Arc::new(tuning::tune_folder(&model, &folder.items, steps, &mut log)?);
+            }
+            Source::Folder(folder)
         }
         None => Source::Seeds { seeds: args.seeds, class },
     };
+    // Directions, like every edit, are the base's: a tuned generator
+    // shares its latent space.
     let directions = sefa::directions(&model, DIRECTIONS.min(model.info().w_dim), None).map_err(|e| format!("directions: {e}"))?;
     let (port, listener) = server::bind(args.port)?;
     let studio = Arc::new(Studio::new(model, directions, source, args.count, port, render::Renderer::start()?));
@@ -130,6 +147,8 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
         class: 0,
         folder: None,
         invert_steps: None,
+        tune: false,
+        tune_steps: None,
         device: "auto".into(),
         threads: 0,
     };
@@ -138,6 +157,10 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
             return Ok(None);
+        }
+        if flag == "--tune" {
+            args.tune = true;
+            continue;
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let number = |max: u64| value.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| format!("{flag}: '{value}' is not a number up to {max}"));
@@ -156,13 +179,8 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
             }
             "--class" => args.class = number(1 << 20)? as usize,
             "--folder" => args.folder = Some(PathBuf::from(&value)),
-            "--invert-steps" => {
-                let steps = number(100_000)? as u32;
-                if steps == 0 {
-                    return Err("--invert-steps must be 1 to 100000".into());
-                }
-                args.invert_steps = Some(steps);
-            }
+            "--invert-steps" => args.invert_steps = Some(steps(&flag, number(100_000)?)?),
+            "--tune-steps" => args.tune_steps = Some(steps(&flag, number(100_000)?)?),
             "--device" => args.device = value,
             "--threads" => args.threads = number(1024)? as u32,
             _ => return Err(format!("unknown option '{flag}'")),
@@ -174,7 +192,21 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
     if args.invert_steps.is_some() && args.folder.is_none() {
         return Err("--invert-steps is for the photos of --folder".into());
     }
+    if args.tune && args.folder.is_none() {
+        return Err("--tune is for the photos of --folder".into());
+    }
+    if args.tune_steps.is_some() && !args.tune {
+        return Err("--tune-steps needs --tune".into());
+    }
     Ok(Some(args))
+}
+
+/// A step count of `flag`: 1 to 100000 (`number` already capped it).
+fn steps(flag: &str, number: u64) -> Result<u32, String> {
+    if number == 0 {
+        return Err(format!("{flag} must be 1 to 100000"));
+    }
+    Ok(number as u32)
 }
 
 /// "7,1-11" to [7, 1, 2, ..., 11]; seeds are 32-bit as in generate.py.

@@ -40,6 +40,22 @@ pub fn parse_transfer(name: &str) -> Option<Transfer> {
     }
 }
 
+/// The API's name of a paste mode.
+pub fn parse_paste(name: &str) -> Option<PasteMode> {
+    match name {
+        "residual" => Some(PasteMode::Residual),
+        "plain" => Some(PasteMode::Plain),
+        _ => None,
+    }
+}
+
+fn paste_name(paste: PasteMode) -> &'static str {
+    match paste {
+        PasteMode::Residual => "residual",
+        PasteMode::Plain => "plain",
+    }
+}
+
 fn transfer_name(mode: Transfer) -> &'static str {
     match mode {
         Transfer::Editone => "editone",
@@ -77,6 +93,18 @@ struct Group {
     faces: Vec<Slot>,
 }
 
+/// The models of a session: one latent space, one or two generators.
+pub struct Models {
+    /// The studio's model: the session's latents, directions, d* and
+    /// presets are its.
+    pub edits: Arc<Model>,
+    /// The model the session's images render through, and the example is
+    /// dragged on: `edits` itself, or (`--folder --tune`) the generator
+    /// tuned from it on the folder's photos, which renders their latents
+    /// as the photos look.
+    pub renders: Arc<Model>,
+}
+
 /// The long operations; one runs at a time per session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Task {
@@ -98,6 +126,8 @@ impl Task {
 struct State {
     edit: Option<Edit>,
     mode: Transfer,
+    /// How faces are drawn into their photos and tiles.
+    paste: PasteMode,
     /// Bumped by every change that alters pixels.
     version: u64,
     busy: Option<Task>,
@@ -132,6 +162,7 @@ enum Shown {
 /// What every slot shows under one state.
 struct Snapshot {
     version: u64,
+    paste: PasteMode,
     slots: Vec<(Slot, Shown)>,
 }
 
@@ -148,7 +179,7 @@ pub struct Session {
     queued: AtomicBool,
     /// When a request last named this session.
     last_used: Mutex<Instant>,
-    model: Arc<Model>,
+    models: Models,
     directions: Arc<Vec<Direction>>,
     example: Arc<Item>,
     batch: Vec<Arc<Item>>,
@@ -170,7 +201,7 @@ impl Session {
     /// images `renderer` starts rendering.
     pub fn start(
         id: String,
-        model: Arc<Model>,
+        models: Models,
         directions: Arc<Vec<Direction>>,
         renderer: Arc<Renderer>,
         mut items: Vec<Arc<Item>>,
@@ -199,7 +230,7 @@ impl Session {
             renderer,
             queued: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
-            model,
+            models,
             directions,
             example,
             batch,
@@ -208,6 +239,7 @@ impl Session {
             state: Mutex::new(State {
                 edit: None,
                 mode: Transfer::Editone,
+                paste: PasteMode::Residual,
                 version: 0,
                 busy: None,
                 closed: false,
@@ -245,7 +277,7 @@ impl Session {
             (0..self.directions.len()).map(|i| json!({"index": i, "label": format!("SeFa {}", i + 1)})).collect();
         json!({
             "session": self.id,
-            "resolution": self.model.info().resolution,
+            "resolution": self.resolution(),
             "count": self.batch.len(),
             "example_label": self.example.label,
             "labels": self.batch.iter().map(|item| &item.label).collect::<Vec<_>>(),
@@ -298,6 +330,7 @@ impl Session {
         json!({
             "version": state.version,
             "mode": transfer_name(state.mode),
+            "paste": paste_name(state.paste),
             "strength": state.edit.as_ref().map(Edit::strength),
             "has_edit": state.edit.is_some(),
             "optimized": state.edit.as_ref().is_some_and(|e| e.optimized().is_some()),
@@ -313,7 +346,7 @@ impl Session {
 
     /// The model's resolution.
     pub fn resolution(&self) -> usize {
-        self.model.info().resolution
+        self.models.edits.info().resolution
     }
 
     /// Stops rendering and any task; event streams end.
@@ -352,7 +385,7 @@ impl Session {
             .get(index)
             .ok_or_else(|| Refusal::new(400, format!("direction {index} does not exist (0 to {})", self.directions.len() - 1)))?;
         check_strength(strength)?;
-        let info = self.model.info();
+        let info = self.models.edits.info();
         let shape = LatentShape::of(info);
         let edit = Edit::from_direction(shape, &self.example.w, &direction.vector, strength as f32)?;
         let mut state = self.lock();
@@ -381,6 +414,14 @@ impl Session {
         self.changed(state);
     }
 
+    /// Switches how faces are drawn: the edit's change on the photo, or the
+    /// generator's face.
+    pub fn set_paste(&self, paste: PasteMode) {
+        let mut state = self.lock();
+        state.paste = paste;
+        self.changed(state);
+    }
+
     /// Asks the running task to stop; false when none runs.
     pub fn cancel(&self) -> bool {
         let running = self.lock().busy.is_some();
@@ -400,7 +441,7 @@ impl Session {
             let loss = Cell::new(None);
             let mut on_loss = |_step: u32, value: f64| loss.set(Some(value));
             let mut report = |_: &str, step: u64, total: u64| progress(step, total, loss.get());
-            edit.optimize_observed(&session.model, &options, Some(&mut report), Some(&mut on_loss))?;
+            edit.optimize_observed(&session.models.edits, &options, Some(&mut report), Some(&mut on_loss))?;
             Ok(edit)
         })
     }
@@ -417,7 +458,7 @@ impl Session {
         self.start_task(Task::Drag, move |session, progress| {
             let mut report = |_: &str, step: u64, total: u64| progress(step, total, None);
             let (edit, _) =
-                drag::edit_from_drag(&session.model, &session.example.w, &handles, &targets, &options, Some(&mut report), None)?;
+                drag::edit_from_drag(&session.models.renders, &session.example.w, &handles, &targets, &options, Some(&mut report), None)?;
             Ok(edit)
         })
     }
@@ -489,7 +530,7 @@ impl Session {
         let slots = std::iter::once(Slot::Example)
             .chain((0..self.batch.len()).map(Slot::Batch))
             .chain((0..self.photos.len()).map(Slot::Photo));
-        Snapshot { version: state.version, slots: slots.map(|slot| (slot, self.shown(state, slot))).collect() }
+        Snapshot { version: state.version, paste: state.paste, slots: slots.map(|slot| (slot, self.shown(state, slot))).collect() }
     }
 
     /// The item of an example or batch slot (a photo slot is none).
@@ -501,15 +542,18 @@ impl Session {
         }
     }
 
-    /// PNGs of `slots`: the items' latents in one render, then
+    /// PNGs of `slots`: the items' latents in one render (through the
+    /// session's rendering model), then, with `paste` residual,
     /// - a whole photo gets the edit as a residual at its own size (the
     ///   example's cropped to the square the model sees, so that drag
     ///   points map onto it);
     /// - a face gets it on its aligned crop, the face as the model sees
     ///   it, so that drag points on the example are model pixels;
-    /// - a photo slot is the photo with all its faces' edits, at display
-    ///   size, or at full size when `full` (the export).
-    fn render_pngs(&self, slots: &[(Slot, Shown)], full: bool) -> Result<Vec<Vec<u8>>, Error> {
+    ///
+    /// and with `paste` plain, both are the generator's render. A photo
+    /// slot is the photo with all its faces' edits pasted in `paste` mode,
+    /// at display size, or at full size when `full` (the export).
+    fn render_pngs(&self, slots: &[(Slot, Shown)], paste: PasteMode, full: bool) -> Result<Vec<Vec<u8>>, Error> {
         let latents: Vec<&[f32]> = slots
             .iter()
             .filter_map(|(_, shown)| match shown {
@@ -518,7 +562,7 @@ impl Session {
             })
             .collect();
         // Pixels, and the photos' residuals, are made on the engine's device.
-        let renders = if latents.is_empty() { None } else { Some(self.model.render_on_device(&latents)?) };
+        let renders = if latents.is_empty() { None } else { Some(self.models.renders.render_on_device(&latents)?) };
         let plain = match &renders {
             Some(renders) => editone::render::to_images(renders)?,
             None => Vec::new(),
@@ -530,13 +574,13 @@ impl Session {
             let png = match shown {
                 Shown::Faces(latents) => {
                     let Slot::Photo(j) = *slot else { unreachable!("only photo slots show faces") };
-                    self.photo_png(j, latents, full)?
+                    self.photo_png(j, latents, paste, full)?
                 }
                 Shown::Latent(_) => {
                     let render = renders.as_ref().expect("rendered above").get(next);
                     next += 1;
                     let plain = plain.next().expect("one picture per latent");
-                    encode_png(&self.item_picture(*slot, &render, plain)?)?
+                    encode_png(&self.item_picture(*slot, &render, plain, paste)?)?
                 }
             };
             pngs.push(png);
@@ -545,17 +589,21 @@ impl Session {
     }
 
     /// The picture of an item whose edited latent rendered as `render`
-    /// ([C, R, R]) and `plain`.
-    fn item_picture(&self, slot: Slot, render: &tch::Tensor, plain: image::DynamicImage) -> Result<image::DynamicImage, Error> {
+    /// ([C, R, R]) and `plain`, in `paste` mode.
+    fn item_picture(&self, slot: Slot, render: &tch::Tensor, plain: image::DynamicImage, paste: PasteMode) -> Result<image::DynamicImage, Error> {
         let item = self.item(slot);
-        let Some(photo) = RenderMode::Auto.photo(item.photo.as_ref())? else { return Ok(plain) };
+        let mode = match paste {
+            PasteMode::Residual => RenderMode::Auto,
+            PasteMode::Plain => RenderMode::Plain,
+        };
+        let Some(photo) = mode.photo(item.photo.as_ref())? else { return Ok(plain) };
         if let Some(face) = &item.face {
             let r = self.resolution() as i64;
             let aligned = tch::Tensor::from_slice(&face.aligned).view([3, r, r]).to_device(render.device());
-            let change = render.to_kind(tch::Kind::Float) - photo.base_render(&self.model)?.to_kind(tch::Kind::Float);
+            let change = render.to_kind(tch::Kind::Float) - photo.base_render(&self.models.renders)?.to_kind(tch::Kind::Float);
             return editone::render::to_image(&(aligned + change).clamp(-1.0, 1.0));
         }
-        let full = photo.residual(&self.model, render)?;
+        let full = photo.residual(&self.models.renders, render)?;
         let [x, y, w, h] = photo.crop;
         let shown = if slot == Slot::Example { image::imageops::crop_imm(&full, x, y, w, h).to_image() } else { full };
         Ok(image::DynamicImage::ImageRgb8(shown))
@@ -564,7 +612,7 @@ impl Session {
     /// Photo `j` with each face's edited latent (`latents`, in the group's
     /// order) composited in one call: on the display copy, or on the photo
     /// itself when `full`.
-    fn photo_png(&self, j: usize, latents: &[Vec<f32>], full: bool) -> Result<Vec<u8>, Error> {
+    fn photo_png(&self, j: usize, latents: &[Vec<f32>], paste: PasteMode, full: bool) -> Result<Vec<u8>, Error> {
         let faces: Vec<(&Photo, &[f32])> = self.photos[j]
             .faces
             .iter()
@@ -576,7 +624,7 @@ impl Session {
                 (photo, w.as_slice())
             })
             .collect();
-        let picture = editone::faces::render_photo(&self.model, &faces, PasteMode::Residual)?;
+        let picture = editone::faces::render_photo(&self.models.renders, &faces, paste)?;
         encode_png_fast(&picture)
     }
 
@@ -592,7 +640,7 @@ impl Background for Session {
     /// stored. A newer version abandons an older one; a failed render is
     /// not retried until something changes.
     fn render_step(&self) {
-        let (version, chunk) = {
+        let (version, paste, chunk) = {
             let mut state = self.lock();
             if !self.render_pending(&state) {
                 return;
@@ -601,9 +649,9 @@ impl Background for Session {
                 state.rendered = Progress { version: state.version, next: 0 };
             }
             let chunk: Vec<(Slot, Shown)> = self.plan[state.rendered.next].iter().map(|&slot| (slot, self.shown(&state, slot))).collect();
-            (state.version, chunk)
+            (state.version, state.paste, chunk)
         };
-        let ok = self.render_chunk(&chunk, version);
+        let ok = self.render_chunk(&chunk, version, paste);
         let mut state = self.lock();
         if state.rendered.version == version {
             state.rendered.next = if ok { state.rendered.next + 1 } else { usize::MAX };
@@ -625,8 +673,8 @@ impl Background for Session {
 impl Session {
     /// Renders and stores one chunk; false (after telling the page) when
     /// rendering failed.
-    fn render_chunk(&self, chunk: &[(Slot, Shown)], version: u64) -> bool {
-        let rendered = catch_unwind(AssertUnwindSafe(|| self.render_pngs(chunk, false)))
+    fn render_chunk(&self, chunk: &[(Slot, Shown)], version: u64, paste: PasteMode) -> bool {
+        let rendered = catch_unwind(AssertUnwindSafe(|| self.render_pngs(chunk, paste, false)))
             .unwrap_or_else(|p| Err(Error::new(ErrorKind::Internal, editone::error::panic_message(&*p))));
         match rendered {
             Ok(pngs) => {
@@ -677,11 +725,11 @@ impl Session {
     /// The current state's PNG of `slot`, rendered now; for the render
     /// thread.
     pub fn render_now(&self, slot: Slot) -> Result<Arc<Vec<u8>>, Refusal> {
-        let (version, shown) = {
+        let (version, paste, shown) = {
             let state = self.lock();
-            (state.version, self.shown(&state, slot))
+            (state.version, state.paste, self.shown(&state, slot))
         };
-        let png = Arc::new(self.render_pngs(&[(slot, shown)], false)?.remove(0));
+        let png = Arc::new(self.render_pngs(&[(slot, shown)], paste, false)?.remove(0));
         self.store(slot, version, Arc::clone(&png));
         Ok(png)
     }
@@ -698,14 +746,14 @@ impl Session {
         for (slot, shown) in snapshot.slots {
             if let Slot::Photo(_) = slot {
                 // The page's copy is display-sized.
-                pngs.push(self.render_pngs(&[(slot, shown)], true)?.remove(0));
+                pngs.push(self.render_pngs(&[(slot, shown)], snapshot.paste, true)?.remove(0));
                 continue;
             }
             // The renderer has usually stored this version already.
             let stored = self.images.lock().unwrap_or_else(|p| p.into_inner()).get(&slot).cloned();
             match stored {
                 Some(r) if r.version == snapshot.version => pngs.push(r.png.to_vec()),
-                _ => pngs.push(self.render_pngs(&[(slot, shown)], false)?.remove(0)),
+                _ => pngs.push(self.render_pngs(&[(slot, shown)], snapshot.paste, false)?.remove(0)),
             }
         }
         let names = std::iter::once("example.png".to_string())
@@ -731,7 +779,7 @@ impl Session {
     pub fn preset(&self) -> Result<String, Refusal> {
         let state = self.lock();
         let edit = state.edit.as_ref().ok_or_else(|| Refusal::new(409, "there is no edit to save yet"))?;
-        Ok(editone::edit::preset::to_json(edit, &self.model)?)
+        Ok(editone::edit::preset::to_json(edit, &self.models.edits)?)
     }
 }
 

@@ -14,7 +14,7 @@
 use crate::items::Source;
 use crate::render::Renderer;
 use crate::refusal::Refusal;
-use crate::session::Session;
+use crate::session::{Models, Session};
 use editone::edit::sefa::Direction;
 use editone::model::Model;
 use std::collections::hash_map::RandomState;
@@ -38,7 +38,9 @@ pub const MAX_COUNT: usize = 48;
 
 /// The studio: what every session shares, and the open sessions.
 pub struct Studio {
-    /// The model every session edits.
+    /// The model every session edits: latents, directions, d* and presets
+    /// are its. Images render through it too, unless the source has a
+    /// model of its own ([`Source::renders`]: a `--folder --tune`).
     pub model: Arc<Model>,
     /// Its SeFa directions.
     pub directions: Arc<Vec<Direction>>,
@@ -60,9 +62,9 @@ pub struct Studio {
 
 impl Studio {
     /// A studio with no sessions yet.
-    pub fn new(model: Model, directions: Vec<Direction>, source: Source, default_count: usize, port: u16, renderer: Arc<Renderer>) -> Studio {
+    pub fn new(model: Arc<Model>, directions: Vec<Direction>, source: Source, default_count: usize, port: u16, renderer: Arc<Renderer>) -> Studio {
         Studio {
-            model: Arc::new(model),
+            model,
             directions: Arc::new(directions),
             source,
             default_count,
@@ -108,8 +110,8 @@ impl Studio {
     /// belongs on the render thread.
     pub fn open_session(&self, count: usize) -> Result<Arc<Session>, Refusal> {
         let items = self.source.items(&self.model, count)?;
-        let session =
-            Session::start(self.new_id(), Arc::clone(&self.model), Arc::clone(&self.directions), Arc::clone(&self.renderer), items)?;
+        let models = Models { edits: Arc::clone(&self.model), renders: Arc::clone(self.source.renders(&self.model)) };
+        let session = Session::start(self.new_id(), models, Arc::clone(&self.directions), Arc::clone(&self.renderer), items)?;
         let mut sessions = self.sessions();
         if sessions.len() >= MAX_SESSIONS {
             let idle = sessions.iter().enumerate().filter(|(_, s)| s.is_idle(self.idle_after)).min_by_key(|(_, s)| s.last_used());
@@ -193,7 +195,7 @@ mod tests {
         let model = Model::load_default(editone::Engine::get().unwrap().placement()).expect("make setup installs the default model");
         let directions = editone::edit::sefa::directions(&model, 2, None).unwrap();
         let source = Source::Seeds { seeds: (0..10).collect(), class: None };
-        Studio::new(model, directions, source, 1, 0, Renderer::start().unwrap())
+        Studio::new(Arc::new(model), directions, source, 1, 0, Renderer::start().unwrap())
     }
 
     #[test]

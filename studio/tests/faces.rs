@@ -14,18 +14,15 @@
 //! It starts the built binary; EDITONE_STUDIO=PATH tests another build.
 
 mod common;
+mod photos;
 
 use editone::model::Model;
-use image::{Rgb, RgbImage};
+use image::RgbImage;
+use photos::{background, changed, draw_face, grown, unzip, Square, Studio};
 use serde_json::{json, Value};
-use std::ffi::OsStr;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
 
 /// The studio's longest side of a photo on the page (studio/src/items.rs).
 const DISPLAY_SIDE: u32 = 1024;
@@ -33,27 +30,6 @@ const DISPLAY_SIDE: u32 = 1024;
 /// Samples of the default model that the detector finds surely at the
 /// sizes used here (the first seeds of tests/common/groups.rs's pool).
 const SEEDS: [u64; 4] = [0, 1, 2, 3];
-
-/// A face drawn into a photo: the square it covers, [x0, y0, x1, y1).
-type Square = [u32; 4];
-
-/// A smooth background with no face-like structure.
-fn background(width: u32, height: u32, phase: f64) -> RgbImage {
-    RgbImage::from_fn(width, height, |x, y| {
-        let (u, v) = (x as f64 / width as f64, y as f64 / height as f64);
-        let wave = |k: f64, base: f64| base + 40.0 * ((u * 3.1 + phase + k).sin() + (v * 2.3 + phase * 2.0 + k).cos());
-        Rgb([wave(0.0, 120.0) as u8, wave(1.0, 140.0) as u8, wave(2.0, 110.0) as u8])
-    })
-}
-
-/// Draws the default model's sample `seed` as a `side` square at (x, y).
-fn draw_face(model: &Model, photo: &mut RgbImage, seed: u64, side: u32, (x, y): (u32, u32)) -> Square {
-    let latent = model.latent_from_seed(seed, None, 1.0).unwrap();
-    let sample = editone::render::to_image(&model.render(&[&latent]).unwrap().get(0)).unwrap().to_rgb8();
-    let face = image::imageops::resize(&sample, side, side, image::imageops::FilterType::Lanczos3);
-    image::imageops::replace(photo, &face, x as i64, y as i64);
-    [x, y, x + side, y + side]
-}
 
 /// The folder: a 420x260 group of three faces, a 1600x900 photo of one
 /// face (larger than the display side), and a picture without a face.
@@ -83,68 +59,6 @@ fn make_folder() -> Folder {
     Folder { dir, group, group_faces, big, big_face }
 }
 
-/// The studio process, and what it wrote on stderr.
-struct Studio {
-    child: Child,
-    port: u16,
-    log: Arc<Mutex<String>>,
-}
-
-impl Studio {
-    fn start(folder: &Path) -> Studio {
-        let args = ["--port", "0", "--count", "8", "--invert-steps", "20", "--folder"].map(OsStr::new);
-        let (mut child, address) = common::launch(args.into_iter().chain([folder.as_os_str()]), Stdio::piped());
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().unwrap();
-        let sink = Arc::clone(&log);
-        thread::spawn(move || {
-            let mut chunk = [0; 4096];
-            while let Ok(n @ 1..) = stderr.read(&mut chunk) {
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..n]));
-            }
-        });
-        let port = common::port(&address, Duration::from_secs(180)).unwrap_or_else(|e| panic!("{e}; its log:\n{}", log.lock().unwrap()));
-        Studio { child, port, log }
-    }
-
-    /// One request: the status and the body.
-    fn request(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Vec<u8>) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let kind = if body.is_empty() { "" } else { "Content-Type: application/json\r\n" };
-        let head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{kind}Content-Length: {}\r\n\r\n", self.port, body.len());
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body.as_bytes()).unwrap();
-        // Every reply closes its connection.
-        let mut reply = Vec::new();
-        stream.read_to_end(&mut reply).unwrap();
-        let end = reply.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP reply");
-        let status = String::from_utf8_lossy(&reply[..end]).split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
-        (status, reply[end + 4..].to_vec())
-    }
-
-    fn json(&self, method: &str, path: &str, body: Option<Value>, want: u16) -> Value {
-        let (status, bytes) = self.request(method, path, body);
-        let text = String::from_utf8_lossy(&bytes);
-        assert_eq!(status, want, "{method} {path}: {text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
-    }
-
-    fn png(&self, path: &str) -> RgbImage {
-        let (status, bytes) = self.request("GET", path, None);
-        assert_eq!(status, 200, "GET {path}: {}", String::from_utf8_lossy(&bytes));
-        image::load_from_memory(&bytes).unwrap_or_else(|e| panic!("GET {path}: {e}")).to_rgb8()
-    }
-}
-
-impl Drop for Studio {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn boxes(photo: &Value) -> Vec<Square> {
     let as_u32 = |v: &Value| v.as_u64().unwrap() as u32;
     photo["faces"].as_array().unwrap().iter().map(|f| [0, 1, 2, 3].map(|k| as_u32(&f["box"][k]))).collect()
@@ -159,18 +73,6 @@ fn overlap(a: Square, b: Square) -> f64 {
     let h = a[3].min(b[3]).saturating_sub(a[1].max(b[1])) as f64;
     let area = |s: Square| ((s[2] - s[0]) * (s[3] - s[1])) as f64;
     w * h / (area(a) + area(b) - w * h)
-}
-
-/// `square` grown by `share` of its side on every side.
-fn grown(square: Square, share: f64) -> Square {
-    let pad = (share * (square[2] - square[0]) as f64).ceil() as u32;
-    [square[0].saturating_sub(pad), square[1].saturating_sub(pad), square[2] + pad, square[3] + pad]
-}
-
-/// The pixels where `a` and `b` differ.
-fn changed(a: &RgbImage, b: &RgbImage) -> Vec<(u32, u32)> {
-    assert_eq!(a.dimensions(), b.dimensions());
-    a.enumerate_pixels().filter(|(x, y, p)| *p != b.get_pixel(*x, *y)).map(|(x, y, _)| (x, y)).collect()
 }
 
 /// Checks that `after` differs from `before` only inside `allowed` (the
@@ -208,20 +110,11 @@ fn match_faces(what: &str, found: &[Square], truth: &[Square]) -> Vec<usize> {
     matched
 }
 
-/// A file of a stored zip, by name.
-fn unzip(bytes: &[u8], name: &str) -> Vec<u8> {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip file");
-    let mut file = archive.by_name(name).unwrap_or_else(|_| panic!("the export has no {name}"));
-    let mut data = Vec::new();
-    file.read_to_end(&mut data).unwrap();
-    data
-}
-
 #[test]
 fn every_face_of_a_folders_photos_is_an_image_and_its_photo_changes_only_inside_the_faces() {
     let folder = make_folder();
     let started = Instant::now();
-    let studio = Studio::start(&folder.dir);
+    let studio = Studio::start(&folder.dir, &["--count", "8", "--invert-steps", "20"]);
     println!("studio started in {:.1} s", started.elapsed().as_secs_f64());
 
     // Name order: big, group, plain.
