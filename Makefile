@@ -90,10 +90,12 @@ rust-tests: setup
 c-tests: setup
 	$(MAKE) --no-print-directory install PREFIX=$(TEST_PREFIX)
 	@set -e; \
-	cc $(TEST_CFLAGS) tests/c/test_api.c $$($(TEST_PKG) --cflags --libs editone) -lpthread -lm -o build/test_api; \
+	for t in test_api tune; do \
+	  cc $(TEST_CFLAGS) tests/c/$$t.c $$($(TEST_PKG) --cflags --libs editone) -lpthread -lm -o build/test_$${t#test_}; done; \
 	group=$$(mktemp -d); trap 'rm -rf "$$group"' EXIT; \
 	$(CARGO) run $(CARGO_FLAGS) --quiet --example synthetic_group -- "$$group/group.png" 1 5 640x480 >/dev/null; \
-	$(TEST_ENV) build/test_api "$(FIXTURES)" "$$group/group.png"
+	$(TEST_ENV) build/test_api "$(FIXTURES)" "$$group/group.png"; \
+	$(TEST_ENV) build/test_tune "$(FIXTURES)" "$$group/group.png"
 	bash tests/cli/run.sh $(TEST_PREFIX)/bin/editone
 	bash tests/cpp/run.sh $(TEST_PREFIX)
 	bash tests/photo-managers/run.sh $(TEST_PREFIX)/bin/editone

@@ -3,7 +3,7 @@
  * Usage: test_api FIXTURES_DIR GROUP_PHOTO (the folder holding tiny64/ and
  * cond128/; a synthetic group photo of GROUP_FACES default-model faces, as
  * `cargo run --example synthetic_group -- GROUP_PHOTO 1 5 640x480` writes it). */
-#include <editone.h>
+#include "testing.h"
 
 #include <dirent.h>
 #include <float.h>
@@ -13,35 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                  \
-  do {                                                                    \
-    if (cond) {                                                           \
-      passed++;                                                           \
-    } else {                                                              \
-      failed++;                                                           \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                \
-      fprintf(stderr, __VA_ARGS__);                                       \
-      fputc('\n', stderr);                                                \
-    }                                                                     \
-  } while (0)
-
-/* A call must return `expected`; a failure must come with a message. */
-#define EXPECT(call, expected)                                            \
-  do {                                                                    \
-    eo_status s_ = (call);                                                \
-    CHECK(s_ == (expected), "%s -> %s (%s), expected %s", #call,         \
-          eo_status_name(s_), eo_last_error(), eo_status_name(expected)); \
-    if (s_ != EO_OK && s_ == (expected))                                  \
-      CHECK(strlen(eo_last_error()) > 8, "%s: no useful message: '%s'",  \
-            #call, eo_last_error());                                     \
-  } while (0)
-
-#define OK(call) EXPECT(call, EO_OK)
-#define BAD_ARG(call) EXPECT(call, EO_ERR_INVALID_ARGUMENT)
-#define BAD_HANDLE(call) EXPECT(call, EO_ERR_INVALID_HANDLE)
 
 /* A test-only export, not in the header: panics inside the boundary. */
 eo_status eo_test_panic(void);
@@ -798,22 +769,6 @@ static void remove_scratch(void) {
   remove(scratch);
 }
 
-/* Bytes of a whole file (free the result), or NULL. */
-static unsigned char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  unsigned char *bytes = NULL;
-  long size;
-  if (f && fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-      (bytes = malloc((size_t)size + 1)) && fread(bytes, 1, (size_t)size, f) == (size_t)size) {
-    *len = (size_t)size;
-  } else {
-    free(bytes);
-    bytes = NULL;
-  }
-  if (f) fclose(f);
-  return bytes;
-}
-
 /* Every writer refuses to replace an existing file unless asked, and
  * leaves no temporary file behind either way. */
 static void test_files_are_sacred(void) {
@@ -922,18 +877,6 @@ static void test_hostile_values(void) {
   OK(eo_latent_release(example));
   OK(eo_edit_release(e));
   OK(eo_model_release(m));
-}
-
-/* A photo file as a tightly packed RGB8 view (free view->data), or data NULL. */
-static eo_image_view read_photo(const char *path) {
-  eo_image_view v = {NULL, 0, 0, 0, EO_PIXEL_RGB8};
-  uint32_t w = 0, h = 0;
-  size_t needed = 0;
-  OK(eo_image_read(path, EO_PIXEL_RGB8, NULL, 0, &w, &h, &needed));
-  if (needed == 0 || !(v.data = malloc(needed))) return v;
-  OK(eo_image_read(path, EO_PIXEL_RGB8, v.data, needed, &w, &h, NULL));
-  v.width = w, v.height = h, v.stride = w * 3;
-  return v;
 }
 
 static int point_in_box(eo_point p, const float *b) {
