@@ -21,6 +21,7 @@ const studio = {
   task: null,         // {name, total, started, loss: [[step, loss], ...]}
   doneCount: 0,       // number of `done` events seen
   requesting: 0,      // POSTs that start something, still without a reply
+  choosing: null,     // 'mode' or 'paste' while the user's change is sent
   events: null,       // the EventSource
 };
 window.studio = studio;
@@ -125,9 +126,11 @@ function applyState(s) {
     $('strength').value = String(s.strength ?? 0);
     $('strength-value').textContent = fmtStrength(s.strength);
   }
-  if (!studio.modeChanging) {
-    for (const radio of document.querySelectorAll('input[name="mode"]')) {
-      radio.checked = radio.value === s.mode;
+  // Radios show the server's choice, except one the user is changing.
+  for (const name of ['mode', 'paste']) {
+    if (studio.choosing === name) continue;
+    for (const radio of document.querySelectorAll(`input[name="${name}"]`)) {
+      radio.checked = radio.value === s[name];
     }
   }
 
@@ -165,6 +168,10 @@ function updateControls() {
   $('strength').disabled = !hasEdit || (ready && Boolean(s.busy));
   for (const radio of document.querySelectorAll('input[name="mode"]')) {
     radio.disabled = !hasEdit || (ready && Boolean(s.busy));
+  }
+  // Pastes compare at strength 0 too: no edit needed.
+  for (const radio of document.querySelectorAll('input[name="paste"]')) {
+    radio.disabled = !ready || Boolean(s.busy);
   }
   for (const id of ['save-preset', 'export']) {
     $(id).setAttribute('aria-disabled', String(!hasEdit));
@@ -377,15 +384,16 @@ async function applyDirection() {
   });
 }
 
-async function setMode(mode) {
-  studio.modeChanging = true;
+// Sets the session's `name` ('mode' or 'paste') to `value`.
+async function setChoice(name, value) {
+  studio.choosing = name;
   try {
-    applyState(await api('POST', sessionPath('mode'), { mode }));
+    applyState(await api('POST', sessionPath(name), { [name]: value }));
   } catch (err) {
-    reportError('Mode', err);
+    reportError(name === 'mode' ? 'Mode' : 'Faces in photos', err);
   } finally {
-    studio.modeChanging = false;
-    if (studio.state) applyState(studio.state); // radios back to the server's mode
+    studio.choosing = null;
+    if (studio.state) applyState(studio.state); // radios back to the server's choice
   }
 }
 
@@ -657,6 +665,8 @@ async function start() {
   $('save-preset').href = sessionPath('preset');
   $('export').href = sessionPath('export.zip');
   buildPhotos(sess);
+  // A folder's images (no seeds) may be photos: offer both pastes.
+  $('pastes').hidden = sess.seeds !== null;
   buildGrid(sess);
   linkFace($('example-frame'), 'example');
   watchImage($('example'));
@@ -679,9 +689,9 @@ function wire() {
   $('clear-points').addEventListener('click', clearPoints);
   $('cancel').addEventListener('click', cancelTask);
   $('overlay').addEventListener('click', onExampleClick);
-  for (const radio of document.querySelectorAll('input[name="mode"]')) {
+  for (const radio of document.querySelectorAll('input[name="mode"], input[name="paste"]')) {
     radio.addEventListener('change', () => {
-      if (radio.checked) setMode(radio.value);
+      if (radio.checked) setChoice(radio.name, radio.value);
     });
   }
   for (const id of ['save-preset', 'export']) {
