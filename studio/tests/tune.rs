@@ -154,6 +154,16 @@ fn a_tuned_folder_renders_its_faces_closer_to_the_photo_and_nothing_else() {
     // Edits render through the tuned model: back in residual paste, an
     // edit changes the faces and leaves the rest of the photo.
     let post = |what: &str, body: Value| studio.json("POST", &format!("/api/sessions/{id}/{what}"), Some(body), 200);
+    // Bad pastes are refused, naming what was wrong.
+    for (bad, want) in [
+        (json!({"paste": "sideways"}), "paste 'sideways' is not residual or plain"),
+        (json!({"paste": 1}), "invalid type"),
+        (json!({"paste": "plain", "more": 1}), "unknown field `more`"),
+    ] {
+        let (status, body) = studio.request("POST", &format!("/api/sessions/{id}/paste"), Some(bad.clone()));
+        let text = String::from_utf8_lossy(&body);
+        assert!(status == 400 && text.contains(want), "{bad}: {status} {text}");
+    }
     post("paste", json!({"paste": "residual"}));
     post("direction", json!({"index": 0, "strength": 3}));
     let edited = studio.png(&format!("/api/sessions/{id}/images/photo-0.png"));
