@@ -335,7 +335,7 @@ typedef struct eo_model_desc {
 typedef struct eo_tune_options {
   // sizeof(eo_tune_options), set by the init function.
   uint32_t struct_size;
-  // Adam steps (default 300).
+  // Adam steps (default 100).
   uint32_t steps;
   // Adam's learning rate (default 3e-4).
   float learning_rate;

@@ -18,6 +18,7 @@ E=$G/prefix/bin/editone
 TORCH_LIB=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 export LD_LIBRARY_PATH=$TORCH_LIB:$G/prefix/lib:${LD_LIBRARY_PATH:-}
 export EDITONE_FIXTURES=$G/fixtures EDITONE_DEFAULT_MODEL=$G/models/digiface-dcgan.safetensors PYTHONUNBUFFERED=1
+export EDITONE_FACE_DETECTOR=$G/models/mtcnn.safetensors   # tests/tune.rs: pivotal tuning on CUDA
 mkdir -p .cache && ln -sfn "$G/models" .cache/models   # where benches/compare.py looks for "default"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'

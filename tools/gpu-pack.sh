@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
 rm -rf .gpu && mkdir -p .gpu/tests .gpu/models
-tests=(stylegan2_parity method drag invert default_model engine cpu_cache)
+tests=(stylegan2_parity method drag invert default_model engine cpu_cache tune)
 cargo test --release --no-run --message-format=json "${tests[@]/#/--test=}" --lib 2>/dev/null |
     python3 -c 'import json, sys
 for line in sys.stdin:
@@ -20,5 +20,5 @@ make --no-print-directory install PREFIX="$PWD/.gpu/prefix" >/dev/null
 cargo build --release --locked --example profile
 cp target/release/examples/profile .gpu/
 cp -r tests/fixtures/stylegan2 .gpu/fixtures
-cp .cache/models/digiface-dcgan.safetensors .cache/models/digiface-dcgan.reference.safetensors .gpu/models/
+cp .cache/models/digiface-dcgan.safetensors .cache/models/digiface-dcgan.reference.safetensors .cache/models/mtcnn.safetensors .gpu/models/
 du -sh .gpu

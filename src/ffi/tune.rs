@@ -19,7 +19,7 @@ use std::sync::Arc;
 pub struct eo_tune_options {
     /// sizeof(eo_tune_options), set by the init function.
     pub struct_size: u32,
-    /// Adam steps (default 300).
+    /// Adam steps (default 100).
     pub steps: u32,
     /// Adam's learning rate (default 3e-4).
     pub learning_rate: f32,

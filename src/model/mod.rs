@@ -159,6 +159,17 @@ pub struct Model {
     tuned_from: Option<String>,
 }
 
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("architecture", &self.info().architecture)
+            .field("fingerprint", &self.fingerprint)
+            .field("tuned_from", &self.tuned_from)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where a model's tensors live and how it computes. The caller gives it
 /// (a host passes its engine's, `Engine::placement`); models never read a
 /// process-wide setting.
