@@ -32,7 +32,9 @@ static const char APPLY_USAGE[] =
     "                           with --faces (NAME.faces.f32) gives one photo with\n"
     "                           every face edited, each with its own strength, pasted\n"
     "                           back where NAME.json says; outside the faces every\n"
-    "                           pixel stays the photo's\n"
+    "                           pixel stays the photo's. With DIR/tuned.safetensors\n"
+    "                           (invert --faces --tune) the faces render through that\n"
+    "                           tuned generator, once DIR/tuned.manifest vouches for it\n"
     "  --strength A             the example's own strength (default: the preset's);\n"
     "                           every alpha_i moves by the same amount\n"
     "  --baseline naive|unscaled  render a comparison baseline instead of the method:\n"
@@ -211,6 +213,7 @@ typedef struct {
     size_t rows;              /* how many: targets, with a face set's faces counted one each */
     face_set *sets;           /* one per target, read for the face sets (NULL without any) */
     run_folder *run;          /* sharded or --resume: the folder's record and manifest, or NULL */
+    eo_model tuned;           /* --inverted DIR's tuned model (invert --tune), or id 0: the faces render through it */
     progress p;
 } apply_run;
 
@@ -291,7 +294,8 @@ static int apply_face_set(apply_run *r, size_t i, size_t row)
     const char *name = r->v->t.names[i];
     eo_latent *ls = xcalloc(s->n, sizeof *ls), *edited = xcalloc(s->n, sizeof *edited);
     eo_status st = EO_OK;
-    int rc = ls && edited ? face_set_latents(r->m, &r->d, r->v->t.inverted_dir, name, s, ls) : out_of_memory();
+    eo_model m = r->tuned.id ? r->tuned : r->m;
+    int rc = ls && edited ? face_set_latents(m, &r->d, r->v->t.inverted_dir, name, s, ls) : out_of_memory();
     if (rc == EC_OK && r->v->has_baseline) {
         for (size_t k = 0; k < s->n && st == EO_OK; k++)
             st = eo_edit_apply_baseline(r->e, ls[k], r->v->baseline, &edited[k]);
@@ -499,6 +503,8 @@ static int run_apply(const engine_args *g, const apply_text *x, const apply_valu
         rc = check_targets(cmd, &r.d, &v->t);
     if (rc == EC_OK)
         rc = read_face_sets(&r);
+    if (rc == EC_OK && v->t.inverted_dir)
+        rc = open_tuned_model(r.m, &v->t, r.sets, &r.tuned);
     if (rc == EC_OK)
         rc = open_apply_outputs(x, &r);
     if (rc == EC_OK)
@@ -508,6 +514,7 @@ static int run_apply(const engine_args *g, const apply_text *x, const apply_valu
     free_run_folder(&run);
     free(r.alphas);
     release_edit(&r.e);
+    release_model(&r.tuned);
     release_model(&r.m);
     return rc;
 }

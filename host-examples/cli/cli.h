@@ -15,7 +15,9 @@
  *   shard.c    apply --shard/--resume (a slice of the targets, the run
  *              record and manifests of an output folder) and merge
  *   faceset.c  the files of a photo inverted face by face (NAME.json,
- *              NAME.faces.f32): written by invert, read back by apply
+ *              NAME.faces.f32) and of a generator tuned on them
+ *              (tuned.safetensors, tuned.manifest): written by invert,
+ *              read back by apply
  *   json.c     a small strict JSON reader for those files
  */
 #ifndef EDITONE_CLI_H
@@ -159,11 +161,22 @@ typedef struct {
     double *transforms;     /* 6 n: each face's photo-to-crop transform */
     uint32_t *crop;         /* 4 n: each face's crop bounds (written, not read back) */
     float *psnr;            /* n: each face's reconstruction PSNR (written, not read back) */
+    float *psnr_inverted;   /* n with invert --tune: the PSNR before tuning (psnr: after), else NULL */
     eo_align align;         /* EO_ALIGN_TEMPLATE, _FFHQ or _NONE */
     float threshold, min_face;
     uint64_t photo_hash;    /* fnv1a64 of NAME-photo.png's RGB pixels */
     uint64_t latents_hash;  /* fnv1a64 of NAME.faces.f32's bytes */
 } face_set;
+
+/* The files of invert --faces --tune beside the photos' files (faceset.c). */
+#define TUNED_MODEL_FILE "tuned.safetensors"
+#define TUNED_MANIFEST_FILE "tuned.manifest"
+
+/* One photo of invert --faces --tune, as DIR/tuned.manifest lists it (faceset.c). */
+typedef struct {
+    const char *name;   /* NAME of NAME.json */
+    const face_set *s;  /* its record: checksums and PSNRs */
+} tuned_photo;
 
 /* Option text of the face detector (faces, invert --faces). */
 typedef struct {
@@ -326,6 +339,10 @@ void free_face_set(face_set *s);
 int check_face_set_files(const eo_model_desc *d, const char *dir, const char *name, const face_set *s);
 int face_set_latents(eo_model m, const eo_model_desc *d, const char *dir, const char *name, const face_set *s,
                      eo_latent *out);
+int begin_tuned_files(eo_model tuned, const char *dir, const tuned_photo *photos, size_t n, uint32_t steps,
+                      output_file *model);
+int finish_tuned_files(output_file *model, int rc);
+int open_tuned_model(eo_model base, const target_spec *t, const face_set *sets, eo_model *tuned);
 
 /* apply --shard K/N (shard.c): this process's slice of the targets. */
 typedef struct {

@@ -24,6 +24,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Most faces one photo's record may hold, and its largest file. */
 #define MAX_FACES 10000u
@@ -76,6 +77,10 @@ void write_face_set_json(FILE *f, const face_set *s, const char *source, const c
             fputs(", \"psnr\": ", f);
             json_number(f, s->psnr[i]);
         }
+        if (s->psnr_inverted) {
+            fputs(", \"psnr_inverted\": ", f);
+            json_number(f, s->psnr_inverted[i]);
+        }
         fputc('}', f);
     }
     fputs(one_line ? "]}\n" : "\n ]}\n", f);
@@ -92,6 +97,7 @@ void free_face_set(face_set *s)
     free(s->transforms);
     free(s->crop);
     free(s->psnr);
+    free(s->psnr_inverted);
     memset(s, 0, sizeof *s);
 }
 
@@ -342,5 +348,246 @@ int face_set_latents(eo_model m, const eo_model_desc *d, const char *dir, const 
     }
     free(w);
     free(photo.data);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* A tuned generator beside the face sets (invert --faces --tune)      */
+/* ------------------------------------------------------------------ */
+
+/*
+ * DIR/tuned.safetensors is the generator tuned on every face of one run,
+ * and DIR/tuned.manifest (JSON) says which run: the checksum of the model
+ * file and, per photo, its NAME and the checksums NAME.json records. The
+ * names cannot be a photo's files (those end in .json, .f32 and .png).
+ * invert writes the model under a temporary name, then the manifest, then
+ * the photos' files and, last, renames the model into place; apply takes
+ * the model only when the manifest, the model and every record it renders
+ * agree, so a stopped run, a stale model or a record added by a later run
+ * is refused instead of rendering faces through a generator tuned on others.
+ */
+#define TUNED_MODEL TUNED_MODEL_FILE
+#define TUNED_MANIFEST TUNED_MANIFEST_FILE
+#define MANIFEST_FORMAT "editone-tuned-faces"
+#define MAX_MANIFEST_BYTES ((size_t)64 << 20)
+
+/* fnv1a64 of a whole file's bytes. */
+static int file_fnv1a64(const char *path, uint64_t *out)
+{
+    unsigned char buf[1 << 16];
+    uint64_t h = FNV1A64_INIT;
+    size_t got;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return fail("reading '%s': %s", path, strerror(errno));
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0)
+        h = fnv1a64(h, buf, got);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return fail("reading '%s': read error", path);
+    *out = h;
+    return EC_OK;
+}
+
+static void json_psnrs(FILE *f, const float *v, size_t n)
+{
+    fputc('[', f);
+    for (size_t i = 0; i < n; i++) {
+        fputs(i ? ", " : "", f);
+        json_number(f, v[i]);
+    }
+    fputc(']', f);
+}
+
+static void write_manifest_json(FILE *f, const tuned_photo *photos, size_t n, uint32_t steps, uint64_t model_hash)
+{
+    fprintf(f, "{\"format\": \"%s\", \"version\": 1, \"tuned_model\": \"%s\", \"tuned_fnv1a64\": ", MANIFEST_FORMAT,
+            TUNED_MODEL);
+    json_hash(f, model_hash);
+    fprintf(f, ", \"steps\": %u,\n \"photos\": [", steps);
+    for (size_t i = 0; i < n; i++) {
+        const face_set *s = photos[i].s;
+        fputs(i ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
+        json_string(f, photos[i].name);
+        fputs(", \"photo_fnv1a64\": ", f);
+        json_hash(f, s->photo_hash);
+        fputs(", \"latents_fnv1a64\": ", f);
+        json_hash(f, s->latents_hash);
+        fputs(", \"psnr_inverted\": ", f);
+        json_psnrs(f, s->psnr_inverted, s->n);
+        fputs(", \"psnr_tuned\": ", f);
+        json_psnrs(f, s->psnr, s->n);
+        fputc('}', f);
+    }
+    fputs("\n ]}\n", f);
+}
+
+/*
+ * The tuned model of n photos' faces, saved under a temporary name in DIR
+ * (model: close_output publishes it as DIR/tuned.safetensors, or removes
+ * it), and DIR/tuned.manifest written whole with the model's checksum.
+ */
+int begin_tuned_files(eo_model tuned, const char *dir, const tuned_photo *photos, size_t n, uint32_t steps,
+                      output_file *model)
+{
+    char *model_path = path_join(dir, TUNED_MODEL), *manifest_path = path_join(dir, TUNED_MANIFEST);
+    output_file manifest;
+    uint64_t hash = 0;
+    eo_status st;
+    int rc;
+    memset(model, 0, sizeof *model);
+    rc = model_path && manifest_path ? open_output(model_path, model) : out_of_memory();
+    /* The library replaces the (empty) temporary file whole; the rename comes last. */
+    if (rc == EC_OK && (st = eo_model_save_tuned_ex(tuned, model->tmp, EO_WRITE_REPLACE)) != EO_OK)
+        rc = lib_error(st, "saving the tuned model");
+    if (rc == EC_OK)
+        rc = file_fnv1a64(model->tmp, &hash);
+    if (rc == EC_OK && (rc = open_output(manifest_path, &manifest)) == EC_OK) {
+        write_manifest_json(manifest.f, photos, n, steps, hash);
+        rc = close_output(&manifest, EC_OK);
+    }
+    if (rc != EC_OK)
+        rc = close_output(model, rc);
+    free(manifest_path);
+    if (!model->f)
+        free(model_path);
+    return rc;
+}
+
+/* The owner of model->path after begin_tuned_files: frees it once the model is published or removed. */
+int finish_tuned_files(output_file *model, int rc)
+{
+    char *path = (char *)model->path;
+    rc = close_output(model, rc);
+    free(path);
+    return rc;
+}
+
+/* A folder whose tuned model does not belong to its records: the message ends with what to do. */
+static int not_tuned_together(const char *dir, const char *what)
+{
+    return fail("'%s': %s; invert all its photos again with 'editone invert --faces --tune --overwrite', or remove"
+                " '%s/" TUNED_MODEL "' and '%s/" TUNED_MANIFEST "' to edit them without it",
+                dir, what, dir, dir);
+}
+
+/* The manifest's entry for photo NAME, or NULL. */
+static const json_value *manifest_photo(const json_value *photos, const char *name)
+{
+    for (size_t i = 0; i < photos->n; i++) {
+        const json_value *n = json_get(&photos->items[i], "name");
+        if (n && n->kind == JSON_STRING && strcmp(n->text, name) == 0)
+            return &photos->items[i];
+    }
+    return NULL;
+}
+
+/* Every target of t is a face set of the tuned run, with the checksums the manifest lists. */
+static int check_tuned_targets(const char *dir, const json_value *photos, const target_spec *t, const face_set *sets)
+{
+    char what[600];
+    for (size_t i = 0; i < t->n; i++) {
+        const json_value *p = manifest_photo(photos, t->names[i]);
+        uint64_t photo_hash = 0, latents_hash = 0;
+        if (!(t->face_sets[i] && sets)) {
+            snprintf(what, sizeof what, "'%s.f32' is a whole photo, not one of the faces its tuned model was tuned on",
+                     t->names[i]);
+            return not_tuned_together(dir, what);
+        }
+        if (!p) {
+            snprintf(what, sizeof what, "'%s.json' was not among the photos its tuned model was tuned on (a later"
+                     " run of 'editone invert' added it)", t->names[i]);
+            return not_tuned_together(dir, what);
+        }
+        if (!hash_of(json_get(p, "photo_fnv1a64"), &photo_hash) ||
+            !hash_of(json_get(p, "latents_fnv1a64"), &latents_hash) || photo_hash != sets[i].photo_hash ||
+            latents_hash != sets[i].latents_hash) {
+            snprintf(what, sizeof what, "'%s.json' is not the record its tuned model was tuned on (another run of"
+                     " 'editone invert' rewrote it)", t->names[i]);
+            return not_tuned_together(dir, what);
+        }
+    }
+    return EC_OK;
+}
+
+/* DIR/tuned.manifest, read and checked against the model file at model_path. */
+static int read_manifest(const char *dir, const char *model_path, json_value *root)
+{
+    char *path = path_join(dir, TUNED_MANIFEST);
+    const json_value *format, *photos;
+    uint64_t listed = 0, actual = 0;
+    int rc = path ? json_read_file(path, MAX_MANIFEST_BYTES, root) : out_of_memory();
+    if (rc != EC_OK) {
+        free(path);
+        return rc;
+    }
+    format = json_get(root, "format");
+    photos = json_get(root, "photos");
+    if (root->kind != JSON_OBJECT || !format || format->kind != JSON_STRING ||
+        strcmp(format->text, MANIFEST_FORMAT) != 0 || !photos || photos->kind != JSON_ARRAY ||
+        !hash_of(json_get(root, "tuned_fnv1a64"), &listed))
+        rc = fail("'%s' is not the manifest 'editone invert --faces --tune' writes", path);
+    else if ((rc = file_fnv1a64(model_path, &actual)) == EC_OK && actual != listed)
+        rc = not_tuned_together(dir, "its " TUNED_MODEL " is not the model its " TUNED_MANIFEST
+                                     " lists (the checksums differ): the folder mixes two runs of 'editone invert'");
+    if (rc != EC_OK)
+        json_free(root);
+    free(path);
+    return rc;
+}
+
+/* Whether DIR/name exists (a file of any kind, a dangling link included). */
+static int in_folder(const char *dir, const char *name)
+{
+    char *path = path_join(dir, name);
+    struct stat st;
+    int exists = path && lstat(path, &st) == 0;
+    free(path);
+    return exists;
+}
+
+/* The tuned model's file loaded over the base, with a clear word for a file tuned from another model. */
+static int load_tuned(eo_model base, const char *path, eo_model *tuned)
+{
+    eo_status st = eo_model_load_tuned(base, path, tuned);
+    if (st == EO_ERR_INCOMPATIBLE)
+        return fail("'%s' was tuned from another model than this one: give the --model the photos were inverted"
+                    " with", path);
+    return st == EO_OK ? EC_OK : lib_error(st, "loading the tuned model '%s'", path);
+}
+
+/*
+ * apply --inverted DIR: when DIR holds a tuned model (invert --faces
+ * --tune), *tuned receives it, loaded over `base`, after DIR/tuned.manifest
+ * has vouched for the model file and for every record among t's targets
+ * (sets: their records, read with read_face_set). Without one, *tuned is
+ * left with id 0, unless a manifest says a stopped run never wrote it.
+ */
+int open_tuned_model(eo_model base, const target_spec *t, const face_set *sets, eo_model *tuned)
+{
+    const char *dir = t->inverted_dir;
+    int has_model = in_folder(dir, TUNED_MODEL), has_manifest = in_folder(dir, TUNED_MANIFEST);
+    char *model_path;
+    json_value root;
+    int rc;
+    if (!has_model && !has_manifest)
+        return EC_OK;
+    if (!has_model)
+        return not_tuned_together(dir, "its " TUNED_MANIFEST " lists a tuned model, but the run of 'editone invert"
+                                       " --tune' that wrote it stopped before writing " TUNED_MODEL);
+    if (!has_manifest)
+        return not_tuned_together(dir, "its " TUNED_MODEL " has no " TUNED_MANIFEST " beside it to say which"
+                                       " photos it was tuned on");
+    if (!(model_path = path_join(dir, TUNED_MODEL)))
+        return out_of_memory();
+    rc = read_manifest(dir, model_path, &root);
+    if (rc == EC_OK) {
+        rc = check_tuned_targets(dir, json_get(&root, "photos"), t, sets);
+        json_free(&root);
+    }
+    if (rc == EC_OK)
+        rc = load_tuned(base, model_path, tuned);
+    free(model_path);
     return rc;
 }

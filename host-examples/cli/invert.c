@@ -16,7 +16,7 @@ static const char INVERT_USAGE[] =
     "usage: editone [global options] invert [--model PATH] PHOTO... --out DIR\n"
     "           [--steps N] [--wplus] [--vgg16 FILE] [--seed S] [--json] [--overwrite]\n"
     "           [--faces | --face K] [--align template|ffhq|none] [--threshold F]\n"
-    "           [--min-face PX] [--detector PATH]\n"
+    "           [--min-face PX] [--detector PATH] [--tune [--tune-steps N]]\n"
     "\n"
     "Projects photos (PNG or JPEG, any size: the centred square is used) into\n"
     "the model's latent space, so they can be edited with 'editone apply\n"
@@ -48,6 +48,14 @@ static const char INVERT_USAGE[] =
     "                 own, as 'editone info' shows it\n"
     "  --threshold F, --min-face PX, --detector PATH   the detector's options, as\n"
     "                 for 'editone faces'\n"
+    "  --tune         then tune one copy of the generator on every face of the run\n"
+    "                 together (pivotal tuning), so that it reproduces them: written\n"
+    "                 to DIR/tuned.safetensors with DIR/tuned.manifest (the photos it\n"
+    "                 was tuned on), which 'editone apply --inverted DIR' renders\n"
+    "                 their edits through; NAME.json and NAME-reconstruction.png are\n"
+    "                 the tuned ones (at most 256 faces in a run). Nothing is written\n"
+    "                 until the tuning ends; the tuned model is renamed into place last\n"
+    "  --tune-steps N tuning steps (default 300)\n"
     "A photo with no face (or no face K) is named on stderr and nothing is\n"
     "written for it; the other photos are inverted and the exit status is then 4.\n"
     "\n"
@@ -64,6 +72,8 @@ typedef struct {
     int faces;              /* --faces, or --face K */
     const char *face, *align;
     detect_text dx;
+    int tune;               /* --tune */
+    const char *tune_steps;
 } invert_text;
 
 /* invert --faces: what every photo needs. */
@@ -75,7 +85,13 @@ typedef struct {
     int has_k;
     uint32_t k;
     int without;        /* photos with no face (no face K) */
+    int tune_on;        /* --tune */
+    eo_tune_options tune; /* --tune's options (--tune-steps) */
+    size_t tuned_faces; /* faces inverted so far, for --tune's limit */
 } face_run;
+
+/* The most faces one generator is tuned on (eo_model_tune's n). */
+#define MAX_TUNED_FACES 256u
 
 /* "dir/name.jpg" -> "name". */
 static char *base_name(const char *path)
@@ -284,8 +300,11 @@ static void print_face_summary(const face_set *s, const char *source, const char
            align_name(s->align), latents);
     for (size_t i = 0; i < s->n; i++) {
         const float *b = s->faces[i].bbox;
-        printf("  face %u: box %.0f,%.0f %.0fx%.0f, PSNR %.2f dB\n", s->index[i], b[0], b[1], b[2] - b[0],
+        printf("  face %u: box %.0f,%.0f %.0fx%.0f, PSNR %.2f dB", s->index[i], b[0], b[1], b[2] - b[0],
                b[3] - b[1], s->psnr[i]);
+        if (s->psnr_inverted)
+            printf(" tuned (%.2f dB inverted)", s->psnr_inverted[i]);
+        putchar('\n');
     }
 }
 
@@ -361,45 +380,179 @@ static int invert_faces(eo_model m, const eo_invert_options *base, const eo_imag
     return EC_OK;
 }
 
-/* One photo with --faces: found, inverted, written; fr->without counts one with no face (no face K). */
+/* A photo's faces, found and inverted, waiting to be written (with --tune, after tuning). */
+typedef struct {
+    const char *source;
+    char *name;             /* NAME of its files */
+    char *paths[OUT_COUNT];
+    eo_image_view photo;
+    face_set s;             /* s.n 0: no face (no face K), nothing to write */
+    eo_latent *ls;          /* s.n latents: the base model's, with --tune then the tuned model's */
+} face_photo;
+
+static void free_face_photo(face_photo *fp)
+{
+    free_latents(fp->ls, fp->s.n);
+    free_face_set(&fp->s);
+    free(fp->photo.data);
+    free(fp->name);
+    free_paths(fp->paths);
+    memset(fp, 0, sizeof *fp);
+}
+
+/* The faces chosen in fp's photo, inverted, with the checksum of their latents (tuned.manifest lists it). */
+static int invert_chosen(eo_model m, const eo_model_desc *d, const eo_invert_options *base, face_run *fr,
+                         face_photo *fp)
+{
+    float *w = NULL;
+    int rc = EC_OK;
+    if (fr->tune_on && fr->tuned_faces + fp->s.n > MAX_TUNED_FACES)
+        return fail("--tune: '%s' brings the run to %zu faces; one generator is tuned on at most %u faces: invert"
+                    " the photos in smaller groups", fp->source, fr->tuned_faces + fp->s.n, MAX_TUNED_FACES);
+    if (!(fp->ls = xcalloc(fp->s.n, sizeof *fp->ls)))
+        return out_of_memory();
+    rc = invert_faces(m, base, &fp->photo, &fp->s, fr, fp->source, fp->ls);
+    if (rc == EC_OK)
+        rc = face_latent_floats(fp->ls, fp->s.n, d, &w);
+    if (rc == EC_OK)
+        fp->s.latents_hash = fnv1a64_f32(w, fp->s.n * latent_floats(d));
+    fr->tuned_faces += fp->s.n;
+    free(w);
+    return rc;
+}
+
+/* One photo with --faces, found and inverted into fp; fr->without counts one with no face (no face K). */
+static int find_face_photo(eo_model m, const eo_model_desc *d, const invert_text *x, face_run *fr,
+                           const eo_invert_options *base, const char *source, face_photo *fp)
+{
+    eo_face *found = NULL;
+    face_set *s = &fp->s;
+    int rc;
+    memset(fp, 0, sizeof *fp);
+    fp->source = source;
+    rc = output_paths(x, source, fp->paths);
+    if (rc == EC_OK && !(fp->name = base_name(source)))
+        rc = out_of_memory();
+    if (rc == EC_OK)
+        rc = read_image(source, EO_PIXEL_RGB8, &fp->photo);
+    if (rc == EC_OK)
+        rc = find_faces(fr->det, &fr->detect, &fp->photo, source, &found, &s->found);
+    if (rc == EC_OK && (s->found == 0 || (fr->has_k && fr->k >= s->found))) {
+        report_no_face(source, &fr->detect, s->found, fr->k);
+        fr->without++;
+    } else if (rc == EC_OK) {
+        s->width = fp->photo.width;
+        s->height = fp->photo.height;
+        s->align = fr->used;
+        s->threshold = fr->detect.score_threshold;
+        s->min_face = fr->detect.min_face_size;
+        s->photo_hash = fnv1a64_view(&fp->photo);
+        rc = choose_faces(s, found, fr);
+        if (rc == EC_OK)
+            rc = invert_chosen(m, d, base, fr, fp);
+    }
+    free(found);
+    return rc;
+}
+
+/* One photo with --faces: found, inverted, written. */
 static int invert_faces_one(eo_model m, const eo_model_desc *d, const invert_text *x, face_run *fr,
                             const eo_invert_options *base, const char *source)
 {
-    char *paths[OUT_COUNT];
-    eo_image_view photo = { 0 };
-    eo_face *found = NULL;
-    eo_latent *ls = NULL;
-    face_set s;
-    int rc;
-    memset(&s, 0, sizeof s);
-    rc = output_paths(x, source, paths);
-    if (rc == EC_OK)
-        rc = read_image(source, EO_PIXEL_RGB8, &photo);
-    if (rc == EC_OK)
-        rc = find_faces(fr->det, &fr->detect, &photo, source, &found, &s.found);
-    if (rc == EC_OK && (s.found == 0 || (fr->has_k && fr->k >= s.found))) {
-        report_no_face(source, &fr->detect, s.found, fr->k);
-        fr->without++;
-    } else if (rc == EC_OK) {
-        s.width = photo.width;
-        s.height = photo.height;
-        s.align = fr->used;
-        s.threshold = fr->detect.score_threshold;
-        s.min_face = fr->detect.min_face_size;
-        s.photo_hash = fnv1a64_view(&photo);
-        rc = choose_faces(&s, found, fr);
-        if (rc == EC_OK && !(ls = xcalloc(s.n, sizeof *ls)))
-            rc = out_of_memory();
-        if (rc == EC_OK)
-            rc = invert_faces(m, base, &photo, &s, fr, source, ls);
-        if (rc == EC_OK)
-            rc = write_face_outputs(ls, d, &photo, paths, &s, source, x->json);
-        free_latents(ls, s.n);
+    face_photo fp;
+    int rc = find_face_photo(m, d, x, fr, base, source, &fp);
+    if (rc == EC_OK && fp.s.n)
+        rc = write_face_outputs(fp.ls, d, &fp.photo, fp.paths, &fp.s, source, x->json);
+    free_face_photo(&fp);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* invert --faces --tune                                               */
+/* ------------------------------------------------------------------ */
+
+/* Each photo's latents become the tuned model's (tl from `first` on), its PSNRs the tuned ones. */
+static int adopt_tuned(face_photo *fp, const eo_latent *tl, const float *psnr)
+{
+    float *after = xcalloc(fp->s.n, sizeof *after);
+    if (!after)
+        return out_of_memory();
+    memcpy(after, psnr, fp->s.n * sizeof *after);
+    release_latents(fp->ls, fp->s.n);
+    memcpy(fp->ls, tl, fp->s.n * sizeof *fp->ls);
+    fp->s.psnr_inverted = fp->s.psnr;
+    fp->s.psnr = after;
+    return EC_OK;
+}
+
+/*
+ * One generator tuned on every face of the run (total of them), as a new
+ * model; each photo's latents are then the tuned model's. On an error or
+ * Ctrl-C nothing is made and the photos keep the base's latents.
+ */
+static int tune_face_photos(eo_model m, face_run *fr, face_photo *fps, int n, size_t total, eo_model *tuned)
+{
+    eo_latent *all = xcalloc(total, sizeof *all), *tl = xcalloc(total, sizeof *tl);
+    float *psnr = xcalloc(total, sizeof *psnr);
+    progress p;
+    eo_status st;
+    int rc = all && tl && psnr ? EC_OK : out_of_memory();
+    for (int i = 0, k = 0; rc == EC_OK && i < n; k += (int)fps[i].s.n, i++)
+        memcpy(all + k, fps[i].ls, fps[i].s.n * sizeof *all);
+    fr->tune.psnr = psnr;
+    if (rc == EC_OK) {
+        progress_start(&p, "tune");
+        st = eo_model_tune(m, all, total, &fr->tune, on_progress, &p, tuned, tl);
+        progress_finish(&p);
+        if (st != EO_OK)
+            rc = lib_error(st, "tuning the generator on %zu faces", total);
     }
-    free_face_set(&s);
-    free(found);
-    free(photo.data);
-    free_paths(paths);
+    for (int i = 0, k = 0; rc == EC_OK && i < n; k += (int)fps[i].s.n, i++)
+        rc = adopt_tuned(&fps[i], tl + k, psnr + k);
+    fr->tune.psnr = NULL;
+    free(all);
+    free(tl);
+    free(psnr);
+    return rc;
+}
+
+/*
+ * invert --faces --tune: every photo's faces found and inverted, one
+ * generator tuned on all of them, then the files: the tuned model under a
+ * temporary name and tuned.manifest (faceset.c), each photo's files, and
+ * last the tuned model renamed into place. A run stopped before the tuning
+ * ends writes nothing.
+ */
+static int invert_tuned_faces(eo_model m, const eo_model_desc *d, const invert_text *x, face_run *fr,
+                              const eo_invert_options *opts, char **photos, int n)
+{
+    face_photo *fps = xcalloc((size_t)n, sizeof *fps);
+    tuned_photo *listed = xcalloc((size_t)n, sizeof *listed);
+    eo_model tuned = { 0 };
+    output_file model = { 0 };
+    size_t total = 0, k = 0;
+    int rc = fps && listed ? EC_OK : out_of_memory();
+    for (int i = 0; rc == EC_OK && i < n; total += fps[i].s.n, i++)
+        rc = g_interrupted ? cancelled("inverting") : find_face_photo(m, d, x, fr, opts, photos[i], &fps[i]);
+    if (rc == EC_OK && total > 0)
+        rc = tune_face_photos(m, fr, fps, n, total, &tuned);
+    for (int i = 0; rc == EC_OK && i < n; i++)
+        if (fps[i].s.n)
+            listed[k++] = (tuned_photo){ fps[i].name, &fps[i].s };
+    if (rc == EC_OK && total > 0)
+        rc = begin_tuned_files(tuned, x->out, listed, k, fr->tune.steps, &model);
+    for (int i = 0; rc == EC_OK && model.f && i < n; i++)
+        if (fps[i].s.n)
+            rc = g_interrupted ? cancelled("writing the photos' files")
+                               : write_face_outputs(fps[i].ls, d, &fps[i].photo, fps[i].paths, &fps[i].s,
+                                                    fps[i].source, x->json);
+    if (model.f)
+        rc = finish_tuned_files(&model, rc);
+    release_model(&tuned);
+    for (int i = 0; fps && i < n; i++)
+        free_face_photo(&fps[i]);
+    free(fps);
+    free(listed);
     return rc;
 }
 
@@ -414,6 +567,12 @@ static int parse_face_run(const invert_text *x, face_run *fr)
     fr->has_k = x->face != NULL;
     fr->k = k;
     if (x->align && parse_align("invert", "--align", x->align, &fr->align))
+        return EC_USAGE;
+    fr->tune_on = x->tune;
+    if (eo_tune_options_init(&fr->tune) != EO_OK)
+        return fail("preparing the tune options");
+    fr->tune.vgg16_path = x->vgg16; /* the inversion's loss, the paper's LPIPS + L2 for tuning */
+    if (x->tune_steps && opt_u32("invert", "--tune-steps", x->tune_steps, 1, 100000, &fr->tune.steps))
         return EC_USAGE;
     return parse_detect_options("invert", &x->dx, &fr->detect);
 }
@@ -465,6 +624,11 @@ static int check_invert_outputs(const invert_text *x, char **photos, int n)
             rc = plan_output(&p, paths[k], "'%s'", photos[i]);
         free_paths(paths);
     }
+    for (int k = 0; k < 2 && rc == EC_OK && x->tune; k++) {
+        char *path = path_join(x->out, k ? TUNED_MANIFEST_FILE : TUNED_MODEL_FILE);
+        rc = path ? plan_output(&p, path, "--tune") : out_of_memory();
+        free(path);
+    }
     if (rc == EC_OK)
         rc = plan_check(&p);
     plan_free(&p);
@@ -497,7 +661,9 @@ static int run_invert(const engine_args *g, const invert_text *x, char **photos,
         rc = start_face_run(m, x, &fr);
     if (rc == EC_OK)
         rc = make_dirs(x->out);
-    for (int i = 0; rc == EC_OK && i < n; i++) {
+    if (rc == EC_OK && x->tune)
+        rc = invert_tuned_faces(m, &d, x, &fr, &opts, photos, n);
+    for (int i = 0; rc == EC_OK && !x->tune && i < n; i++) {
         if (!x->faces)
             rc = invert_one(m, &d, x, &opts, photos[i]);
         else
@@ -528,7 +694,8 @@ int cmd_invert(const engine_args *g, int argc, char **argv)
         { "--json", NULL, &x.json },   { "--overwrite", NULL, &g_overwrite },
         { "--faces", NULL, &x.faces }, { "--face", &x.face, NULL },   { "--align", &x.align, NULL },
         { "--threshold", &x.dx.threshold, NULL }, { "--min-face", &x.dx.min_face, NULL },
-        { "--detector", &x.dx.detector, NULL },
+        { "--detector", &x.dx.detector, NULL }, { "--tune", NULL, &x.tune },
+        { "--tune-steps", &x.tune_steps, NULL },
     };
     char **photos = xcalloc((size_t)argc + 1, sizeof *photos);
     int nphotos = 0;
@@ -543,8 +710,10 @@ int cmd_invert(const engine_args *g, int argc, char **argv)
         rc = usage_error(cmd, "no PHOTO given");
     else if (rc == EC_OK && !x.out)
         rc = usage_error(cmd, "no --out DIR given");
-    else if (rc == EC_OK && !x.faces && (x.align || x.dx.threshold || x.dx.min_face || x.dx.detector))
-        rc = usage_error(cmd, "--align, --threshold, --min-face and --detector apply to --faces (or --face K)");
+    else if (rc == EC_OK && !x.faces && (x.align || x.dx.threshold || x.dx.min_face || x.dx.detector || x.tune))
+        rc = usage_error(cmd, "--align, --threshold, --min-face, --detector and --tune apply to --faces (or --face K)");
+    else if (rc == EC_OK && x.tune_steps && !x.tune)
+        rc = usage_error(cmd, "--tune-steps N goes with --tune");
     else if (rc == EC_OK)
         rc = run_invert(g, &x, photos, nphotos);
     free(photos);

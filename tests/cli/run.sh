@@ -9,7 +9,9 @@
 # preset errors, that bench runs, and that no command loses a file
 # (files.sh: --overwrite, colliding outputs, SIGTERM, kill -9 loops), and
 # faces in photos (faces.sh: detection, invert --faces, apply --inverted,
-# --align). Needs bash and python3 (standard library only); faces.sh also
+# --align), a generator tuned on them (tune.sh: invert --faces --tune, apply
+# through it, stale or foreign tuned models refused). Needs bash and python3
+# (standard library only); faces.sh and tune.sh also
 # cargo (to make synthetic group photos) and the project's .venv (numpy,
 # Pillow). A missing fixture folder or virtual environment is a
 # failure, not a skip. Ends with a line "N passed, M failed"; exits non-zero
@@ -310,6 +312,8 @@ else
 fi
 # shellcheck source=tests/cli/faces.sh
 source "$(dirname "$0")/faces.sh"
+# shellcheck source=tests/cli/tune.sh
+source "$(dirname "$0")/tune.sh"
 # shellcheck source=tests/cli/files.sh
 source "$(dirname "$0")/files.sh"
 
