@@ -48,9 +48,14 @@ Serves a page for interactive batch editing on http://127.0.0.1:PORT/ (loopback 
   --tune         after inverting, tune one copy of the generator on all the photos of
                  --folder together (pivotal tuning), so that their faces render
                  faithfully; the folder's images render through it, edits are the same
-  --tune-steps N tuning steps, 1 to 100000 (default 300); fewer start faster
+  --tune-steps N tuning steps, 1 to 100000 (default DEFAULT_TUNE_STEPS); fewer start faster
   --device D     auto (default), cpu, cuda or cuda:N
   --threads N    CPU threads for tensor math (default: the library's choice)";
+
+/// The usage text, with the library's default tuning steps.
+fn usage() -> String {
+    USAGE.replace("DEFAULT_TUNE_STEPS", &TuneOptions::default().steps.to_string())
+}
 
 /// SeFa directions offered on the page.
 const DIRECTIONS: usize = 10;
@@ -82,11 +87,11 @@ fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1).collect()) {
         Ok(Some(args)) => args,
         Ok(None) => {
-            println!("{USAGE}");
+            println!("{}", usage());
             return ExitCode::SUCCESS;
         }
         Err(message) => {
-            eprintln!("editone-studio: {message}\n\n{USAGE}");
+            eprintln!("editone-studio: {message}\n\n{}", usage());
             return ExitCode::from(2);
         }
     };
