@@ -13,7 +13,8 @@
  *                                                 that edit transferred to
  *                                                 many images
  *   editone invert PHOTO... --out DIR            photos into the latent space
- *                                                 (--faces: each face of a photo)
+ *                                                 (--faces: each face of a photo;
+ *                                                 --tune: and a generator tuned to them)
  *   editone faces PHOTO...                        the faces in photos, as JSON
  *   editone directions                           unsupervised directions to edit along
  *   editone bench  --model M                      throughput on this machine
@@ -243,7 +244,7 @@ static const command COMMANDS[] = {
     { "edit", cmd_edit, "make an example edit and optimise it into a preset" },
     { "apply", cmd_apply, "apply a preset to many images" },
     { "merge", cmd_merge, "join the manifests of a sharded apply and report what is missing" },
-    { "invert", cmd_invert, "project photos (or each face in them) into the latent space" },
+    { "invert", cmd_invert, "project photos (or their faces) into the latent space; --tune fits the generator to them" },
     { "faces", cmd_faces, "find the faces in photos, as JSON (and a preview)" },
     { "directions", cmd_directions, "list the model's unsupervised edit directions (SeFa)" },
     { "convert", cmd_convert, "convert an NVlabs .pkl or rosinality .pt model to .safetensors" },

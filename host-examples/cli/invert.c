@@ -55,7 +55,7 @@ static const char INVERT_USAGE[] =
     "                 their edits through; NAME.json and NAME-reconstruction.png are\n"
     "                 the tuned ones (at most 256 faces in a run). Nothing is written\n"
     "                 until the tuning ends; the tuned model is renamed into place last\n"
-    "  --tune-steps N tuning steps (default 300)\n"
+    "  --tune-steps N tuning steps (default 100)\n"
     "A photo with no face (or no face K) is named on stderr and nothing is\n"
     "written for it; the other photos are inverted and the exit status is then 4.\n"
     "\n"
@@ -411,6 +411,8 @@ static int invert_chosen(eo_model m, const eo_model_desc *d, const eo_invert_opt
                     " the photos in smaller groups", fp->source, fr->tuned_faces + fp->s.n, MAX_TUNED_FACES);
     if (!(fp->ls = xcalloc(fp->s.n, sizeof *fp->ls)))
         return out_of_memory();
+    if (fr->tune_on && !(fp->s.psnr_inverted = xcalloc(fp->s.n, sizeof *fp->s.psnr_inverted)))
+        return out_of_memory();
     rc = invert_faces(m, base, &fp->photo, &fp->s, fr, fp->source, fp->ls);
     if (rc == EC_OK)
         rc = face_latent_floats(fp->ls, fp->s.n, d, &w);
@@ -471,18 +473,13 @@ static int invert_faces_one(eo_model m, const eo_model_desc *d, const invert_tex
 /* invert --faces --tune                                               */
 /* ------------------------------------------------------------------ */
 
-/* Each photo's latents become the tuned model's (tl from `first` on), its PSNRs the tuned ones. */
-static int adopt_tuned(face_photo *fp, const eo_latent *tl, const float *psnr)
+/* A photo's latents become the tuned model's (its s.n of tl), its PSNRs the tuned ones (the inversion's kept). */
+static void adopt_tuned(face_photo *fp, const eo_latent *tl, const float *psnr)
 {
-    float *after = xcalloc(fp->s.n, sizeof *after);
-    if (!after)
-        return out_of_memory();
-    memcpy(after, psnr, fp->s.n * sizeof *after);
     release_latents(fp->ls, fp->s.n);
     memcpy(fp->ls, tl, fp->s.n * sizeof *fp->ls);
-    fp->s.psnr_inverted = fp->s.psnr;
-    fp->s.psnr = after;
-    return EC_OK;
+    memcpy(fp->s.psnr_inverted, fp->s.psnr, fp->s.n * sizeof *psnr);
+    memcpy(fp->s.psnr, psnr, fp->s.n * sizeof *psnr);
 }
 
 /*
@@ -508,7 +505,7 @@ static int tune_face_photos(eo_model m, face_run *fr, face_photo *fps, int n, si
             rc = lib_error(st, "tuning the generator on %zu faces", total);
     }
     for (int i = 0, k = 0; rc == EC_OK && i < n; k += (int)fps[i].s.n, i++)
-        rc = adopt_tuned(&fps[i], tl + k, psnr + k);
+        adopt_tuned(&fps[i], tl + k, psnr + k);
     fr->tune.psnr = NULL;
     free(all);
     free(tl);
