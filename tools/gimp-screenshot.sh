@@ -24,7 +24,7 @@ gimp-console-2.10 -i -b - >/dev/null 2>&1 <<SCM
         (set! x (+ x 256))))
     '("seed0002.png" "seed0003.png" "seed0004.png"))
   (plug-in-editone-set-example RUN-NONINTERACTIVE image example 0 0 4.0 0 200)
-  (plug-in-editone-apply-to-selection RUN-NONINTERACTIVE image example 200)
+  (plug-in-editone-apply-to-selection RUN-NONINTERACTIVE image example 200 0)
   (gimp-xcf-save RUN-NONINTERACTIVE image example "$TMP/faces.xcf" "$TMP/faces.xcf")
   (gimp-quit 0))
 SCM

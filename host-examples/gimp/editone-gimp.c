@@ -112,6 +112,7 @@ static gboolean interactive_args(const gchar *name, GimpRunMode mode, GimpParam 
         args[8].data.d_int32 = last.subject;
     } else {
         args[3].data.d_int32 = 0;
+        args[4].data.d_int32 = eg_default_tune_steps();
     }
     return TRUE;
 }
@@ -123,7 +124,7 @@ static void query(void)
         { GIMP_PDB_IMAGE, "image", "Input image" },
         { GIMP_PDB_DRAWABLE, "drawable", "Input drawable" },
     };
-    static GimpParamDef set_args[9], apply_args[4], adjust_args[4];
+    static GimpParamDef set_args[9], apply_args[5], adjust_args[4];
     memcpy(set_args, common, sizeof common);
     set_args[3] = (GimpParamDef){ GIMP_PDB_INT32, "edit-kind", "0: a direction and strength, 1: drag the active path's anchor pairs" };
     set_args[4] = (GimpParamDef){ GIMP_PDB_INT32, "direction", "Unsupervised direction index (0 = strongest)" };
@@ -135,6 +136,9 @@ static void query(void)
                                   "Apply edits every face), 1: the whole layer (models of other subjects)" };
     memcpy(apply_args, common, sizeof common);
     apply_args[3] = set_args[7];
+    apply_args[4] = (GimpParamDef){ GIMP_PDB_INT32, "tune-steps",
+                                    "Tune the generator to the layers' faces in this many steps (0: no tuning; "
+                                    "interactive runs use the library's default); cached in the profile" };
     memcpy(adjust_args, common, sizeof common);
     adjust_args[3] = (GimpParamDef){ GIMP_PDB_FLOAT, "strength", "The example's strength; every result follows" };
 
@@ -151,7 +155,9 @@ static void query(void)
                            "Adds one edited copy above every layer (the linked layers when some are linked) with "
                            "every face edited, each with its own strength so all end in the same state; outside "
                            "the faces the copy is the layer. Layers with no face are left alone (a message names "
-                           "them). One undo step. Whole-layer edits (Set Example's subject 1) edit whole layers.",
+                           "them). One undo step. Whole-layer edits (Set Example's subject 1) edit whole layers. "
+                           "With tune-steps > 0 one copy of the generator is first tuned to all the faces (pivotal "
+                           "tuning) and they render through it; it is kept in the profile for the same layers.",
                            "editone", "editone", "2026", "_Apply to Selection", "RGB*", GIMP_PLUGIN,
                            G_N_ELEMENTS(apply_args), 0, apply_args, NULL);
     gimp_install_procedure(EG_ADJUST, "Change the example's strength; every result follows",
@@ -185,10 +191,11 @@ static void run(const gchar *name, gint nparams, const GimpParam *param, gint *n
         eg_example_args ex = { param[3].data.d_int32, param[4].data.d_int32, param[5].data.d_float,
                                param[6].data.d_int32, param[7].data.d_int32, param[8].data.d_int32 };
         good = eg_set_example(image, layer, &ex);
-    } else if ((strcmp(name, EG_APPLY) == 0 || strcmp(name, EG_ADJUST) == 0) && nparams == 4) {
+    } else if ((strcmp(name, EG_APPLY) == 0 && nparams == 5) || (strcmp(name, EG_ADJUST) == 0 && nparams == 4)) {
         gboolean adjust = strcmp(name, EG_ADJUST) == 0;
         GArray *layers = target_layers(image);
-        good = eg_apply(image, layers, adjust ? 0 : param[3].data.d_int32, adjust ? &param[3].data.d_float : NULL);
+        good = adjust ? eg_apply(image, layers, 0, 0, &param[3].data.d_float)
+                      : eg_apply(image, layers, param[3].data.d_int32, param[4].data.d_int32, NULL);
         g_array_free(layers, TRUE);
     } else {
         good = eg_fail("editone: wrong procedure or number of arguments");

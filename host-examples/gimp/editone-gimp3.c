@@ -79,11 +79,11 @@ static gboolean run_apply(GimpImage *image, GimpDrawable **drawables, GimpProced
         gdouble strength;
         g_object_get(config, "strength", &strength, NULL);
         layers = eg_image_layers(image);
-        good = eg_apply(image, layers, 0, &strength);
+        good = eg_apply(image, layers, 0, 0, &strength);
     } else {
-        gint steps;
-        g_object_get(config, "invert-steps", &steps, NULL);
-        good = selected_layers(drawables, &layers) && eg_apply(image, layers, steps, NULL);
+        gint steps, tune_steps;
+        g_object_get(config, "invert-steps", &steps, "tune-steps", &tune_steps, NULL);
+        good = selected_layers(drawables, &layers) && eg_apply(image, layers, steps, tune_steps, NULL);
     }
     g_array_free(layers, TRUE);
     return good;
@@ -108,8 +108,9 @@ static GimpValueArray *run(GimpProcedure *procedure, GimpRunMode mode, GimpImage
     gboolean set = strcmp(name, EG_SET_EXAMPLE) == 0, adjust = strcmp(name, EG_ADJUST) == 0, good;
     (void)data;
     eg_begin();
-    if (mode == GIMP_RUN_INTERACTIVE && (set || adjust) &&
-        !ask(procedure, config, set ? "Editone: Set Example" : "Editone: Adjust Strength"))
+    if (mode == GIMP_RUN_INTERACTIVE &&
+        !ask(procedure, config,
+             set ? "Editone: Set Example" : adjust ? "Editone: Adjust Strength" : "Editone: Apply to Selection"))
         return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, NULL);
     good = set ? run_set_example(image, drawables, config) : run_apply(image, drawables, config, adjust);
     if (good && mode != GIMP_RUN_NONINTERACTIVE)
@@ -157,7 +158,6 @@ static GimpProcedure *create_procedure(GimpPlugIn *plug_in, const gchar *name)
 {
     GimpProcedure *p = gimp_image_procedure_new(plug_in, name, GIMP_PDB_PROC_TYPE_PLUGIN, run, NULL, NULL);
     gimp_procedure_set_image_types(p, "RGB*");
-    gimp_procedure_add_menu_path(p, "<Image>/Filters/Editone");
     gimp_procedure_set_attribution(p, "editone", "editone", "2026");
     if (strcmp(name, EG_SET_EXAMPLE) == 0) {
         gimp_procedure_set_menu_label(p, "Set _Example...");
@@ -172,16 +172,21 @@ static GimpProcedure *create_procedure(GimpPlugIn *plug_in, const gchar *name)
         gimp_procedure_set_sensitivity_mask(p, GIMP_PROCEDURE_SENSITIVE_DRAWABLE);
         add_example_arguments(p);
     } else if (strcmp(name, EG_APPLY) == 0) {
-        gimp_procedure_set_menu_label(p, "_Apply to Selection");
+        gimp_procedure_set_menu_label(p, "_Apply to Selection...");
         gimp_procedure_set_documentation(
             p, "Apply the editone edit to the selected layers",
             "Adds one edited copy above every selected layer with every face edited, each with its own strength "
             "so all end in the same state; outside the faces the copy is the layer. Layers with no face are left "
-            "alone (a message names them). One undo step.",
+            "alone (a message names them). One undo step. With tuning steps above 0, one copy of the generator is "
+            "first tuned to all the faces (pivotal tuning) and they render through it, faithful to the photos; the "
+            "tuned copy is kept in the profile, so Adjust Strength and applying again to the same layers reuse it.",
             name);
         gimp_procedure_set_sensitivity_mask(p, GIMP_PROCEDURE_SENSITIVE_DRAWABLE | GIMP_PROCEDURE_SENSITIVE_DRAWABLES);
         gimp_procedure_add_int_argument(p, "invert-steps", "_Projection steps",
                                         "Projection steps per layer (0 = the default)", 0, 100000, 0, G_PARAM_READWRITE);
+        gimp_procedure_add_int_argument(p, "tune-steps", "_Tuning steps",
+                                        "Steps tuning the generator to the layers' faces (0 = no tuning)", 0, 100000,
+                                        eg_default_tune_steps(), G_PARAM_READWRITE);
     } else {
         gimp_procedure_set_menu_label(p, "Adjust _Strength...");
         gimp_procedure_set_documentation(p, "Change the example's strength; every result follows",
@@ -193,6 +198,7 @@ static GimpProcedure *create_procedure(GimpPlugIn *plug_in, const gchar *name)
         gimp_procedure_add_double_argument(p, "strength", "_Strength", "The example's strength; every result follows",
                                            -20.0, 20.0, 4.0, G_PARAM_READWRITE);
     }
+    gimp_procedure_add_menu_path(p, "<Image>/Filters/Editone"); /* after the menu label, which it needs */
     return p;
 }
 

@@ -21,6 +21,9 @@
 
 #include <editone.h>
 
+#include <glib/gstdio.h>
+#include <utime.h>
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -262,6 +265,16 @@ static guint64 fingerprint(const pixels *p)
     return h;
 }
 
+/* SHA-256 of the pixels: a key for files kept across sessions. */
+static void pixels_digest(const pixels *p, guint8 digest[32])
+{
+    GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+    gsize len = 32;
+    g_checksum_update(sum, p->data, (gssize)p->width * p->height * 4);
+    g_checksum_get_digest(sum, digest, &len);
+    g_checksum_free(sum);
+}
+
 static gboolean latent_floats(eo_model m, size_t *floats)
 {
     eo_model_desc d = { sizeof d };
@@ -280,6 +293,7 @@ typedef struct {
     eg_layer layer;
     gboolean faces;
     guint64 fingerprint;
+    guint8 digest[32]; /* SHA-256 of the pixels: the tuned model cache's key */
     gboolean fresh; /* made in this run: attach it as the layer's cache */
     size_t n, floats;
     eo_face *face;
@@ -459,6 +473,7 @@ static gboolean state_get(eo_model m, eo_detector det, eg_layer layer, gboolean 
     st->layer = layer;
     st->faces = faces;
     st->fingerprint = fingerprint(&p);
+    pixels_digest(&p, st->digest);
     good = latent_floats(m, &st->floats);
     if (good && !state_from_parasite(st)) {
         gimp_progress_set_text_printf(faces ? "editone: faces of '%s' (%u of %u)" : "editone: projecting '%s' (%u of %u)",
@@ -808,6 +823,174 @@ gboolean eg_is_result(eg_layer layer)
     return par != NULL;
 }
 
+/* Releases the latents made of two arrays of n (an id 0 was never made)
+ * and frees the arrays. */
+static void free_latents(eo_latent *a, eo_latent *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (a[i].id)
+            eo_latent_release(a[i]);
+        if (b[i].id)
+            eo_latent_release(b[i]);
+    }
+    g_free(a);
+    g_free(b);
+}
+
+/* ------------------------------------------- the tuned model (PTI) */
+#define TUNE_PARASITE "editone-tune"
+/* Tuned models kept in the profile; the least recently used go first. */
+#define TUNED_KEEP 8
+/* eo_model_tune's limit on photos at once. */
+#define TUNE_MAX 256
+
+/* Orders layer states by their pixels, so that the same layers give the
+ * same tuning (and cache key) whichever order they were selected in. */
+static int by_digest(const void *a, const void *b)
+{
+    return memcmp(((const layer_state *)a)->digest, ((const layer_state *)b)->digest, 32);
+}
+
+/*
+ * The cache file for a tuning of these states: SHA-256 of the base model
+ * (its shapes and, when set, the EDITONE_DEFAULT_MODEL it came from), the
+ * tuning options and every layer's pixels, faces and pivots, in order. A
+ * file that is there but tuned from another base is refused by
+ * eo_model_load_tuned, and then tuned again.
+ */
+static gchar *tuned_path(eo_model m, const layer_state *states, guint count, const eo_tune_options *o)
+{
+    eo_model_desc d = { sizeof d };
+    const char *model = g_getenv("EDITONE_DEFAULT_MODEL");
+    GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+    eo_model_info(m, &d);
+    /* fields one by one: padding bytes are not part of the key */
+    gchar *about = g_strdup_printf("editone-tuned-1 %.16s %u %u %u %u %s|%u %.9g %.9g %.9g %" G_GUINT64_FORMAT,
+                                   d.architecture, d.resolution, d.channels, d.w_dim, d.num_ws, model ? model : "",
+                                   o->steps, o->learning_rate, o->locality_weight, o->locality_reach,
+                                   (guint64)o->seed);
+    g_checksum_update(sum, (const guchar *)about, -1);
+    g_free(about);
+    for (guint i = 0; i < count; i++) {
+        const layer_state *st = &states[i];
+        guint64 n = st->n;
+        g_checksum_update(sum, st->digest, 32);
+        g_checksum_update(sum, (const guchar *)&n, sizeof n);
+        if (st->faces)
+            g_checksum_update(sum, (const guchar *)st->transform, (gssize)(6 * st->n * sizeof(double)));
+        g_checksum_update(sum, (const guchar *)st->w, (gssize)(st->n * st->floats * sizeof(float)));
+    }
+    gchar *dir = profile_file("tuned"), *name = g_strdup_printf("%s.safetensors", g_checksum_get_string(sum));
+    g_mkdir_with_parents(dir, 0700);
+    gchar *path = g_build_filename(dir, name, NULL);
+    g_checksum_free(sum);
+    g_free(name);
+    g_free(dir);
+    return path;
+}
+
+/* Modification time, for GSList sorting of "mtime\tpath" strings. */
+static gint newest_first(gconstpointer a, gconstpointer b)
+{
+    return -strcmp(a, b);
+}
+
+/* Removes all but the TUNED_KEEP most recently used tuned models. */
+static void prune_tuned(void)
+{
+    gchar *dir = profile_file("tuned");
+    GDir *d = g_dir_open(dir, 0, NULL);
+    GSList *files = NULL;
+    const gchar *name;
+    while (d && (name = g_dir_read_name(d))) {
+        GStatBuf sb;
+        gchar *path = g_build_filename(dir, name, NULL);
+        if (name[0] != '.' && g_str_has_suffix(name, ".safetensors") && g_stat(path, &sb) == 0)
+            files = g_slist_prepend(files, g_strdup_printf("%020lld\t%s", (long long)sb.st_mtime, path));
+        g_free(path);
+    }
+    files = g_slist_sort(files, newest_first);
+    guint kept = 0;
+    for (GSList *f = files; f; f = f->next)
+        if (++kept > TUNED_KEEP)
+            g_remove(strchr(f->data, '\t') + 1);
+    g_slist_free_full(files, g_free);
+    if (d)
+        g_dir_close(d);
+    g_free(dir);
+}
+
+/* Tunes the base on every face (or whole layer) of the states at once and
+ * saves the result as the cache file `path`; a file that cannot be saved
+ * costs the next run a new tuning, so it is a message, not a failure. */
+static gboolean tune_now(eo_model m, const layer_state *states, guint count, size_t total, const eo_tune_options *o,
+                         const char *path, eo_model *tuned)
+{
+    eo_latent *ls = g_new0(eo_latent, total), *pivots = g_new0(eo_latent, total);
+    span whole = { 0, 1 };
+    size_t at = 0;
+    gboolean good = TRUE;
+    for (guint i = 0; good && i < count; at += states[i].n, i++) {
+        pixels p = read_layer(states[i].layer);
+        good = states[i].n == 0 || state_latents(m, &states[i], &p, 0, states[i].n, ls + at);
+        g_free(p.data);
+    }
+    gimp_progress_set_text_printf("editone: tuning the model to %zu %s", total, states->faces ? "faces" : "layers");
+    good = good && ok(eo_model_tune(m, ls, total, o, on_progress, &whole, tuned, pivots), "tuning the model");
+    if (good && eo_model_save_tuned_ex(*tuned, path, EO_WRITE_REPLACE) != EO_OK)
+        g_message("editone: the tuned model could not be kept in the profile (%s); the next run tunes again",
+                  eo_last_error());
+    free_latents(ls, pivots, total);
+    prune_tuned();
+    return good;
+}
+
+/*
+ * The base tuned to every face of `states` (pivotal tuning, one generator
+ * for all), from the profile's cache when it holds this tuning, else tuned
+ * now (progress: GIMP's Cancel ends the plug-in, the image untouched). The
+ * states are sorted by their pixels first.
+ */
+static gboolean tuned_model(eo_model m, layer_state *states, guint count, gint steps, eo_model *tuned)
+{
+    eo_tune_options o;
+    size_t total = 0;
+    eo_tune_options_init(&o);
+    o.steps = (uint32_t)steps;
+    qsort(states, count, sizeof *states, by_digest);
+    for (guint i = 0; i < count; i++)
+        total += states[i].n;
+    if (total > TUNE_MAX)
+        return eg_fail("editone: the selected layers hold %zu faces; tuning takes at most %d at once: select fewer "
+                       "layers, or set the tuning steps to 0",
+                       total, TUNE_MAX);
+    gchar *path = tuned_path(m, states, count, &o);
+    gboolean good = g_file_test(path, G_FILE_TEST_IS_REGULAR) && eo_model_load_tuned(m, path, tuned) == EO_OK;
+    if (good)
+        g_utime(path, NULL); /* recently used: kept by prune_tuned */
+    else
+        good = tune_now(m, states, count, total, &o, path, tuned);
+    g_free(path);
+    return good;
+}
+
+/* The tuning steps of the image's last Apply (0: not tuned). */
+static gint image_tune_steps(eg_image image)
+{
+    GimpParasite *par = gimp_image_get_parasite(image, TUNE_PARASITE);
+    gsize len = 0;
+    gconstpointer data = par ? parasite_bytes(par, &len) : NULL;
+    gint steps = 0;
+    if (data && len < 16) {
+        char text[16] = { 0 };
+        memcpy(text, data, len);
+        steps = (gint)CLAMP(g_ascii_strtoll(text, NULL, 10), 0, G_MAXINT);
+    }
+    if (par)
+        gimp_parasite_free(par);
+    return steps;
+}
+
 /* The edit of the state's layer: its faces' edits composited into its
  * pixels (alpha kept), or the whole layer rendered in residual mode. */
 static gboolean render_state(eo_model m, eo_edit e, const layer_state *st, pixels *out)
@@ -829,14 +1012,7 @@ static gboolean render_state(eo_model m, eo_edit e, const layer_state *st, pixel
     } else {
         good = good && ok(eo_render(edited[0], &v), "rendering");
     }
-    for (size_t i = 0; i < n; i++) {
-        if (edited[i].id)
-            eo_latent_release(edited[i]);
-        if (ls[i].id)
-            eo_latent_release(ls[i]);
-    }
-    g_free(ls);
-    g_free(edited);
+    free_latents(ls, edited, n);
     g_free(p.data);
     if (!good) {
         g_free(out->data);
@@ -861,23 +1037,29 @@ static void write_result(eg_image image, eg_layer source, const pixels *out)
         gimp_item_attach_parasite(ITEM(target), par);
         gimp_parasite_free(par);
     }
-    GeglBuffer *buffer = gimp_drawable_get_buffer(DRAWABLE(target));
+    /* Through the shadow buffer: merging it records the old pixels in the
+     * undo group, so undoing Adjust Strength brings them back. */
+    GeglBuffer *buffer = gimp_drawable_get_shadow_buffer(DRAWABLE(target));
     gegl_buffer_set(buffer, GEGL_RECTANGLE(0, 0, out->width, out->height), 0, babl_format(PIXEL_FORMAT), out->data,
                     GEGL_AUTO_ROWSTRIDE);
+    gegl_buffer_flush(buffer);
     g_object_unref(buffer);
+    gimp_drawable_merge_shadow(DRAWABLE(target), TRUE);
     gimp_drawable_update(DRAWABLE(target), 0, 0, out->width, out->height);
 }
 
 /*
  * Apply to Selection (strength NULL) and Adjust Strength. First every
  * layer's faces are found and projected (or read from its cache), with
- * progress over all layers; GIMP's Cancel ends the plug-in there and the
- * image has not been touched. Then, with the progress ended (nothing left
- * to cancel), every result is rendered and written in one undo step.
+ * progress over all layers, then with tuning one generator is tuned to all
+ * of them (or read from the profile's cache); GIMP's Cancel ends the
+ * plug-in there and the image has not been touched. Then, with the
+ * progress ended (nothing left to cancel), every result is rendered and
+ * written in one undo step.
  */
-gboolean eg_apply(eg_image image, GArray *candidates, gint invert_steps, const gdouble *strength)
+gboolean eg_apply(eg_image image, GArray *candidates, gint invert_steps, gint tune_steps, const gdouble *strength)
 {
-    eo_model m = { 0 };
+    eo_model m = { 0 }, tuned = { 0 };
     eo_detector det = { 0 };
     eo_edit e = { 0 };
     gint subject = SUBJECT_LAYER;
@@ -910,17 +1092,26 @@ gboolean eg_apply(eg_image image, GArray *candidates, gint invert_steps, const g
     }
     if (good && faces && layers->len > 0 && with_faces == 0)
         good = eg_fail("editone: no face found in %s; nothing was changed. %s", skipped->str, other_subjects);
+    if (strength)
+        tune_steps = image_tune_steps(image);
+    if (good && tune_steps > 0 && with_faces > 0)
+        good = tuned_model(m, states, layers->len, tune_steps, &tuned);
     if (good) {
         if (layers->len > 0)
             gimp_progress_end();
         gimp_image_undo_group_start(image);
-        if (strength)
+        if (strength) {
             good = save_edit(image, e, subject);
+        } else {
+            gchar *steps = g_strdup_printf("%d", MAX(tune_steps, 0));
+            attach_image_parasite(image, TUNE_PARASITE, strlen(steps), steps);
+            g_free(steps);
+        }
         for (guint i = 0; good && i < layers->len; i++) {
             pixels out;
             if (states[i].n == 0)
                 continue;
-            good = render_state(m, e, &states[i], &out);
+            good = render_state(tuned.id ? tuned : m, e, &states[i], &out);
             if (good) {
                 write_result(image, states[i].layer, &out);
                 state_attach(&states[i]);
@@ -937,6 +1128,15 @@ gboolean eg_apply(eg_image image, GArray *candidates, gint invert_steps, const g
     g_free(states);
     g_string_free(skipped, TRUE);
     g_array_free(layers, TRUE);
+    if (tuned.id)
+        eo_model_release(tuned);
     release(m, det, e);
     return good;
+}
+
+gint eg_default_tune_steps(void)
+{
+    eo_tune_options o;
+    eo_tune_options_init(&o);
+    return (gint)o.steps;
 }

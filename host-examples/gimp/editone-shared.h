@@ -64,8 +64,15 @@ gboolean eg_set_example(eg_image image, eg_layer layer, const eg_example_args *a
 
 /** Apply to Selection (`strength` NULL) on `layers`, or Adjust Strength
  * (re-renders the results of those of `layers` that have one). Result
- * layers among `layers` are left out. One undo step. */
-gboolean eg_apply(eg_image image, GArray *layers, gint invert_steps, const gdouble *strength);
+ * layers among `layers` are left out. One undo step. With `tune_steps` > 0
+ * Apply tunes one generator to all the layers' faces and renders through
+ * it (the tuned model is cached in the profile, keyed by the layers'
+ * pixels); Adjust ignores `tune_steps` and tunes as the image's last Apply
+ * did. */
+gboolean eg_apply(eg_image image, GArray *layers, gint invert_steps, gint tune_steps, const gdouble *strength);
+
+/** The library's default number of tuning steps (the plug-ins' default). */
+gint eg_default_tune_steps(void);
 
 /** The image's top-level layers, top first (a GArray of eg_layer). */
 GArray *eg_image_layers(eg_image image);

@@ -8,55 +8,15 @@ smallest face of the first photo (the selection for Set Example). Writes
 layers under /job/out/. Every procedure runs through the PDB as a script
 would, with the typed arguments of GIMP 3.
 """
-import json
+import sys
 
-from gi.repository import Gimp, Gio
+sys.path.insert(0, "/job")
+from gimp3_common import Report, call, load_photos, names, params, save_layer, state  # noqa: E402
+
+from gi.repository import Gimp  # noqa: E402
 
 JOB = "/job"
-params = json.load(open(f"{JOB}/params.json"))
-report_file = open(f"{JOB}/report.txt", "w")
-pdb = Gimp.get_pdb()
-
-
-def report(key, value):
-    report_file.write(f"{key}\t{value}\n")
-    report_file.flush()
-
-
-def call(name, image, drawables, **args):
-    """Runs a plug-in procedure; "" on success, else its error message."""
-    proc = pdb.lookup_procedure(name)
-    config = proc.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
-    config.set_property("image", image)
-    config.set_core_object_array("drawables", drawables)
-    for key, value in args.items():
-        config.set_property(key.replace("_", "-"), value)
-    result = proc.run(config)
-    if result.index(0) == Gimp.PDBStatusType.SUCCESS:
-        return ""
-    return pdb.get_last_error() or str(result.index(0))
-
-
-def state(image):
-    """Layers and parasites: what an action that failed must not change."""
-    layers = image.get_layers()
-    return (f"{len(layers)} layers, image parasites: {len(image.get_parasite_list())}, "
-            f"layer parasites: {sum(len(l.get_parasite_list()) for l in layers)}")
-
-
-def names(image):
-    return "|".join(l.get_name() for l in image.get_layers())
-
-
-def save_layer(layer, path):
-    """The layer alone, at its own size, as a PNG."""
-    copy = Gimp.Image.new(layer.get_width(), layer.get_height(), Gimp.ImageBaseType.RGB)
-    dup = Gimp.Layer.new_from_drawable(layer, copy)
-    copy.insert_layer(dup, None, 0)
-    dup.set_offsets(0, 0)
-    Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, copy, Gio.File.new_for_path(path), None)
-    copy.delete()
+report = Report("report.txt")
 
 
 def example(image):
@@ -64,16 +24,7 @@ def example(image):
     return bytes(parasite.get_data()).decode() if parasite else ""
 
 
-photos = params["photos"]
-image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(photos[0]["file"]))
-layers = [image.get_layers()[0]]
-layers[0].set_name(photos[0]["name"])
-for photo in photos[1:]:
-    layer = Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(photo["file"]))
-    layer.set_name(photo["name"])
-    image.insert_layer(layer, None, 0)
-    layer.set_offsets(*photo["offset"])
-    layers.append(layer)
+image, layers = load_photos()
 steps = params["steps"]
 
 # Bad input, before and after an example exists: clear messages, nothing changed.
@@ -103,7 +54,7 @@ report("example", example(image))
 Gimp.Selection.none(image)
 
 # Apply to three selected layers, then a new strength.
-report("apply", call("plug-in-editone-apply-to-selection", image, layers, invert_steps=steps))
+report("apply", call("plug-in-editone-apply-to-selection", image, layers, invert_steps=steps, tune_steps=0))
 report("layers-applied", names(image))
 for layer in layers:
     result = image.get_layer_by_name(f"{layer.get_name()} (editone)")

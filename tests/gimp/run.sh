@@ -133,7 +133,7 @@ cat >"$TMP/faces.scm" <<SCM
   (gimp-selection-none image)
   ; A damaged faces cache, as an XCF file could bring: ignored, B projected again.
   (gimp-item-attach-parasite b (list "editone-faces" 1 "EOF1 not a faces cache"))
-  (plug-in-editone-apply-to-selection RUN-NONINTERACTIVE image a $FACE_STEPS)
+  (plug-in-editone-apply-to-selection RUN-NONINTERACTIVE image a $FACE_STEPS 0)
   (report "layers-applied" (names image))
   (save image "A (editone)" "$TMP/A-applied.png")
   (save image "B (editone)" "$TMP/B-applied.png")
@@ -191,13 +191,14 @@ if grep -q "editone: no face found in 'plain'; that layer was left as it is" "$T
 else
     fail "Apply names the skipped layer in a message"
 fi
-for n in A B; do
-    if out=$(python3 "$HERE/faces_check.py" "$TMP/$n.png" "$TMP/$n-applied.png" "$TMP/$n.json"); then
-        pass "$n: every face edited, every pixel away from the faces unchanged bit for bit"
-    else
-        fail "$n: every face edited, every pixel away from the faces unchanged bit for bit"
-    fi
+# Every face of photo $1 edited in $2, every other pixel the photo's; $3 names the result.
+faces_edited() {
+    local out what="$3: every face edited, every pixel away from the faces unchanged bit for bit"
+    if out=$(python3 "$HERE/faces_check.py" "$TMP/$1.png" "$2" "$TMP/$1.json"); then pass "$what"; else fail "$what"; fi
     echo "$out" | sed 's/^/     | /'
+}
+for n in A B; do
+    faces_edited $n "$TMP/$n-applied.png" $n
 done
 expect "Adjust Strength re-renders the results in place" "$(report layers-adjusted)" "$(report layers-applied)"
 if ! python3 "$HERE/compare.py" "$TMP/A-applied.png" "$TMP/A-adjusted.png" 2 >/dev/null; then
@@ -214,7 +215,8 @@ for n in A B; do
 done
 expect "the edit's subject is saved in the profile" "$(cat "$GIMP2_DIRECTORY/editone/subject" 2>/dev/null)" "faces"
 
-# The same preset through the C API (the CLI cannot invert faces yet).
+# The same preset through the C API (faces_reference.c inverts and renders
+# as the plug-in does, without the CLI's files in between).
 cc -std=c11 -Wall -Wextra -Werror -O2 "$HERE/faces_reference.c" \
     $(PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" pkg-config --cflags --libs editone) -o "$TMP/faces_reference"
 for n in A B; do
@@ -264,7 +266,7 @@ cat >"$TMP/test.scm" <<SCM
         (gimp-image-insert-layer image layer 0 -1)))
     '("seed0002.png" "seed0003.png" "seed0004.png"))
   (plug-in-editone-set-example RUN-NONINTERACTIVE image example 0 0 4.0 20 $STEPS 1)
-  (plug-in-editone-apply-to-selection RUN-NONINTERACTIVE image example $STEPS)
+  (plug-in-editone-apply-to-selection RUN-NONINTERACTIVE image example $STEPS 0)
   (gimp-message (string-append "layers: " (number->string (car (gimp-image-get-layers image)))))
   (let ((first-result (car (gimp-image-get-layer-by-name image "seed0002.png (editone)"))))
     (file-png-save-defaults RUN-NONINTERACTIVE image first-result "$TMP/before-adjust.png" "$TMP/before-adjust.png"))
@@ -321,5 +323,100 @@ for n in 1 2 3 4; do
         fail "$name matches the CLI within 2 grey levels"
     fi
 done
+# ------------------------------------------------------- tuned model
+# Apply with tuning, in three sessions of one profile: the first applies
+# without tuning and sets the strength to 6 (the untuned result), then
+# applies with tuning, which keeps the tuned model in the profile; the
+# second (the image reopened from XCF) applies again and sets the strength
+# to 6 again, both through the kept model, which is not tuned again (the
+# file keeps its inode: a new tuning would replace it), so both equal the
+# first tuned result exactly; the third finds it damaged and tunes again.
+profile profile-tune
+TUNE_STEPS=15
+TUNED_DIR="$GIMP2_DIRECTORY/editone/tuned"
+HELPERS='(define (report key value) (gimp-message (string-append "REPORT " key ": " value)))
+(define (save image name path)
+  (let ((layer (car (gimp-image-get-layer-by-name image name))))
+    (file-png-save-defaults RUN-NONINTERACTIVE image layer path path)))'
+cat >"$TMP/tune1.scm" <<SCM
+$HELPERS
+(let* ((image (car (gimp-file-load RUN-NONINTERACTIVE "$TMP/A.png" "A.png")))
+       (a (car (gimp-image-get-active-layer image)))
+       (b (car (gimp-file-load-layer RUN-NONINTERACTIVE image "$TMP/B.png"))))
+  (gimp-item-set-name a "A")
+  (gimp-item-set-name b "B")
+  (gimp-image-insert-layer image b 0 -1)
+  (gimp-layer-set-offsets b 80 50)
+  (plug-in-editone-set-example RUN-NONINTERACTIVE image a 0 0 8.0 20 $FACE_STEPS 0)
+  (plug-in-editone-apply-to-selection RUN-NONINTERACTIVE image a $FACE_STEPS 0)
+  (plug-in-editone-adjust-strength RUN-NONINTERACTIVE image a 6.0)
+  (save image "A (editone)" "$TMP/tune-plain-A.png")
+  (plug-in-editone-apply-to-selection RUN-NONINTERACTIVE image a $FACE_STEPS $TUNE_STEPS)
+  (save image "A (editone)" "$TMP/tune-1-A.png")
+  (save image "B (editone)" "$TMP/tune-1-B.png")
+  (gimp-xcf-save 0 image a "$TMP/tuned.xcf" "$TMP/tuned.xcf")
+  (report "done" "yes"))
+SCM
+cat >"$TMP/tune2.scm" <<SCM
+$HELPERS
+(let* ((image (car (gimp-file-load RUN-NONINTERACTIVE "$TMP/tuned.xcf" "tuned.xcf")))
+       (a (car (gimp-image-get-layer-by-name image "A"))))
+  (plug-in-editone-apply-to-selection RUN-NONINTERACTIVE image a $FACE_STEPS $TUNE_STEPS)
+  (save image "A (editone)" "\$OUT-A.png")
+  (save image "B (editone)" "\$OUT-B.png")
+  (plug-in-editone-adjust-strength RUN-NONINTERACTIVE image a 6.0)
+  (save image "A (editone)" "\$OUT-adjusted-A.png")
+  (report "done" "yes"))
+SCM
+cache_id() { # the tuned models kept: "COUNT INODE SHA256" of the only one
+    local files=("$TUNED_DIR"/*.safetensors)
+    [ -e "${files[0]}" ] || { echo 0; return; }
+    echo "${#files[@]} $(stat -c %i "${files[0]}") $(sha256sum <"${files[0]}" | cut -c1-16)"
+}
+same() { python3 "$HERE/compare.py" "$1" "$2" "$3" >/dev/null 2>&1; }
+session() { # what, script, log: runs it, passes when it reports done
+    local t0=$SECONDS
+    if gimp_batch "$2" "$3" && grep -q "REPORT done: yes" "$3"; then
+        pass "$1 ($((SECONDS - t0)) s)"
+    else
+        fail "$1"
+        sed 's/^/     | /' "$3" | tail -20
+    fi
+}
+session "GIMP ran Apply with tuning ($TUNE_STEPS steps; with an Apply without before it)" "$TMP/tune1.scm" "$TMP/tune1.log"
+first=$(cache_id)
+expect "the tuned model is kept in the profile (one file)" "${first%% *}" 1
+if ! same "$TMP/tune-plain-A.png" "$TMP/tune-1-A.png" 2; then pass "tuning changes the faces' renders"; else fail "tuning changes the faces' renders"; fi
+for n in A B; do
+    faces_edited $n "$TMP/tune-1-$n.png" "$n tuned"
+done
+sed "s|\$OUT|$TMP/tune-2|g" "$TMP/tune2.scm" >"$TMP/tune2-run.scm"
+session "GIMP applied again to the same layers and adjusted the strength" "$TMP/tune2-run.scm" "$TMP/tune2.log"
+expect "... through the kept tuned model, not tuned again (same file, same inode)" "$(cache_id)" "$first"
+for result in 2-A 2-B 2-adjusted-A; do
+    if same "$TMP/tune-1-${result: -1}.png" "$TMP/tune-$result.png" 0; then
+        pass "tune-$result equals the first tuned Apply's result exactly"
+    else
+        fail "tune-$result equals the first tuned Apply's result exactly"
+    fi
+done
+cache=("$TUNED_DIR"/*.safetensors)
+printf 'not a tuned model' >"${cache[0]}"
+sed "s|\$OUT|$TMP/tune-3|g" "$TMP/tune2.scm" >"$TMP/tune3-run.scm"
+session "a damaged tuned model in the profile is tuned again, not an error" "$TMP/tune3-run.scm" "$TMP/tune3.log"
+third=$(cache_id)
+if [ "${third%% *}" = 1 ] && [ "$third" != "$first" ] && [ "$(stat -c %s "${cache[0]}")" -gt 1000 ]; then
+    pass "... and replaced by the new tuning"
+else
+    fail "... and replaced by the new tuning ($third)"
+fi
+for n in A B; do
+    if out=$(python3 "$HERE/compare.py" "$TMP/tune-1-$n.png" "$TMP/tune-3-$n.png" 2); then
+        pass "$n after tuning again equals the first tuned result within 2 grey levels: $out"
+    else
+        fail "$n after tuning again equals the first tuned result within 2 grey levels: $out"
+    fi
+done
+
 echo "$passed passed, $failed failed ($((SECONDS - start)) s)"
 [ "$failed" -eq 0 ]

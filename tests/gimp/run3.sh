@@ -15,7 +15,11 @@
 #   layer's, bit for bit;
 # - Adjust Strength re-renders them in place; they equal what `editone
 #   invert --faces` and `editone apply --inverted` give for the same preset
-#   within 2 grey levels (the GIMP 2.10 test's tolerance).
+#   within 2 grey levels (the GIMP 2.10 test's tolerance);
+# - in GIMP's window under Xvfb (tests/gimp/gimp3_undo.py): Set Example,
+#   Apply to three layers, Adjust Strength, then one Ctrl+Z per action,
+#   each restoring the image exactly (layers, parasites, pixels); an Apply
+#   killed while it projects leaves the image and the undo stack as they were.
 # If the root cannot be built, the test fails.
 #
 # Usage: tests/gimp/run3.sh EDITONE_BINARY
@@ -77,7 +81,7 @@ print(json.dumps({
     "selection": [round(f["centre"][0] - r), round(f["centre"][1] - r), round(2 * r), round(2 * r)],
 }))
 PY
-cp "$HERE/gimp3_batch.py" "$JOB/"
+cp "$HERE/gimp3_common.py" "$HERE/gimp3_batch.py" "$HERE/gimp3_undo.py" "$JOB/"
 
 # Runs a Python file in gimp-console-3.0 with a fresh profile holding the plug-in.
 gimp_batch() { # profile, script, log, [environment]
@@ -161,6 +165,32 @@ for n in A B C; do
         fail "$n matches editone apply for the same preset within 2 grey levels: $out"
     fi
 done
+
+# Undo and cancel in GIMP's window (gimp-3.0 on Xvfb in the root, Ctrl+Z
+# pressed with xdotool: GIMP 3's PDB cannot undo); see gimp3_undo.py.
+t0=$SECONDS
+in_root "GIMP3_DIRECTORY=/job/profile-gui && export GIMP3_DIRECTORY && mkdir -p \$GIMP3_DIRECTORY/plug-ins/editone &&
+    cp /job/editone \$GIMP3_DIRECTORY/plug-ins/editone/editone && echo '(show-welcome-dialog no)' >\$GIMP3_DIRECTORY/gimprc &&
+    timeout 600 xvfb-run -a -s '-screen 0 1280x1024x24' gimp-3.0 --no-splash --quit \
+        --batch-interpreter=python-fu-eval -b 'exec(open(\"/job/gimp3_undo.py\").read())'" >"$TMP/gui.log" 2>&1 || true
+undo_report() { sed -n "s/^$1	//p" "$JOB/undo-report.txt" 2>/dev/null | head -1; }
+if grep -q "^done	yes" "$JOB/undo-report.txt" 2>/dev/null; then
+    pass "GIMP 3's window session ran ($((SECONDS - t0)) s)"
+else
+    fail "GIMP 3's window session ran"
+    sed 's/^/     | /' "$TMP/gui.log" | grep -v "test-sphere\|stale context\|locale\|set_i18n\|Localization" | tail -30
+fi
+expect "the image window is found" "$(undo_report window)" "yes"
+expect "Set Example, Apply to Selection on three layers and Adjust Strength work" \
+    "$(undo_report set-example)$(undo_report apply)$(undo_report adjust)" ""
+expect "... Apply adds three result layers" "$(undo_report layers-applied)" 6
+expect "... Adjust changes them" "$(undo_report adjust-changed)" "yes"
+expect "one undo takes Adjust Strength back whole (layers, parasites, every pixel)" "$(undo_report undo-adjust)" "yes"
+expect "a second undo takes Apply to Selection back whole" "$(undo_report undo-apply)" "yes"
+expect "a third undo takes Set Example back whole" "$(undo_report undo-example)" "yes"
+expect "an Apply killed while projecting faces (as GIMP's Cancel ends it) fails" "$(undo_report cancel-killed)" "yes"
+expect "... and leaves the image as it was" "$(undo_report cancel-untouched)" "yes"
+expect "... and no undo step (one undo takes Set Example back)" "$(undo_report cancel-no-step)" "yes"
 
 # A missing model: a clear message in a session of its own.
 cat >"$JOB/missing.py" <<'PY'

@@ -143,7 +143,7 @@ def run(sf, plugin, a_png, b_png, steps):
     before_example = sf.must(STATE)
     sf.must(f'(plug-in-editone-set-example RUN-NONINTERACTIVE image a 0 0 4.0 20 {steps} 0)')
     after_example = sf.must(STATE)
-    sf.must(f'(plug-in-editone-apply-to-selection RUN-NONINTERACTIVE image a {steps})')
+    sf.must(f'(plug-in-editone-apply-to-selection RUN-NONINTERACTIVE image a {steps} 0)')
     layers = sf.must('(car (gimp-image-get-layers image))')
     check("Apply adds one result layer per source layer (GUI session)", layers == "4", f"{layers} layers")
 
@@ -160,7 +160,7 @@ def run(sf, plugin, a_png, b_png, steps):
     example_again = sf.must(STATE)
     reply = {}
     call = threading.Thread(target=lambda: reply.update(
-        r=sf.run('(plug-in-editone-apply-to-selection RUN-NONINTERACTIVE image a 100000)')))
+        r=sf.run('(plug-in-editone-apply-to-selection RUN-NONINTERACTIVE image a 100000 0)')))
     call.start()
     end, killed, seen = time.time() + 60, False, None
     while time.time() < end and not killed and call.is_alive():
