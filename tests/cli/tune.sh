@@ -8,7 +8,9 @@
 #     without --tune; apply --inverted renders through the tuned model (an
 #     identity edit gives the photo back bit for bit, residual);
 #   - --overwrite: refused without it, every file replaced with it;
-#     SIGTERM and kill -9 during the tuning leave nothing new behind;
+#     SIGTERM and kill -9 during the tuning leave nothing new behind; kill
+#     -9 while the files are written leaves whole files that apply either
+#     renders consistently or refuses;
 #   - apply refuses a tuned model that does not belong to the folder's
 #     records: a stopped run, a stale model, records added or rewritten
 #     later, a whole photo, a model tuned from another base model.
@@ -98,18 +100,18 @@ wait_for() {
     return 1
 }
 
-# stop_tuning SIGNAL DIR ARGS...: starts 'editone invert ARGS --out DIR',
-# sends SIGNAL once the photo is inverted (so, while the generator is
-# tuned), and leaves the exit status in $TX/stopped.rc.
-stop_tuning() {
-    local sig=$1 dir=$2 pid rc=0
-    shift 2
+# stop_at SIGNAL DIR TEXT DELAY ARGS...: starts 'editone invert ARGS --out
+# DIR', sends SIGNAL DELAY seconds after its stderr says TEXT, and leaves
+# the exit status in $TX/stopped.rc.
+stop_at() {
+    local sig=$1 dir=$2 text=$3 delay=$4 pid rc=0
+    shift 4
     "$EDITONE" invert "$@" --out "$dir" >"$dir.out" 2>"$dir.err" &
     pid=$!
-    if ! wait_for "$dir.err" "invert .*100%"; then
-        echo "never reached the tuning" >>"$dir.err"
+    if ! wait_for "$dir.err" "$text"; then
+        echo "never said '$text'" >>"$dir.err"
     fi
-    sleep 1
+    sleep "$delay"
     kill "-$sig" "$pid" 2>/dev/null || :
     { wait "$pid"; } 2>/dev/null || rc=$?
     echo "$rc" >"$TX/stopped.rc"
@@ -169,14 +171,51 @@ else
         invert --faces --tune "${FAST[@]}" "$PAIR" --out "$TX/only"
 
     mkdir -p "$TX/term"
-    stop_tuning TERM "$TX/term" --faces --tune --steps 5 --tune-steps 5000 "$PAIR"
+    # Once the photo is inverted, the generator is being tuned.
+    stop_at TERM "$TX/term" "invert .*100%" 1 --faces --tune --steps 5 --tune-steps 5000 "$PAIR"
     check "SIGTERM during the tuning: exit 3" test "$(cat "$TX/stopped.rc")" -eq 3
     check "... nothing written, no temporary file" test -z "$(ls -A "$TX/term")"
     cp -a "$TX/t" "$TX/k9"
     fingerprint "$TX/k9" >"$TX/k9.before"
-    stop_tuning KILL "$TX/k9" --faces --tune --overwrite --steps 5 --tune-steps 5000 "$PAIR"
+    stop_at KILL "$TX/k9" "invert .*100%" 1 --faces --tune --overwrite --steps 5 --tune-steps 5000 "$PAIR"
     check "kill -9 during the tuning of an --overwrite run (exit 137)" test "$(cat "$TX/stopped.rc")" -eq 137
     check "... every file as it was, no temporary file" diff "$TX/k9.before" <(fingerprint "$TX/k9")
+
+    # kill -9 while the files are written, at two moments found by watching
+    # the folder: once the tuned model's hidden temporary file appears, and
+    # once the new tuned.manifest is in place. apply then renders through a
+    # tuned model that belongs to the records or refuses the folder (after
+    # the new manifest it must refuse, unless the run had ended); every
+    # file left is whole.
+    for moment in temporary manifest; do
+        rm -rf "$TX/k9w" "$TX/k9w-edited" && cp -a "$TX/t" "$TX/k9w"
+        old_manifest=$(stat -c %i "$TX/k9w/tuned.manifest")
+        case $moment in
+        temporary) ready() { compgen -G "$TX/k9w/.tuned.safetensors.*" >/dev/null; } ;;
+        manifest) ready() { [ "$(stat -c %i "$TX/k9w/tuned.manifest")" != "$old_manifest" ]; } ;;
+        esac
+        "$EDITONE" invert --faces --tune --overwrite --steps 5 --tune-steps 2 "$PAIR" --out "$TX/k9w" \
+            >"$TX/k9w.out" 2>"$TX/k9w.err" &
+        pid=$!
+        for ((i = 0; i < 30000; i++)); do ready && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.01; done
+        kill -KILL "$pid" 2>/dev/null || :
+        rc=0
+        { wait "$pid"; } 2>/dev/null || rc=$?
+        start_case "$TMP/last" "kill -9 once the $moment is written: apply works or refuses the folder" 0 -- \
+            apply --preset "$TMP/sefa.json" --inverted "$TX/k9w" --out-dir "$TX/k9w-edited"
+        applied=$(cat "$TMP/last/rc")
+        echo "     (invert exit $rc, apply exit $applied)"
+        if [ "$applied" -eq 1 ] && grep -qE "invert (all its photos|that photo) again" "$TMP/last/stderr"; then
+            echo 0 >"$TMP/last/rc"
+        elif [ "$moment" = manifest ] && [ "$rc" -eq 137 ]; then
+            echo "the new manifest beside the old model was not refused" >>"$TMP/last/stderr"
+            echo 1 >"$TMP/last/rc"
+        fi
+        judge_case "$TMP/last"
+        check "... every PNG left whole" "$FPY" -c "
+import glob, sys; from PIL import Image
+for f in glob.glob(sys.argv[1] + '/*.png'): Image.open(f).load()" "$TX/k9w"
+    done
 
     cp -a "$TX/t" "$TX/t2"
     fingerprint "$TX/t2" >"$TX/t2.before"
