@@ -103,7 +103,9 @@ impl From<tch::TchError> for Error {
 /// sentence that names the problem.
 pub fn torch_message(message: &str) -> &str {
     let message = message.strip_prefix("Internal torch error: ").unwrap_or(message);
-    let end = ["\nException raised from", "\nframe #0", "\nException raised"]
+    // tch's panics print the error with Debug, so the markers may come
+    // with their line breaks escaped.
+    let end = ["\nException raised from", "\nframe #0", "\nException raised", "\\nException raised", "\\nframe #0"]
         .iter()
         .filter_map(|marker| message.find(marker))
         .min()
@@ -132,16 +134,27 @@ pub(crate) fn shim_call<T: PartialEq>(what: &str, failed: T, call: impl FnOnce(*
 
 /// The message a panic was raised with.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
+    let message = payload
         .downcast_ref::<String>()
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".into())
+        .unwrap_or_else(|| "unknown panic".into());
+    // A panic of a tch wrapper carries libtorch's stack trace.
+    torch_message(&message).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn panics_of_tch_wrappers_lose_their_stack_traces() {
+        let payload: Box<dyn std::any::Any + Send> = Box::new(String::from(
+            "called `Result::unwrap()` on an `Err` value: Torch(\"element 0 of tensors does not require grad\\nException raised from run_backward at autograd.cpp:1 (most recent call first):\\nframe #0: c10::Error\")",
+        ));
+        let message = panic_message(&*payload);
+        assert!(message.ends_with("does not require grad"), "{message}");
+    }
 
     #[test]
     fn libtorch_messages_lose_their_stack_traces() {

@@ -161,7 +161,11 @@ fn set_last_error(message: &str) {
 /// The panic boundary: runs `f`, records any failure for
 /// [`eo_last_error`], and maps it to a status.
 fn call(f: impl FnOnce() -> Result<()>) -> eo_status {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    // Gradients on for the call, the host's setting restored after it: a
+    // host that shares the process's libtorch (Python, inside
+    // torch.no_grad()) must not turn off what inversion, tuning and d*
+    // optimisation need. Renders turn them off themselves.
+    match tch::with_grad(|| catch_unwind(AssertUnwindSafe(f))) {
         Ok(Ok(())) => eo_status::EO_OK,
         Ok(Err(e)) => {
             set_last_error(&e.message);
@@ -236,4 +240,28 @@ fn with_progress<R>(callback: eo_progress_fn, user: *mut c_void, f: impl FnOnce(
         unsafe { callback(user, stage.as_ptr(), done, total) == 0 }
     };
     f(Some(&mut forward))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host that turned gradients off on its thread (Python inside
+    /// torch.no_grad(), sharing the process's libtorch) still gets calls
+    /// that need them, and gets its setting back.
+    #[test]
+    fn calls_run_with_gradients_whatever_the_host_set() {
+        let (status, still_off) = tch::no_grad(|| {
+            let status = call(|| {
+                let x = tch::Tensor::ones([3], tch::kind::FLOAT_CPU).set_requires_grad(true);
+                (&x * 2.0).sum(tch::Kind::Float).backward();
+                assert_eq!(Vec::<f32>::try_from(x.grad()).unwrap(), vec![2.0; 3]);
+                Ok(())
+            });
+            let probe = tch::Tensor::ones([1], tch::kind::FLOAT_CPU).set_requires_grad(true) * 2.0;
+            (status, !probe.requires_grad())
+        });
+        assert_eq!(status, eo_status::EO_OK);
+        assert!(still_off, "the host's setting was not restored");
+    }
 }
