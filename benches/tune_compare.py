@@ -18,8 +18,8 @@ in eval form; StyleGAN2: const, every layer's weight, bias, affine and noise
 strength, ToRGB; mapping and noise maps fixed), the loss being the mean
 squared error at full, half and quarter resolution of G(pivots) against the
 photos, plus 0.1 times the same error between the tuned and the base
-generator's output (no gradient) at one latent per step, half way from pivot
-k = step mod N toward a random latent.
+generator's output (no gradient) at one latent per pivot and step, half way
+from the pivot toward a random latent.
 
 Each side is timed end to end (setting up, every step, the tuned result)
 and per step: the steady rate is the time from the first step's end to the
@@ -235,9 +235,9 @@ def torch_tune(G, pivots, targets, steps):
     ends = []
     for step in range(steps):
         loss = pixel_loss(tuned.synthesis(pivots), targets)
-        k = step % pivots.shape[0]
+        # Every pivot's territory at every step, as src/tune.rs does.
         with torch.no_grad():
-            around = pivots[k:k + 1].lerp(random_w(G, 1), LOCALITY_REACH)
+            around = pivots.lerp(random_w(G, pivots.shape[0]), LOCALITY_REACH)
             before = G.synthesis(around)
         loss = loss + LOCALITY_WEIGHT * pixel_loss(tuned.synthesis(around), before)
         if not math.isfinite(loss.item()):
