@@ -239,6 +239,9 @@ int find_option_takes_value(const option *opts, size_t n, const char *arg);
 int parse_with_operands(const char *cmd, int argc, char **argv, const option *opts, size_t n, char **operands,
                         int *n_operands);
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* "HEAD<sep>TAIL": HEAD into head (non-empty, under cap bytes), *tail after
+ * the separator; 0 when text does not split so. */
+int split_pair(const char *text, char sep, char *head, size_t cap, const char **tail);
 int opt_u64(const char *cmd, const char *name, const char *text, uint64_t min, uint64_t max, uint64_t *out);
 int opt_u32(const char *cmd, const char *name, const char *text, uint32_t min, uint32_t max, uint32_t *out);
 int opt_float(const char *cmd, const char *name, const char *text, double min, double max, float *out);

@@ -37,14 +37,11 @@ typedef struct {
 /* "FIRST:COUNT" to two numbers. */
 static int parse_rows(const char *cmd, const char *text, uint32_t *first, uint32_t *count)
 {
-    const char *colon = strchr(text, ':');
     char head[32];
-    size_t n = colon ? (size_t)(colon - text) : 0;
-    if (!colon || n == 0 || n >= sizeof head)
+    const char *tail;
+    if (!split_pair(text, ':', head, sizeof head, &tail))
         return usage_error(cmd, "--rows: '%s' is not FIRST:COUNT", text);
-    memcpy(head, text, n);
-    head[n] = '\0';
-    if (opt_u32(cmd, "--rows", head, 0, 65535, first) || opt_u32(cmd, "--rows", colon + 1, 1, 65535, count))
+    if (opt_u32(cmd, "--rows", head, 0, 65535, first) || opt_u32(cmd, "--rows", tail, 1, 65535, count))
         return EC_USAGE;
     return EC_OK;
 }

@@ -66,14 +66,11 @@ static int task_index(const char *cmd, uint64_t *k, const char **name)
 /* Parses "K/N": N in 1..MAX_TARGETS, K below N. */
 static int parse_k_of_n(const char *cmd, const char *text, shard_spec *s)
 {
-    const char *slash = strchr(text, '/');
     char k_text[32];
-    size_t len = slash ? (size_t)(slash - text) : 0;
-    if (!slash || len == 0 || len >= sizeof k_text)
+    const char *n_text;
+    if (!split_pair(text, '/', k_text, sizeof k_text, &n_text))
         return usage_error(cmd, "--shard '%s': expected K/N, e.g. 0/4 for the first of 4 shards", text);
-    memcpy(k_text, text, len);
-    k_text[len] = '\0';
-    if (!parse_u64(k_text, 0, UINT64_MAX, &s->k) || !parse_u64(slash + 1, 0, UINT64_MAX, &s->n))
+    if (!parse_u64(k_text, 0, UINT64_MAX, &s->k) || !parse_u64(n_text, 0, UINT64_MAX, &s->n))
         return usage_error(cmd, "--shard '%s': expected K/N with whole numbers, e.g. 0/4", text);
     if (s->n == 0 || s->n > MAX_TARGETS)
         return usage_error(cmd, "--shard '%s': N, the number of shards, must be 1 .. %u", text, MAX_TARGETS);

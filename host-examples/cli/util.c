@@ -102,6 +102,21 @@ int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
     return 1;
 }
 
+/* Splits "HEAD<sep>TAIL" at the first `sep`: HEAD (non-empty, shorter than
+ * `cap`) is copied into `head` and *tail points after the separator.
+ * Returns 0 when `text` has no such split. */
+int split_pair(const char *text, char sep, char *head, size_t cap, const char **tail)
+{
+    const char *at = strchr(text, sep);
+    size_t len = at ? (size_t)(at - text) : 0;
+    if (!at || len == 0 || len >= cap)
+        return 0;
+    memcpy(head, text, len);
+    head[len] = '\0';
+    *tail = at + 1;
+    return 1;
+}
+
 /* A finite decimal number in [min, max]. */
 static int parse_double(const char *s, double min, double max, double *out)
 {

@@ -190,6 +190,7 @@ else
     for moment in temporary manifest; do
         rm -rf "$TX/k9w" "$TX/k9w-edited" && cp -a "$TX/t" "$TX/k9w"
         old_manifest=$(stat -c %i "$TX/k9w/tuned.manifest")
+        old_model=$(stat -c %i "$TX/k9w/tuned.safetensors")
         case $moment in
         temporary) ready() { compgen -G "$TX/k9w/.tuned.safetensors.*" >/dev/null; } ;;
         manifest) ready() { [ "$(stat -c %i "$TX/k9w/tuned.manifest")" != "$old_manifest" ]; } ;;
@@ -207,7 +208,10 @@ else
         echo "     (invert exit $rc, apply exit $applied)"
         if [ "$applied" -eq 1 ] && grep -qE "invert (all its photos|that photo) again" "$TMP/last/stderr"; then
             echo 0 >"$TMP/last/rc"
-        elif [ "$moment" = manifest ] && [ "$rc" -eq 137 ]; then
+        # The run may have renamed its new model into place (its last write)
+        # and been killed while it was still exiting: then apply must work.
+        elif [ "$moment" = manifest ] && [ "$rc" -eq 137 ] \
+            && [ "$(stat -c %i "$TX/k9w/tuned.safetensors")" = "$old_model" ]; then
             echo "the new manifest beside the old model was not refused" >>"$TMP/last/stderr"
             echo 1 >"$TMP/last/rc"
         fi
