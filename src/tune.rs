@@ -151,12 +151,12 @@ pub fn tune(model: &Model, photos: &[&Photo], options: &TuneOptions, mut progres
                 // Every pivot's territory at every step, as PTI's multi-ID
                 // tuning does: one pivot in turn cost half the time but
                 // left the generator 1-2 dB further from its base on
-                // random latents (README, "Faithful photos").
+                // random latents (docs/faces.md section 6).
                 let around = locality_latents(model, &pivots, options.locality_reach)?;
                 let before = tch::no_grad(|| base.synthesize(&around, crate::model::Noise::Mode(NoiseMode::Const), false).0);
                 let after = tuned.synthesize(&around, crate::model::Noise::Mode(NoiseMode::Const), false).0;
-                let before = distance.prepare(&before)?;
-                loss = loss + pixel_and_perceptual(&distance, &after, &before, &before)? * options.locality_weight;
+                let prepared_before = distance.prepare(&before)?;
+                loss = loss + pixel_and_perceptual(&distance, &after, &prepared_before, &before)? * options.locality_weight;
             }
             Ok(loss)
         })??;

@@ -219,3 +219,43 @@ fn face_psnrs_whole(model: &Model, photo: &Photo) -> f64 {
     let r = model.info().resolution as u32;
     psnr(&model.render(&[photo.base()]).unwrap(), &photo.target(r).unwrap())
 }
+
+/// A TorchScript stand-in for the projector's vgg16.pt (same call: image
+/// in [0, 255], resize flag, LPIPS flag; features out), made with the test
+/// venv's torch: no VGG16 file can be downloaded here.
+fn perceptual_stand_in(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("features.pt");
+    let script = r#"
+import sys, torch
+class Features(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    def forward(self, x: torch.Tensor, resize_images: bool, return_lpips: bool) -> torch.Tensor:
+        return torch.relu(self.conv(x / 255.0)).flatten(1)
+torch.jit.script(Features()).save(sys.argv[1])
+"#;
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    // TorchScript reads the class's source, so it goes to a file.
+    let source = dir.join("features.py");
+    std::fs::write(&source, script).unwrap();
+    let status = std::process::Command::new(python).arg(&source).arg(&path).status().expect("the test venv's python runs");
+    assert!(status.success(), "the stand-in network could not be written");
+    path
+}
+
+/// With a perceptual network the loss is L2 plus its distance, on the
+/// photos and in the locality term alike.
+#[test]
+fn a_perceptual_network_drives_the_tuning_too() {
+    let model = default_model();
+    let photos = group_photos(&model);
+    let refs: Vec<&Photo> = photos.iter().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let options = TuneOptions { steps: 20, vgg16: Some(perceptual_stand_in(dir.path())), ..TuneOptions::default() };
+    let tuned = tune::tune(&model, &refs, &options, None).unwrap();
+    for (b, t) in face_psnrs(&model, &photos).iter().zip(&face_psnrs(&tuned, &photos)) {
+        assert!(*t > b + 3.0, "tuning 20 steps with the perceptual loss raises a face from {b:.1} dB to {t:.1} dB only");
+    }
+}
