@@ -7,6 +7,7 @@ use crate::faces::align::Similarity;
 use crate::faces::Face;
 use crate::model::Model;
 use crate::progress::{report, Progress};
+use crate::seed::LegacyRandomState;
 use image::imageops::FilterType;
 use image::{DynamicImage, RgbImage};
 use std::io::Read;
@@ -334,12 +335,12 @@ pub fn invert(model: &Model, targets: &Tensor, options: &InvertOptions, mut prog
 
     let vs = nn::VarStore::new(device);
     let w_opt = vs.root().var_copy("w", &start);
-    tch::manual_seed(options.seed as i64);
+    let mut rng = LegacyRandomState::from_u64(options.seed);
     let maps: Vec<Tensor> = model
         .noise_maps()?
         .iter()
         .enumerate()
-        .map(|(i, m)| vs.root().var_copy(&format!("noise{i}"), &m.randn_like().to_device(device)))
+        .map(|(i, m)| vs.root().var_copy(&format!("noise{i}"), &rng.randn_tensor(&m.size(), device)))
         .collect();
     if n != 1 && !maps.is_empty() {
         return Err(Error::invalid("this model has noise inputs: invert one image at a time"));
@@ -351,7 +352,7 @@ pub fn invert(model: &Model, targets: &Tensor, options: &InvertOptions, mut prog
         let ramp = (1.0 - t) / 0.25;
         let lr = options.learning_rate * (t / 0.05).min(1.0) * (0.5 - 0.5 * (std::f64::consts::PI * ramp.min(1.0)).cos());
         opt.set_lr(lr);
-        let ws = (&w_opt + w_opt.randn_like() * noise_scale).repeat([1, info.num_ws as i64 / rows, 1]);
+        let ws = (&w_opt + rng.randn_tensor(&w_opt.size(), device) * noise_scale).repeat([1, info.num_ws as i64 / rows, 1]);
         let img = if maps.is_empty() {
             model.synthesize(&ws, crate::model::NoiseMode::Const)?
         } else {

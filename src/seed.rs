@@ -28,6 +28,13 @@ impl LegacyRandomState {
         Ok(LegacyRandomState { key, pos: STATE_LEN, cached_gauss: None })
     }
 
+    /// A generator for any 64-bit seed: the seed's high half is folded
+    /// into its low half, so seeds below 2^32 draw exactly as numpy's
+    /// `RandomState(seed)` and larger ones still differ from each other.
+    pub fn from_u64(seed: u64) -> Self {
+        Self::new((seed ^ (seed >> 32)) & 0xffff_ffff).expect("a 32-bit seed is in range")
+    }
+
     fn next_u32(&mut self) -> u32 {
         if self.pos == STATE_LEN {
             self.regenerate();
@@ -79,6 +86,17 @@ impl LegacyRandomState {
     /// `randn(len)` in C order.
     pub fn randn(&mut self, len: usize) -> Vec<f64> {
         (0..len).map(|_| self.next_gauss()).collect()
+    }
+
+    /// A float32 tensor of standard normal samples with `shape` on `device`.
+    /// Optimisations draw their noise here rather than from libtorch's
+    /// global generator, which every thread of the process shares: two
+    /// inversions at once would otherwise take each other's numbers and
+    /// neither would be reproducible.
+    pub fn randn_tensor(&mut self, shape: &[i64], device: tch::Device) -> tch::Tensor {
+        let len = shape.iter().product::<i64>().max(0) as usize;
+        let samples: Vec<f32> = (0..len).map(|_| self.next_gauss() as f32).collect();
+        tch::Tensor::from_slice(&samples).reshape(shape).to_device(device)
     }
 }
 

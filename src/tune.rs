@@ -19,6 +19,7 @@ use crate::model::checkpoint::{layout, NativeTensor};
 use crate::model::weights::{fnv1a64, WeightFile};
 use crate::model::{guard, Generator, Model, NoiseMode, Truncation};
 use crate::progress::{report, Progress};
+use crate::seed::LegacyRandomState;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -141,7 +142,7 @@ pub fn tune(model: &Model, photos: &[&Photo], options: &TuneOptions, mut progres
     for (group, scale) in scales.iter().enumerate() {
         opt.set_lr_group(group, options.learning_rate * scale);
     }
-    tch::manual_seed(options.seed as i64);
+    let mut rng = LegacyRandomState::from_u64(options.seed);
     for step in 0..options.steps {
         let tuned = base.with_params(&vars);
         let loss = guard(|| -> Result<Tensor> {
@@ -152,7 +153,7 @@ pub fn tune(model: &Model, photos: &[&Photo], options: &TuneOptions, mut progres
                 // tuning does: one pivot in turn cost half the time but
                 // left the generator 1-2 dB further from its base on
                 // random latents (docs/faces.md section 6).
-                let around = locality_latents(model, &pivots, options.locality_reach)?;
+                let around = locality_latents(model, &pivots, options.locality_reach, &mut rng)?;
                 let before = tch::no_grad(|| base.synthesize(&around, crate::model::Noise::Mode(NoiseMode::Const), false).0);
                 let after = tuned.synthesize(&around, crate::model::Noise::Mode(NoiseMode::Const), false).0;
                 let prepared_before = distance.prepare(&before)?;
@@ -234,9 +235,9 @@ fn pixel_and_perceptual(distance: &Distance, images: &Tensor, prepared: &Tensor,
 
 /// One latent per pivot, `reach` of the way from it toward a random latent
 /// of the model's prior (PTI's "territory" of the pivot).
-fn locality_latents(model: &Model, pivots: &Tensor, reach: f64) -> Result<Tensor> {
+fn locality_latents(model: &Model, pivots: &Tensor, reach: f64, rng: &mut LegacyRandomState) -> Result<Tensor> {
     let info = model.info();
-    let z = Tensor::randn([pivots.size()[0], info.z_dim as i64], (Kind::Float, model.device()));
+    let z = rng.randn_tensor(&[pivots.size()[0], info.z_dim as i64], model.device());
     let random = tch::no_grad(|| model.map(&z, None, Truncation::default()))?;
     Ok(pivots.lerp(&random, reach))
 }

@@ -205,7 +205,7 @@ impl<'a> Optimizer<'a> {
         let free = vs.root().var_copy("d_star", &start);
         let mut opt = nn::AdamW::default().build(&vs, self.options.learning_rate)?;
         let batch = self.batch_latents()?;
-        let mut rng = LegacyRandomState::new(self.options.seed.wrapping_add(1) & 0xffff_ffff)?;
+        let mut rng = LegacyRandomState::from_u64(self.options.seed.wrapping_add(1));
         let target = match &batch {
             None => Some(tch::no_grad(|| self.model.synthesize(&(&self.example + &self.naive), NoiseMode::Const))?),
             Some(_) => None,
@@ -297,7 +297,7 @@ impl<'a> Optimizer<'a> {
         if info.c_dim > 0 {
             return Err(Error::invalid("the batch objective needs an unconditional model"));
         }
-        let mut rng = LegacyRandomState::new(self.options.seed & 0xffff_ffff)?;
+        let mut rng = LegacyRandomState::from_u64(self.options.seed);
         let z: Vec<f32> = rng.randn(others * info.z_dim).into_iter().map(|x| x as f32).collect();
         let z = Tensor::from_slice(&z).reshape([others as i64, info.z_dim as i64]);
         let ws = tch::no_grad(|| self.model.map(&z, None, Truncation::default()))?;
