@@ -121,7 +121,7 @@ gimp-tests: c-tests
 # with playwright-core from npm; tests/studio/run.sh says SKIPPED loudly
 # without Chromium. STUDIO_TEST_FLAGS=--update-screenshot rewrites docs/studio.png.
 studio-tests: c-tests
-	$(CARGO) test $(CARGO_FLAGS) -p editone-studio
+	EDITONE_CLI=$(abspath $(TEST_PREFIX))/bin/editone $(CARGO) test $(CARGO_FLAGS) -p editone-studio
 	$(CARGO) build $(CARGO_FLAGS) -p editone-studio
 	bash tests/studio/run.sh target/release/editone-studio $(TEST_PREFIX)/bin/editone $(STUDIO_TEST_FLAGS)
 

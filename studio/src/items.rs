@@ -2,6 +2,7 @@
 //! (raw `.f32` files, with the photos `editone invert` wrote beside them)
 //! and photos, whose faces are found and inverted when the studio starts.
 
+use crate::inverted;
 use crate::refusal::Refusal;
 use editone::faces::align::Similarity;
 use editone::faces::mtcnn::{DetectOptions, Detector};
@@ -146,8 +147,8 @@ enum Entry {
     Latent(String),
     /// A PNG or JPEG that no latent claims: its faces, or the whole photo.
     Photo { file: String, name: String },
-    /// `NAME.faces.f32`, the faces `editone invert --faces` inverted: not
-    /// read (its `NAME-photo.png` is a photo named NAME like any other).
+    /// `NAME.faces.f32`, the faces `editone invert --faces` inverted, read
+    /// back with `NAME.json` and `NAME-photo.png` ([`inverted`]).
     FaceSet(String),
 }
 
@@ -157,14 +158,22 @@ impl Entry {
             Entry::Latent(name) | Entry::Photo { name, .. } | Entry::FaceSet(name) => name,
         }
     }
+
+    /// The file it is named for.
+    fn file(&self) -> String {
+        match self {
+            Entry::Latent(name) => format!("{name}.f32"),
+            Entry::FaceSet(name) => format!("{name}.faces.f32"),
+            Entry::Photo { file, .. } => file.clone(),
+        }
+    }
 }
 
 /// The folder's latents and photos by name, as `editone invert` leaves
 /// them: `NAME-photo.png` and `NAME-reconstruction.png` beside a
-/// `NAME.f32` belong to that latent, not photos of their own; beside a
-/// `NAME.faces.f32` (`--faces`), the reconstruction is skipped and the
-/// photo is named NAME. Hidden files (the temporary names of a write under
-/// way) are skipped.
+/// `NAME.f32` belong to that latent, not photos of their own, and so do
+/// those beside a `NAME.faces.f32` (`--faces`). Hidden files (the
+/// temporary names of a write under way) are skipped.
 fn entries(files: &[String]) -> Vec<Entry> {
     let visible = || files.iter().filter(|f| !f.starts_with('.'));
     let named = |suffix: &'static str| visible().filter_map(move |f| f.strip_suffix(suffix)).filter(|n| !n.is_empty());
@@ -178,14 +187,10 @@ fn entries(files: &[String]) -> Vec<Entry> {
         if stem.is_empty() || !["png", "jpg", "jpeg"].iter().any(|e| ext.eq_ignore_ascii_case(e)) {
             continue;
         }
-        if owner(stem, "-photo", &latents) || owner(stem, "-reconstruction", &latents) || owner(stem, "-reconstruction", &sets) {
-            continue;
+        let claimed = [&latents, &sets].iter().any(|of| owner(stem, "-photo", of) || owner(stem, "-reconstruction", of));
+        if !claimed {
+            found.push(Entry::Photo { file: file.clone(), name: stem.to_string() });
         }
-        let name = match stem.strip_suffix("-photo") {
-            Some(set) if sets.contains(&set) => set,
-            _ => stem,
-        };
-        found.push(Entry::Photo { file: file.clone(), name: name.to_string() });
     }
     let rank = |e: &Entry| match e {
         Entry::Latent(_) => 0,
@@ -202,6 +207,9 @@ pub struct FolderOptions {
     pub limit: usize,
     /// Projector steps per photo; None for the model's default.
     pub invert_steps: Option<u32>,
+    /// Whether the caller tunes a generator on the folder's images itself
+    /// (`--tune`): a tuned model the folder holds is then not used.
+    pub retune: bool,
 }
 
 /// The first `options.limit` items of `dir`, in name order:
@@ -213,15 +221,28 @@ pub struct FolderOptions {
 ///   sharing it. A photo without a face is inverted whole (its centred
 ///   square) and edited as today's photos are, with a note saying so.
 ///
+/// - each `NAME.faces.f32` with its `NAME.json` and `NAME-photo.png`
+///   ('editone invert --faces') gives the faces of that photo, read back
+///   rather than found and inverted again.
+///
 /// At least two items are needed: an example and a batch. `log` hears
 /// about each photo as it is inverted (a start can take a while).
-/// Its items render through `model` until a caller tunes one for them.
+/// Its items render through `model`, or through the folder's tuned model
+/// ('editone invert --faces --tune') when its manifest vouches for every
+/// item, unless `options.retune`.
 pub fn load_folder(model: &Arc<Model>, dir: &Path, options: &FolderOptions, log: &mut dyn FnMut(&str)) -> Result<Folder, String> {
     let listing = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let files: Vec<String> = listing.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
     let entries = entries(&files);
     let mut folder = Folder { items: Vec::new(), notes: Vec::new(), renders: Arc::clone(model) };
     let mut detector = None;
+    // The faces a tuned model of the folder must have been tuned on.
+    let mut sets = Vec::new();
+    let tuned_run = !options.retune && inverted::has_tuned_files(dir);
+    if let Some(other) = entries.iter().find(|e| tuned_run && !matches!(e, Entry::FaceSet(_))) {
+        let what = format!("'{}' is not one of the faces its tuned model was tuned on", other.file());
+        return Err(inverted::not_tuned_together(dir, &what));
+    }
     for entry in &entries {
         let room = options.limit.saturating_sub(folder.items.len());
         if room == 0 {
@@ -230,11 +251,17 @@ pub fn load_folder(model: &Arc<Model>, dir: &Path, options: &FolderOptions, log:
         match entry {
             Entry::Latent(name) => folder.items.push(Arc::new(folder_item(model, dir, name)?)),
             Entry::FaceSet(name) => {
-                let note = format!(
-                    "{name}.faces.f32 ('editone invert --faces') is not read: the faces of {name}-photo.png are found and inverted again"
-                );
-                log(&note);
-                folder.notes.push(note);
+                let set = inverted::read_face_set(model, dir, name)?;
+                let taken = set.faces.len().min(room);
+                note_left_out(&mut folder, log, &format!("{name}.faces.f32"), set.faces.len(), taken, options.limit);
+                let resolution = model.info().resolution as u32;
+                let placed = &set.faces[..taken];
+                let photos = placed.iter().zip(&set.latents).map(|(face, w)| Photo::of_face(Arc::clone(&set.image), *face, resolution, w.clone()));
+                let items = items_of_faces(model, Arc::clone(&set.image), name, placed, photos.collect(), set.faces_found)
+                    .map_err(|e| format!("{}: {e}", dir.join(format!("{name}.faces.f32")).display()))?;
+                log(&format!("{name}.faces.f32: {} face{} read back ('editone invert --faces')", items.len(), if items.len() == 1 { "" } else { "s" }));
+                folder.items.extend(items.into_iter().map(Arc::new));
+                sets.push(set);
             }
             Entry::Photo { file, name } => {
                 if detector.is_none() {
@@ -257,12 +284,7 @@ pub fn load_folder(model: &Arc<Model>, dir: &Path, options: &FolderOptions, log:
                     continue;
                 }
                 let taken = found.len().min(room);
-                if taken < found.len() {
-                    let (found, limit) = (found.len(), options.limit);
-                    let note = format!("{file}: {found} faces found; the page shows the first {taken} (at most {limit} images in all)");
-                    log(&note);
-                    folder.notes.push(note);
-                }
+                note_left_out(&mut folder, log, file, found.len(), taken, options.limit);
                 let steps = options.invert_steps.unwrap_or_else(|| editone::invert::default_steps(model));
                 log(&format!("{file}: inverting {taken} face{} ({steps} steps)…", if taken == 1 { "" } else { "s" }));
                 let t0 = Instant::now();
@@ -272,6 +294,16 @@ pub fn load_folder(model: &Arc<Model>, dir: &Path, options: &FolderOptions, log:
                 folder.items.extend(items.into_iter().map(Arc::new));
             }
         }
+    }
+    if options.retune {
+        if inverted::has_tuned_files(dir) {
+            let note = format!("{}: not used: --tune tunes anew on every image of the folder", inverted::TUNED_MODEL);
+            log(&note);
+            folder.notes.push(note);
+        }
+    } else if let Some(tuned) = inverted::tuned_model(model, dir, &sets)? {
+        log(&format!("{}: the faces render through the generator 'editone invert --tune' tuned on them", inverted::TUNED_MODEL));
+        folder.renders = Arc::new(tuned);
     }
     if folder.items.len() < 2 {
         return Err(format!(
@@ -298,18 +330,34 @@ fn invert_options(options: &FolderOptions) -> InvertOptions {
     InvertOptions { steps: options.invert_steps, ..InvertOptions::default() }
 }
 
+/// A note when a photo holds more faces than the page has room for.
+fn note_left_out(folder: &mut Folder, log: &mut dyn FnMut(&str), file: &str, found: usize, taken: usize, limit: usize) {
+    if taken < found {
+        let note = format!("{file}: {found} faces found; the page shows the first {taken} (at most {limit} images in all)");
+        log(&note);
+        folder.notes.push(note);
+    }
+}
+
 /// An item per face of the photo `image` named `name`, inverted together.
 fn face_items(model: &Model, image: RgbImage, name: &str, faces: &[Face], found: usize, options: &FolderOptions) -> editone::Result<Vec<Item>> {
-    let resolution = model.info().resolution;
     let placed = faces::place(model, faces, model.face_alignment())?;
     let image = Arc::new(image);
     let photos = faces::invert_faces(model, Arc::clone(&image), &placed, &invert_options(options), None)?;
-    let aligned = faces::targets(&image, &placed, resolution as u32);
+    items_of_faces(model, image, name, &placed, photos, found)
+}
+
+/// An item per face of the photo `image` named `name`: `photos` are the
+/// faces' inverted latents at their `placed` places, `found` the faces the
+/// photo holds.
+fn items_of_faces(model: &Model, image: Arc<RgbImage>, name: &str, placed: &[PhotoFace], photos: Vec<Photo>, found: usize) -> editone::Result<Vec<Item>> {
+    let resolution = model.info().resolution;
+    let aligned = faces::targets(&image, placed, resolution as u32);
     let (display, to_display) = display_copy(&image);
     let picture = Arc::new(Picture { name: name.to_string(), size: image.dimensions(), faces_found: found, display: Arc::new(display) });
     photos
         .into_iter()
-        .zip(&placed)
+        .zip(placed)
         .enumerate()
         .map(|(k, (photo, place))| {
             let number = k + 1;
@@ -413,7 +461,7 @@ fn photo_item(model: &Model, path: &Path, w: &[f32]) -> Result<Photo, String> {
 mod tests {
     use super::*;
 
-    const OPTIONS: FolderOptions = FolderOptions { limit: 49, invert_steps: Some(2) };
+    const OPTIONS: FolderOptions = FolderOptions { limit: 49, invert_steps: Some(2), retune: false };
 
     #[test]
     fn latents_claim_what_editone_invert_wrote_beside_them_and_other_pictures_are_photos() {
@@ -434,9 +482,9 @@ mod tests {
                 photo("b.png", "b"),
                 photo("c.jpeg", "c"),
                 photo("d.f32.png", "d.f32"),
-                // 'editone invert --faces' output: its photo, named NAME.
+                // 'editone invert --faces' output: its photo and
+                // reconstruction belong to it.
                 Entry::FaceSet("e".into()),
-                photo("e-photo.png", "e"),
                 photo("group.JPG", "group"),
             ]
         );

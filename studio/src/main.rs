@@ -4,6 +4,7 @@
 mod api;
 mod body;
 mod events;
+mod inverted;
 mod items;
 mod refusal;
 mod render;
@@ -40,6 +41,9 @@ Serves a page for interactive batch editing on http://127.0.0.1:PORT/ (loopback 
                  images; the first is the example):
                  - NAME.f32 latents (W or W+ float32), with NAME-photo.png rendered
                    as a photo when present, as 'editone invert --out DIR' writes them;
+                 - NAME.faces.f32 with NAME.json and NAME-photo.png ('editone invert
+                   --faces'): the photo's faces, read back; with the tuned.safetensors
+                   of 'invert --faces --tune' beside them, they render through it;
                  - every other PNG or JPEG: each face in it is an image ('NAME face 2'),
                    its faces inverted at start and the photo shown with all its faces
                    edited; a photo without a face is inverted and edited whole
@@ -47,7 +51,8 @@ Serves a page for interactive batch editing on http://127.0.0.1:PORT/ (loopback 
                  600 for the built-in model); fewer start faster and fit less well
   --tune         after inverting, tune one copy of the generator on all the photos of
                  --folder together (pivotal tuning), so that their faces render
-                 faithfully; the folder's images render through it, edits are the same
+                 faithfully; the folder's images render through it (not through a
+                 tuned.safetensors of the folder), edits are the same
   --tune-steps N tuning steps, 1 to 100000 (default DEFAULT_TUNE_STEPS); fewer start faster
   --device D     auto (default), cpu, cuda or cuda:N
   --threads N    CPU threads for tensor math (default: the library's choice)";
@@ -120,7 +125,7 @@ fn serve(args: Args) -> Result<(), String> {
     let model = Arc::new(model);
     let source = match &args.folder {
         Some(dir) => {
-            let options = items::FolderOptions { limit: MAX_COUNT + 1, invert_steps: args.invert_steps };
+            let options = items::FolderOptions { limit: MAX_COUNT + 1, invert_steps: args.invert_steps, retune: args.tune };
             let mut log = |line: &str| eprintln!("editone studio: {line}");
             let mut folder = items::load_folder(&model, dir, &options, &mut log)?;
             if args.tune {

@@ -20,7 +20,7 @@ mod photos;
 
 use editone::model::Model;
 use image::RgbImage;
-use photos::{background, changed, draw_face, grown, unzip, Square, Studio};
+use photos::{background, changed, grown, inside, strength_zero, three_faces, Square, Studio};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,6 +37,9 @@ const TUNE_STEPS: &str = "10";
 const MIN_TILE_GAIN: f64 = 3.0;
 const MIN_BOX_GAIN: f64 = 2.5;
 
+/// The batch of a page on [`make_folder`]'s folder.
+const FOLDER_LABELS: &[&str] = &["group face 2", "group face 3", "plain (no face)"];
+
 /// A folder of a group photo with three faces and a faceless picture.
 struct Folder {
     dir: PathBuf,
@@ -45,89 +48,12 @@ struct Folder {
 }
 
 fn make_folder() -> Folder {
-    let model = Model::load_default(editone::Engine::get().unwrap().placement()).expect("make setup installs the default model");
     let dir = std::env::temp_dir().join(format!("editone-studio-tune-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut group = background(420, 260, 0.3);
-    let faces = vec![
-        draw_face(&model, &mut group, 0, 110, (20, 40)),
-        draw_face(&model, &mut group, 1, 96, (160, 120)),
-        draw_face(&model, &mut group, 2, 100, (290, 30)),
-    ];
+    let (group, faces) = three_faces();
     group.save(dir.join("group.png")).unwrap();
     background(120, 90, 2.9).save(dir.join("plain.png")).unwrap();
     Folder { dir, group, faces }
-}
-
-/// PSNR in dB of `a` against `b` over the pixels `keep` selects.
-fn psnr_where(a: &RgbImage, b: &RgbImage, keep: impl Fn(u32, u32) -> bool) -> f64 {
-    assert_eq!(a.dimensions(), b.dimensions());
-    let (mut sum, mut n) = (0.0, 0usize);
-    for (x, y, p) in a.enumerate_pixels().filter(|(x, y, _)| keep(*x, *y)) {
-        for (u, v) in p.0.iter().zip(b.get_pixel(x, y).0) {
-            sum += (*u as f64 - v as f64).powi(2);
-            n += 1;
-        }
-    }
-    assert!(n > 0, "no pixels to compare");
-    10.0 * (255.0f64.powi(2) / (sum / n as f64)).log10()
-}
-
-fn inside(boxes: &[Square], x: u32, y: u32) -> bool {
-    boxes.iter().any(|[x0, y0, x1, y1]| (*x0..*x1).contains(&x) && (*y0..*y1).contains(&y))
-}
-
-/// What one studio showed at strength 0: the PSNR of the faces' plain
-/// renders against the photo (the tiles' mean, and inside the boxes).
-struct Fit {
-    tiles: f64,
-    boxes: f64,
-}
-
-/// Opens a session on `studio` and checks the strength-0 pictures; the
-/// session's id and what it measured.
-fn strength_zero(what: &str, studio: &Studio, folder: &Folder) -> (String, Fit) {
-    let sess = studio.json("POST", "/api/sessions", Some(json!({"count": 8})), 201);
-    let id = sess["session"].as_str().unwrap().to_string();
-    assert_eq!(sess["example_label"], "group face 1", "{what}");
-    assert_eq!(sess["labels"], json!(["group face 2", "group face 3", "plain (no face)"]), "{what}");
-    assert_eq!(sess["state"]["paste"], "residual", "{what}: residual paste is the default");
-    let boxes: Vec<Square> = sess["photos"][0]["faces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| [0, 1, 2, 3].map(|k| f["box"][k].as_u64().unwrap() as u32))
-        .collect();
-    assert_eq!(boxes.len(), 3, "{what}: {sess}");
-    let path = |file: &str| format!("/api/sessions/{id}/images/{file}");
-    let export = |name: &str| {
-        let (status, zip) = studio.request("GET", &format!("/api/sessions/{id}/export.zip"), None);
-        assert_eq!(status, 200, "{what}: export");
-        image::load_from_memory(&unzip(&zip, name)).unwrap().to_rgb8()
-    };
-
-    // Residual: the photo exactly, on the page and in the export; the
-    // faces' tiles are their aligned crops exactly.
-    let residual = studio.png(&path("photo-0.png"));
-    assert!(changed(&residual, &folder.group).is_empty(), "{what}: the residual photo at strength 0 is not the photo");
-    assert!(changed(&export("photos/group.png"), &folder.group).is_empty(), "{what}: the exported photo is not the photo");
-    let tiles = ["example.png", "0.png", "1.png"].map(|f| studio.png(&path(f)));
-
-    // Plain: the generator's faces pasted in, nothing else touched.
-    let state = studio.json("POST", &format!("/api/sessions/{id}/paste"), Some(json!({"paste": "plain"})), 200);
-    assert_eq!((&state["paste"], &state["version"]), (&json!("plain"), &json!(1)), "{what}");
-    let plain = studio.png(&path("photo-0.png"));
-    let outside: Vec<_> = changed(&plain, &folder.group).into_iter().filter(|(x, y)| !inside(&boxes, *x, *y)).collect();
-    assert!(outside.is_empty(), "{what}: plain paste changed {} pixels outside the faces, e.g. {:?}", outside.len(), outside.first());
-    assert!(changed(&export("photos/group.png"), &plain).is_empty(), "{what}: the export is not the page's plain photo");
-    let faces = ["example.png", "0.png", "1.png"].map(|f| studio.png(&path(f)));
-    let tile_psnr: Vec<f64> = faces.iter().zip(&tiles).map(|(face, tile)| psnr_where(face, tile, |_, _| true)).collect();
-    let fit = Fit {
-        tiles: tile_psnr.iter().sum::<f64>() / tile_psnr.len() as f64,
-        boxes: psnr_where(&plain, &folder.group, |x, y| inside(&boxes, x, y)),
-    };
-    println!("{what}: plain faces at {tile_psnr:.1?} dB (tiles), {:.2} dB inside the boxes", fit.boxes);
-    (id, fit)
 }
 
 #[test]
@@ -137,7 +63,7 @@ fn a_tuned_folder_renders_its_faces_closer_to_the_photo_and_nothing_else() {
     let options = ["--count", "8", "--invert-steps", INVERT_STEPS];
     let base = {
         let studio = Studio::start(&folder.dir, &options);
-        strength_zero("untuned", &studio, &folder).1
+        strength_zero("untuned", &studio, &folder.group, FOLDER_LABELS).1
     };
     let tuned_options = [&options[..], &["--tune", "--tune-steps", TUNE_STEPS]].concat();
     let studio = Studio::start(&folder.dir, &tuned_options);
@@ -145,7 +71,7 @@ fn a_tuned_folder_renders_its_faces_closer_to_the_photo_and_nothing_else() {
     println!("{}", log.lines().filter(|l| l.contains("tun")).collect::<Vec<_>>().join("\n"));
     assert!(log.contains(&format!("tuning the generator on 4 photos together ({TUNE_STEPS} steps)")), "{log}");
     assert!(log.contains("tuning: step 1 of 10") && log.contains("tuned in "), "{log}");
-    let (id, tuned) = strength_zero("tuned", &studio, &folder);
+    let (id, tuned) = strength_zero("tuned", &studio, &folder.group, FOLDER_LABELS);
     let (tile_gain, box_gain) = (tuned.tiles - base.tiles, tuned.boxes - base.boxes);
     println!("tuning gained {tile_gain:.2} dB on the tiles, {box_gain:.2} dB inside the boxes");
     assert!(tile_gain >= MIN_TILE_GAIN, "the tuned faces' tiles gained {tile_gain:.2} dB, not {MIN_TILE_GAIN}");

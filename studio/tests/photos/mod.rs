@@ -1,11 +1,14 @@
-//! What the studio's tests on photos share (faces.rs, tune.rs): synthetic
+//! What the studio's tests on photos share (faces.rs, tune.rs, inverted.rs): synthetic
 //! photos with faces drawn at known squares, and a client for a studio
 //! started on a folder of them.
+
+// Each test binary uses a part of it.
+#![allow(dead_code)]
 
 use crate::common;
 use editone::model::Model;
 use image::{Rgb, RgbImage};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -34,6 +37,19 @@ pub fn draw_face(model: &Model, photo: &mut RgbImage, seed: u64, side: u32, (x, 
     let face = image::imageops::resize(&sample, side, side, image::imageops::FilterType::Lanczos3);
     image::imageops::replace(photo, &face, x as i64, y as i64);
     [x, y, x + side, y + side]
+}
+
+/// A 420x260 group photo of the default model's samples 0, 1 and 2 (faces
+/// 1, 2 and 3, largest first), and their squares.
+pub fn three_faces() -> (RgbImage, Vec<Square>) {
+    let model = Model::load_default(editone::Engine::get().unwrap().placement()).expect("make setup installs the default model");
+    let mut group = background(420, 260, 0.3);
+    let faces = vec![
+        draw_face(&model, &mut group, 0, 110, (20, 40)),
+        draw_face(&model, &mut group, 1, 96, (160, 120)),
+        draw_face(&model, &mut group, 2, 100, (290, 30)),
+    ];
+    (group, faces)
 }
 
 /// `square` grown by `share` of its side on every side.
@@ -122,4 +138,78 @@ impl Drop for Studio {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// PSNR in dB of `a` against `b` over the pixels `keep` selects.
+pub fn psnr_where(a: &RgbImage, b: &RgbImage, keep: impl Fn(u32, u32) -> bool) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let (mut sum, mut n) = (0.0, 0usize);
+    for (x, y, p) in a.enumerate_pixels().filter(|(x, y, _)| keep(*x, *y)) {
+        for (u, v) in p.0.iter().zip(b.get_pixel(x, y).0) {
+            sum += (*u as f64 - v as f64).powi(2);
+            n += 1;
+        }
+    }
+    assert!(n > 0, "no pixels to compare");
+    10.0 * (255.0f64.powi(2) / (sum / n as f64)).log10()
+}
+
+pub fn inside(boxes: &[Square], x: u32, y: u32) -> bool {
+    boxes.iter().any(|[x0, y0, x1, y1]| (*x0..*x1).contains(&x) && (*y0..*y1).contains(&y))
+}
+
+/// What one studio showed at strength 0: the PSNR of the faces' plain
+/// renders against the photo (the tiles' mean, and inside the boxes).
+pub struct Fit {
+    /// The tiles' mean.
+    pub tiles: f64,
+    /// Inside the faces' boxes on the photo.
+    pub boxes: f64,
+}
+
+/// Opens a session on `studio`, whose first photo is `photo` ("group",
+/// three faces, the example its face 1 and `labels` the batch), and checks
+/// the strength-0 pictures; the session's id and what it measured.
+pub fn strength_zero(what: &str, studio: &Studio, photo: &RgbImage, labels: &[&str]) -> (String, Fit) {
+    let sess = studio.json("POST", "/api/sessions", Some(json!({"count": 8})), 201);
+    let id = sess["session"].as_str().unwrap().to_string();
+    assert_eq!(sess["example_label"], "group face 1", "{what}");
+    assert_eq!(sess["labels"], json!(labels), "{what}");
+    assert_eq!(sess["state"]["paste"], "residual", "{what}: residual paste is the default");
+    let boxes: Vec<Square> = sess["photos"][0]["faces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| [0, 1, 2, 3].map(|k| f["box"][k].as_u64().unwrap() as u32))
+        .collect();
+    assert_eq!(boxes.len(), 3, "{what}: {sess}");
+    let path = |file: &str| format!("/api/sessions/{id}/images/{file}");
+    let export = |name: &str| {
+        let (status, zip) = studio.request("GET", &format!("/api/sessions/{id}/export.zip"), None);
+        assert_eq!(status, 200, "{what}: export");
+        image::load_from_memory(&unzip(&zip, name)).unwrap().to_rgb8()
+    };
+
+    // Residual: the photo exactly, on the page and in the export; the
+    // faces' tiles are their aligned crops exactly.
+    let residual = studio.png(&path("photo-0.png"));
+    assert!(changed(&residual, photo).is_empty(), "{what}: the residual photo at strength 0 is not the photo");
+    assert!(changed(&export("photos/group.png"), photo).is_empty(), "{what}: the exported photo is not the photo");
+    let tiles = ["example.png", "0.png", "1.png"].map(|f| studio.png(&path(f)));
+
+    // Plain: the generator's faces pasted in, nothing else touched.
+    let state = studio.json("POST", &format!("/api/sessions/{id}/paste"), Some(json!({"paste": "plain"})), 200);
+    assert_eq!((&state["paste"], &state["version"]), (&json!("plain"), &json!(1)), "{what}");
+    let plain = studio.png(&path("photo-0.png"));
+    let outside: Vec<_> = changed(&plain, photo).into_iter().filter(|(x, y)| !inside(&boxes, *x, *y)).collect();
+    assert!(outside.is_empty(), "{what}: plain paste changed {} pixels outside the faces, e.g. {:?}", outside.len(), outside.first());
+    assert!(changed(&export("photos/group.png"), &plain).is_empty(), "{what}: the export is not the page's plain photo");
+    let faces = ["example.png", "0.png", "1.png"].map(|f| studio.png(&path(f)));
+    let tile_psnr: Vec<f64> = faces.iter().zip(&tiles).map(|(face, tile)| psnr_where(face, tile, |_, _| true)).collect();
+    let fit = Fit {
+        tiles: tile_psnr.iter().sum::<f64>() / tile_psnr.len() as f64,
+        boxes: psnr_where(&plain, photo, |x, y| inside(&boxes, x, y)),
+    };
+    println!("{what}: plain faces at {tile_psnr:.1?} dB (tiles), {:.2} dB inside the boxes", fit.boxes);
+    (id, fit)
 }
