@@ -273,7 +273,8 @@ fn sweep_groups() {
 /// The astronaut (scikit-image's sample photo, extracted by make setup):
 /// her face found, aligned to the model's template and inverted with the
 /// default settings reconstructs at 20 dB or better (16.6 dB for a crop
-/// by hand, 13.4 for the whole photo squeezed).
+/// by hand, 13.4 for the whole photo squeezed). The default seed gives
+/// 20.3 dB; seeds 1 to 11 gave 20.0 to 21.2.
 #[test]
 fn the_astronaut_aligned_inverts_at_20_db() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/test-data/astronaut.png");
