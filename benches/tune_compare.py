@@ -12,7 +12,7 @@ eo_latent_invert at one step, since the speed of tuning does not depend on
 how good a pivot is.
 
 The PyTorch loop computes what src/tune.rs computes at its defaults (no
-VGG16): Adam at lr 3e-4 over a trainable copy of every synthesis parameter
+VGG16): Adam at lr 2e-4 over a trainable copy of every synthesis parameter
 (DCGAN: each convolution's weight and BatchNorm's scale and shift, BatchNorm
 in eval form; StyleGAN2: const, every layer's weight, bias, affine and noise
 strength, ToRGB; mapping and noise maps fixed), the loss being the mean
@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from compare import Dcgan, resolve_model  # noqa: E402
 
 THREADS = 2
-LEARNING_RATE = 3e-4
+LEARNING_RATE = 2e-4
 LOCALITY_WEIGHT = 0.1
 LOCALITY_REACH = 0.5
 NOISE = 12.0  # standard deviation, in 8-bit levels, of the photos' noise

@@ -337,7 +337,7 @@ typedef struct eo_tune_options {
   uint32_t struct_size;
   // Adam steps (default 100).
   uint32_t steps;
-  // Adam's learning rate (default 3e-4).
+  // Adam's learning rate (default 2e-4).
   float learning_rate;
   // Weight of the locality term (default 0.1; 0 turns it off).
   float locality_weight;

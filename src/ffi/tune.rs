@@ -21,7 +21,7 @@ pub struct eo_tune_options {
     pub struct_size: u32,
     /// Adam steps (default 100).
     pub steps: u32,
-    /// Adam's learning rate (default 3e-4).
+    /// Adam's learning rate (default 2e-4).
     pub learning_rate: f32,
     /// Weight of the locality term (default 0.1; 0 turns it off).
     pub locality_weight: f32,

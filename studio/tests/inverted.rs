@@ -20,7 +20,7 @@ const INVERT_STEPS: &str = "20";
 const TUNE_STEPS: &str = "10";
 /// Least gain in dB of the faces' plain renders through the folder's
 /// tuned model against the base: under half what it gained when this was
-/// written (7.0 dB on the tiles, 6.3 inside the boxes).
+/// written (6.1 dB on the tiles, 5.5 inside the boxes).
 const MIN_TILE_GAIN: f64 = 3.0;
 const MIN_BOX_GAIN: f64 = 2.5;
 /// The batch of a page on the folder: the group photo's other faces.

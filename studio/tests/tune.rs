@@ -30,10 +30,10 @@ use std::time::{Duration, Instant};
 const INVERT_STEPS: &str = "20";
 /// Tuning steps: few, so the test stays short; enough for a clear gain.
 const TUNE_STEPS: &str = "10";
-/// Least gain in dB, tuned against not, of the faces' plain renders: half
-/// what ten steps gained when this was written (6.0 dB on the tiles, from
-/// 19.4 to 25.4 dB; 5.1 dB inside the boxes). A tuning that did not reach
-/// the pixels gains nothing.
+/// Least gain in dB, tuned against not, of the faces' plain renders: about
+/// half what ten steps gain at the default learning rate (5.7 dB on the
+/// tiles; 4.9 dB inside the boxes; at PTI's 3e-4 it was 6.0 and 5.1). A
+/// tuning that did not reach the pixels gains nothing.
 const MIN_TILE_GAIN: f64 = 3.0;
 const MIN_BOX_GAIN: f64 = 2.5;
 

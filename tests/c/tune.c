@@ -157,7 +157,7 @@ static eo_status tune(const base_run *b, uint32_t steps, float *psnr, eo_model *
 static void test_tuned_model(const base_run *b, eo_model tuned, const eo_latent *tl, const float *psnr) {
   eo_tune_options o;
   OK(eo_tune_options_init(&o));
-  CHECK(o.struct_size == sizeof o && o.steps >= 1 && o.steps <= 100000 && fabsf(o.learning_rate - 3e-4f) < 1e-9f &&
+  CHECK(o.struct_size == sizeof o && o.steps >= 1 && o.steps <= 100000 && fabsf(o.learning_rate - 2e-4f) < 1e-9f &&
             fabsf(o.locality_weight - 0.1f) < 1e-9f && fabsf(o.locality_reach - 0.5f) < 1e-9f && !o.vgg16_path &&
             !o.psnr,
         "tune option defaults: %u steps, lr %g, locality %g reach %g", o.steps, o.learning_rate, o.locality_weight,
