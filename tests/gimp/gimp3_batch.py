@@ -67,4 +67,13 @@ for layer in layers:
     if result:
         save_layer(result, f"{JOB}/out/{layer.get_name()}-adjusted.png")
 report("preset-parasite", "yes" if image.get_parasite("editone-preset") else "no")
+
+# Apply again with tuning: the same layers' results replaced, rendered
+# through one generator tuned on all their faces (kept in the profile).
+report("apply-tuned", call("plug-in-editone-apply-to-selection", image, layers, invert_steps=steps, tune_steps=steps))
+report("layers-tuned", names(image))
+for layer in layers:
+    result = image.get_layer_by_name(f"{layer.get_name()} (editone)")
+    if result:
+        save_layer(result, f"{JOB}/out/{layer.get_name()}-tuned.png")
 report("done", "yes")

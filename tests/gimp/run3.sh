@@ -16,6 +16,9 @@
 # - Adjust Strength re-renders them in place; they equal what `editone
 #   invert --faces` and `editone apply --inverted` give for the same preset
 #   within 2 grey levels (the GIMP 2.10 test's tolerance);
+# - Apply again with tuning replaces them, keeps one tuned model in GIMP 3's
+#   profile, and equals `editone invert --faces --tune` on the three photos
+#   and `apply --inverted` within 2 grey levels;
 # - in GIMP's window under Xvfb (tests/gimp/gimp3_undo.py): Set Example,
 #   Apply to three layers, Adjust Strength, then one Ctrl+Z per action,
 #   each restoring the image exactly (layers, parasites, pixels); an Apply
@@ -163,6 +166,38 @@ for n in A B C; do
         pass "$n matches editone apply for the same preset within 2 grey levels: $out"
     else
         fail "$n matches editone apply for the same preset within 2 grey levels: $out"
+    fi
+done
+
+# Apply with tuning: the profile keeps the tuned model, the faces change
+# and nothing else does, and the results are what the CLI gives for the
+# same three photos tuned together with the same steps.
+expect "Apply to Selection with tuning works" "$(report apply-tuned)" ""
+expect "... and replaces the result layers" "$(report layers-tuned)" "$(report layers-applied)"
+kept=$(find "$JOB/profile/editone/tuned" -name '*.safetensors' 2>/dev/null | wc -l)
+expect "... and keeps the tuned model in GIMP 3's profile (one file)" "$kept" 1
+for n in A B C; do
+    if out=$(python3 "$HERE/faces_check.py" "$JOB/$n.png" "$JOB/out/$n-tuned.png" "$TMP/$n.json" 2>&1); then
+        pass "$n tuned: every face edited, every pixel away from the faces unchanged bit for bit"
+    else
+        fail "$n tuned: every face edited, every pixel away from the faces unchanged bit for bit"
+    fi
+    echo "$out" | sed 's/^/     | /'
+done
+if ! python3 "$HERE/compare.py" "$JOB/out/A-adjusted.png" "$JOB/out/A-tuned.png" 2 >/dev/null 2>&1; then
+    pass "tuning changes the faces' renders"
+else
+    fail "tuning changes the faces' renders"
+fi
+"$EDITONE" invert "$JOB/A.png" "$JOB/B.png" "$JOB/C.png" --faces --steps $STEPS --tune --tune-steps $STEPS \
+    --out "$TMP/tuned-inverted" >/dev/null 2>&1 || true
+"$EDITONE" apply --preset "$JOB/profile/editone/preset.json" --inverted "$TMP/tuned-inverted" \
+    --out-dir "$TMP/cli-tuned" >/dev/null 2>&1 || true
+for n in A B C; do
+    if out=$(python3 "$HERE/compare.py" "$JOB/out/$n-tuned.png" "$TMP/cli-tuned/$n.png" 2 2>&1); then
+        pass "$n tuned matches editone invert --tune and apply within 2 grey levels: $out"
+    else
+        fail "$n tuned matches editone invert --tune and apply within 2 grey levels: $out"
     fi
 done
 
