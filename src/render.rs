@@ -525,7 +525,7 @@ mod tests {
                 delivered += 1;
                 Ok(())
             });
-            assert!(result.unwrap_err().message.contains("num_ws * w_dim"), "ahead {ahead}");
+            assert!(result.unwrap_err().message.contains("a latent has 99 floats; this model's have 100"), "ahead {ahead}");
             assert_eq!(delivered, 32, "ahead {ahead}: the first batch is delivered before the second's error");
         }
     }

@@ -127,7 +127,7 @@ pub fn tune(model: &Model, photos: &[&Photo], options: &TuneOptions, mut progres
     let device = model.device();
     let resolution = info.resolution as u32;
     let targets = Tensor::cat(&photos.iter().map(|p| p.target(resolution)).collect::<Result<Vec<_>>>()?, 0).to_device(device);
-    let pivots = latents_tensor(model, photos.iter().map(|p| p.base()))?;
+    let pivots = model.stack_latents(&photos.iter().map(|p| p.base()).collect::<Vec<_>>())?;
     let distance = Distance::load(options.vgg16.as_deref(), device)?;
     let prepared = distance.prepare(&targets)?;
     let base = model.generator();
@@ -194,21 +194,6 @@ fn check_tunable(model: &Model, photos: &[&Photo]) -> Result<()> {
         return Err(Error::invalid(format!("tune {} photos: give 1 to {MAX_PHOTOS}", photos.len())));
     }
     Ok(())
-}
-
-/// Flattened W+ latents as [N, num_ws, w_dim] on the model's device.
-fn latents_tensor<'a>(model: &Model, latents: impl Iterator<Item = &'a [f32]>) -> Result<Tensor> {
-    let info = model.info();
-    let row = info.num_ws * info.w_dim;
-    let mut flat = Vec::new();
-    for w in latents {
-        if w.len() != row {
-            return Err(Error::invalid(format!("a latent has {} floats; this model's have {row}", w.len())));
-        }
-        flat.extend_from_slice(w);
-    }
-    let n = (flat.len() / row) as i64;
-    model.to_wplus(&Tensor::from_slice(&flat).reshape([n, info.num_ws as i64, info.w_dim as i64]))
 }
 
 /// The distinct learning-rate scales, in order of first appearance: one

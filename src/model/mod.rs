@@ -398,13 +398,28 @@ impl Model {
     /// [`Model::render`], left on the engine's device, so that a batch can
     /// be turned into pixels there and only bytes cross to the host.
     pub fn render_on_device(&self, latents: &[&[f32]]) -> Result<Tensor> {
-        let info = self.info();
-        let flat: Vec<f32> = latents.iter().flat_map(|w| w.iter().copied()).collect();
-        if latents.is_empty() || flat.len() != latents.len() * info.num_ws * info.w_dim {
-            return Err(Error::invalid("render needs one or more latents of num_ws * w_dim floats"));
-        }
-        let ws = Tensor::from_slice(&flat).reshape([latents.len() as i64, info.num_ws as i64, info.w_dim as i64]);
+        let ws = self.stack_latents(latents)?;
         tch::no_grad(|| self.synthesize(&ws, NoiseMode::Const))
+    }
+
+    /// Flattened W+ latents as one W+ batch [N, num_ws, w_dim] on the
+    /// model's device.
+    pub fn stack_latents(&self, latents: &[&[f32]]) -> Result<Tensor> {
+        let info = self.info();
+        let row = info.num_ws * info.w_dim;
+        if latents.is_empty() {
+            return Err(Error::invalid("no latents given: give one or more"));
+        }
+        if let Some(w) = latents.iter().find(|w| w.len() != row) {
+            return Err(Error::invalid(format!(
+                "a latent has {} floats; this model's have {row} (num_ws {} x w_dim {})",
+                w.len(),
+                info.num_ws,
+                info.w_dim
+            )));
+        }
+        let flat: Vec<f32> = latents.concat();
+        self.to_wplus(&Tensor::from_slice(&flat).reshape([latents.len() as i64, info.num_ws as i64, info.w_dim as i64]))
     }
 
     /// Broadcasts W [N, w_dim] to W+ and checks the shape of a W+ input.
