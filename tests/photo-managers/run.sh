@@ -25,16 +25,9 @@
 # exits non-zero if any failed.
 set -euo pipefail
 
-if [ $# -ne 1 ]; then
-    echo "usage: $0 PATH_TO_EDITONE" >&2
-    exit 2
-fi
-EDITONE=$1
-case $EDITONE in /*) ;; *) EDITONE=$PWD/$EDITONE ;; esac
-if [ ! -x "$EDITONE" ]; then
-    echo "$0: '$EDITONE' is not an executable" >&2
-    exit 2
-fi
+# shellcheck source=tests/editone-argument.sh
+. "$(dirname "$0")/../editone-argument.sh"
+take_editone_argument "$0" "$@"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)

@@ -21,12 +21,9 @@
 # skip. Every wait is bounded. Ends with "N passed, M failed".
 set -euo pipefail
 
-if [ $# -ne 1 ]; then
-    echo "usage: $0 PATH_TO_EDITONE" >&2
-    exit 2
-fi
-EDITONE=$1
-case $EDITONE in /*) ;; *) EDITONE=$PWD/$EDITONE ;; esac
+# shellcheck source=tests/editone-argument.sh
+. "$(dirname "$0")/../editone-argument.sh"
+take_editone_argument "$0" "$@"
 PASSED=0
 FAILED=0
 pass() { PASSED=$((PASSED + 1)); echo "ok   $1"; }
