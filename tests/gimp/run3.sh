@@ -109,6 +109,32 @@ expect() { # name, value, expected
 contains() { # name, text, part
     if [[ "$2" == *"$3"* ]]; then pass "$1"; else fail "$1"; echo "     | got: $2"; echo "     | expected it to hold: $3"; fi
 }
+# Every face of each photo's result out/NAME-STAGE.png edited, nothing else.
+faces_edited() { # stage, label
+    local n out
+    for n in A B C; do
+        if out=$(python3 "$HERE/faces_check.py" "$JOB/$n.png" "$JOB/out/$n-$1.png" "$TMP/$n.json" 2>&1); then
+            pass "$n$2: every face edited, every pixel away from the faces unchanged bit for bit"
+        else
+            fail "$n$2: every face edited, every pixel away from the faces unchanged bit for bit"
+        fi
+        echo "$out" | sed 's/^/     | /'
+    done
+}
+# Each photo's result out/NAME-STAGE.png equals the CLI's DIR/NAME.png within 2 grey levels.
+matches_cli() { # stage, CLI output folder, what the CLI ran
+    local n out
+    for n in A B C; do
+        if out=$(python3 "$HERE/compare.py" "$JOB/out/$n-$1.png" "$2/$n.png" 2 2>&1); then
+            pass "$n matches $3 within 2 grey levels: $out"
+        else
+            fail "$n matches $3 within 2 grey levels: $out"
+        fi
+    done
+}
+differs() { # name, two PNGs: more than 2 grey levels apart somewhere
+    if ! python3 "$HERE/compare.py" "$2" "$3" 2 >/dev/null 2>&1; then pass "$1"; else fail "$1"; fi
+}
 
 contains "Apply before any example is refused" "$(report no-example)" "editone: no example set yet"
 contains "Set Example on an 8x8 layer is refused" "$(report tiny)" \
@@ -129,21 +155,10 @@ print('yes' if abs(f['centre'][0] - cx) < f['side'] / 4 and abs(f['centre'][1] -
 expect "... and takes the face under the selection" "$smallest" "yes"
 expect "Apply to Selection on three selected layers works" "$(report apply)" ""
 expect "... with one result layer above each" "$(report layers-applied)" "C (editone)|C|B (editone)|B|A (editone)|A"
-for n in A B C; do
-    if out=$(python3 "$HERE/faces_check.py" "$JOB/$n.png" "$JOB/out/$n-applied.png" "$TMP/$n.json" 2>&1); then
-        pass "$n: every face edited, every pixel away from the faces unchanged bit for bit"
-    else
-        fail "$n: every face edited, every pixel away from the faces unchanged bit for bit"
-    fi
-    echo "$out" | sed 's/^/     | /'
-done
+faces_edited applied ""
 expect "Adjust Strength works" "$(report adjust)" ""
 expect "... and re-renders the results in place" "$(report layers-adjusted)" "$(report layers-applied)"
-if ! python3 "$HERE/compare.py" "$JOB/out/A-applied.png" "$JOB/out/A-adjusted.png" 2 >/dev/null 2>&1; then
-    pass "a new strength changes the faces"
-else
-    fail "a new strength changes the faces"
-fi
+differs "a new strength changes the faces" "$JOB/out/A-applied.png" "$JOB/out/A-adjusted.png"
 expect "the preset is saved as an image parasite" "$(report preset-parasite)" "yes"
 if python3 -c "
 import json, sys
@@ -161,13 +176,7 @@ for n in A B C; do
 done
 "$EDITONE" apply --preset "$JOB/profile/editone/preset.json" --inverted "$TMP/inverted" --out-dir "$TMP/cli" \
     >/dev/null 2>&1 || true
-for n in A B C; do
-    if out=$(python3 "$HERE/compare.py" "$JOB/out/$n-adjusted.png" "$TMP/cli/$n.png" 2 2>&1); then
-        pass "$n matches editone apply for the same preset within 2 grey levels: $out"
-    else
-        fail "$n matches editone apply for the same preset within 2 grey levels: $out"
-    fi
-done
+matches_cli adjusted "$TMP/cli" "editone apply for the same preset"
 
 # Apply with tuning: the profile keeps the tuned model, the faces change
 # and nothing else does, and the results are what the CLI gives for the
@@ -176,30 +185,13 @@ expect "Apply to Selection with tuning works" "$(report apply-tuned)" ""
 expect "... and replaces the result layers" "$(report layers-tuned)" "$(report layers-applied)"
 kept=$(find "$JOB/profile/editone/tuned" -name '*.safetensors' 2>/dev/null | wc -l)
 expect "... and keeps the tuned model in GIMP 3's profile (one file)" "$kept" 1
-for n in A B C; do
-    if out=$(python3 "$HERE/faces_check.py" "$JOB/$n.png" "$JOB/out/$n-tuned.png" "$TMP/$n.json" 2>&1); then
-        pass "$n tuned: every face edited, every pixel away from the faces unchanged bit for bit"
-    else
-        fail "$n tuned: every face edited, every pixel away from the faces unchanged bit for bit"
-    fi
-    echo "$out" | sed 's/^/     | /'
-done
-if ! python3 "$HERE/compare.py" "$JOB/out/A-adjusted.png" "$JOB/out/A-tuned.png" 2 >/dev/null 2>&1; then
-    pass "tuning changes the faces' renders"
-else
-    fail "tuning changes the faces' renders"
-fi
+faces_edited tuned " tuned"
+differs "tuning changes the faces' renders" "$JOB/out/A-adjusted.png" "$JOB/out/A-tuned.png"
 "$EDITONE" invert "$JOB/A.png" "$JOB/B.png" "$JOB/C.png" --faces --steps $STEPS --tune --tune-steps $STEPS \
     --out "$TMP/tuned-inverted" >/dev/null 2>&1 || true
 "$EDITONE" apply --preset "$JOB/profile/editone/preset.json" --inverted "$TMP/tuned-inverted" \
     --out-dir "$TMP/cli-tuned" >/dev/null 2>&1 || true
-for n in A B C; do
-    if out=$(python3 "$HERE/compare.py" "$JOB/out/$n-tuned.png" "$TMP/cli-tuned/$n.png" 2 2>&1); then
-        pass "$n tuned matches editone invert --tune and apply within 2 grey levels: $out"
-    else
-        fail "$n tuned matches editone invert --tune and apply within 2 grey levels: $out"
-    fi
-done
+matches_cli tuned "$TMP/cli-tuned" "editone invert --faces --tune and apply --inverted (tuned)"
 
 # Undo and cancel in GIMP's window (gimp-3.0 on Xvfb in the root, Ctrl+Z
 # pressed with xdotool: GIMP 3's PDB cannot undo); see gimp3_undo.py.
