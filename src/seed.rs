@@ -103,9 +103,8 @@ impl LegacyRandomState {
 /// The z samples the official projector estimates W statistics from:
 /// 10,000 rows of RandomState(123), [10000, z_dim] float32 on the CPU.
 pub fn projector_z(z_dim: usize) -> Result<tch::Tensor> {
-    const SAMPLES: usize = 10_000;
-    let z: Vec<f32> = LegacyRandomState::new(123)?.randn(SAMPLES * z_dim).into_iter().map(|x| x as f32).collect();
-    Ok(tch::Tensor::from_slice(&z).reshape([SAMPLES as i64, z_dim as i64]))
+    const SAMPLES: i64 = 10_000;
+    Ok(LegacyRandomState::new(123)?.randn_tensor(&[SAMPLES, z_dim as i64], tch::Device::Cpu))
 }
 
 /// The latent z of `seed` for a model with `z_dim` inputs, in float64 as

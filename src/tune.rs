@@ -127,7 +127,7 @@ pub fn tune(model: &Model, photos: &[&Photo], options: &TuneOptions, mut progres
     let device = model.device();
     let resolution = info.resolution as u32;
     let targets = Tensor::cat(&photos.iter().map(|p| p.target(resolution)).collect::<Result<Vec<_>>>()?, 0).to_device(device);
-    let pivots = model.stack_latents(&photos.iter().map(|p| p.base()).collect::<Vec<_>>())?;
+    let pivots = model.to_wplus(&model.stack_latents(&photos.iter().map(|p| p.base()).collect::<Vec<_>>())?)?;
     let distance = Distance::load(options.vgg16.as_deref(), device)?;
     let prepared = distance.prepare(&targets)?;
     let base = model.generator();

@@ -298,8 +298,7 @@ impl<'a> Optimizer<'a> {
             return Err(Error::invalid("the batch objective needs an unconditional model"));
         }
         let mut rng = LegacyRandomState::from_u64(self.options.seed);
-        let z: Vec<f32> = rng.randn(others * info.z_dim).into_iter().map(|x| x as f32).collect();
-        let z = Tensor::from_slice(&z).reshape([others as i64, info.z_dim as i64]);
+        let z = rng.randn_tensor(&[others as i64, info.z_dim as i64], tch::Device::Cpu);
         let ws = tch::no_grad(|| self.model.map(&z, None, Truncation::default()))?;
         Ok(Some(Tensor::cat(&[self.example.shallow_clone(), ws], 0)))
     }

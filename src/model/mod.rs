@@ -402,8 +402,9 @@ impl Model {
         tch::no_grad(|| self.synthesize(&ws, NoiseMode::Const))
     }
 
-    /// Flattened W+ latents as one W+ batch [N, num_ws, w_dim] on the
-    /// model's device.
+    /// Flattened W+ latents as one batch [N, num_ws, w_dim] on the CPU,
+    /// each checked for its length ([`Model::synthesize`] and
+    /// [`Model::to_wplus`] check the values and move it to the device).
     pub fn stack_latents(&self, latents: &[&[f32]]) -> Result<Tensor> {
         let info = self.info();
         let row = info.num_ws * info.w_dim;
@@ -419,7 +420,7 @@ impl Model {
             )));
         }
         let flat: Vec<f32> = latents.concat();
-        self.to_wplus(&Tensor::from_slice(&flat).reshape([latents.len() as i64, info.num_ws as i64, info.w_dim as i64]))
+        Ok(Tensor::from_slice(&flat).reshape([latents.len() as i64, info.num_ws as i64, info.w_dim as i64]))
     }
 
     /// Broadcasts W [N, w_dim] to W+ and checks the shape of a W+ input.
