@@ -15,12 +15,11 @@
 use editone::faces::align::Similarity;
 use editone::faces::Face;
 use editone::invert::PhotoFace;
-use editone::model::weights::{fnv1a64, fnv1a64_continue};
+use editone::model::weights::fnv1a64;
 use editone::model::Model;
 use editone::ErrorKind;
 use image::RgbImage;
 use serde::Deserialize;
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -178,10 +177,7 @@ fn read_latents(model: &Model, dir: &Path, name: &str, n: usize, hash: u64) -> R
     if fnv1a64(&bytes) != hash {
         return Err(mixed_runs(dir, name, ".faces.f32"));
     }
-    let floats: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    if !floats.iter().all(|x| x.is_finite()) {
-        return Err(format!("{}: holds a value that is not a finite number", path.display()));
-    }
+    let floats = crate::items::finite_f32s(&bytes).ok_or_else(|| format!("{}: holds a value that is not a finite number", path.display()))?;
     Ok(floats.chunks_exact(per).map(<[f32]>::to_vec).collect())
 }
 
@@ -200,10 +196,14 @@ struct TunedPhoto {
     latents_fnv1a64: String,
 }
 
-/// Whether DIR holds a tuned model or its manifest (a file of any kind,
-/// a dangling link included).
+/// Whether DIR holds `file` (a file of any kind, a dangling link included).
+fn holds(dir: &Path, file: &str) -> bool {
+    dir.join(file).symlink_metadata().is_ok()
+}
+
+/// Whether DIR holds a tuned model or its manifest.
 pub fn has_tuned_files(dir: &Path) -> bool {
-    [TUNED_MODEL, TUNED_MANIFEST].iter().any(|f| dir.join(f).symlink_metadata().is_ok())
+    holds(dir, TUNED_MODEL) || holds(dir, TUNED_MANIFEST)
 }
 
 /// A folder whose tuned model does not belong to the images shown: what
@@ -221,8 +221,7 @@ pub fn not_tuned_together(dir: &Path, what: &str) -> String {
 /// photos inverted at start, are no tuning's of the CLI: the caller
 /// refuses them before inverting anything.)
 pub fn tuned_model(base: &Model, dir: &Path, sets: &[FaceSet]) -> Result<Option<Model>, String> {
-    let (has_model, has_manifest) = (dir.join(TUNED_MODEL).symlink_metadata().is_ok(), dir.join(TUNED_MANIFEST).symlink_metadata().is_ok());
-    match (has_model, has_manifest) {
+    match (holds(dir, TUNED_MODEL), holds(dir, TUNED_MANIFEST)) {
         (false, false) => return Ok(None),
         (false, true) => {
             let what = format!("its {TUNED_MANIFEST} lists a tuned model, but the run of 'editone invert --tune' that wrote it stopped before writing {TUNED_MODEL}");
@@ -249,36 +248,28 @@ pub fn tuned_model(base: &Model, dir: &Path, sets: &[FaceSet]) -> Result<Option<
         ErrorKind::Incompatible => format!("{}: was tuned from another model than this one: give the --model the photos were inverted with", path.display()),
         _ => format!("{}: {e}", path.display()),
     })?;
+    // A tuned model's fingerprint is its file's FNV-1a 64, which the
+    // manifest lists: the file is read once.
+    if tuned.fingerprint() != format!("fnv1a64:{:016x}", manifest.tuned) {
+        let what = format!("its {TUNED_MODEL} is not the model its {TUNED_MANIFEST} lists (the checksums differ): the folder mixes two runs of 'editone invert'");
+        return Err(not_tuned_together(dir, &what));
+    }
     Ok(Some(tuned))
 }
 
-/// DIR/tuned.manifest, checked against the model file beside it.
-fn read_manifest(dir: &Path) -> Result<Manifest, String> {
+/// What DIR/tuned.manifest says: the tuned model file's checksum and the
+/// photos it was tuned on.
+struct TunedRun {
+    tuned: u64,
+    photos: Vec<TunedPhoto>,
+}
+
+/// DIR/tuned.manifest, read and checked for its format.
+fn read_manifest(dir: &Path) -> Result<TunedRun, String> {
     let path = dir.join(TUNED_MANIFEST);
     let bytes = editone::files::read_capped(&path, "manifest", MAX_MANIFEST_BYTES).map_err(|e| format!("{}: {e}", path.display()))?;
     let not_manifest = || format!("{}: is not the manifest 'editone invert --faces --tune' writes", path.display());
     let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|_| not_manifest())?;
-    let listed = checksum(&manifest.tuned_fnv1a64).filter(|_| manifest.format == MANIFEST_FORMAT).ok_or_else(not_manifest)?;
-    if file_fnv1a64(&dir.join(TUNED_MODEL))? != listed {
-        let what = format!("its {TUNED_MODEL} is not the model its {TUNED_MANIFEST} lists (the checksums differ): the folder mixes two runs of 'editone invert'");
-        return Err(not_tuned_together(dir, &what));
-    }
-    Ok(manifest)
-}
-
-/// FNV-1a 64 of a regular file's bytes, read in pieces (a tuned
-/// StyleGAN2 is hundreds of megabytes).
-fn file_fnv1a64(path: &Path) -> Result<u64, String> {
-    let failed = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    let mut file = editone::files::open_regular(path, "tuned model").map_err(|e| failed(&e))?;
-    let mut buffer = vec![0u8; 1 << 16];
-    let mut hash = fnv1a64(&[]);
-    loop {
-        match file.read(&mut buffer) {
-            Ok(0) => return Ok(hash),
-            Ok(got) => hash = fnv1a64_continue(hash, &buffer[..got]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(failed(&e)),
-        }
-    }
+    let tuned = checksum(&manifest.tuned_fnv1a64).filter(|_| manifest.format == MANIFEST_FORMAT).ok_or_else(not_manifest)?;
+    Ok(TunedRun { tuned, photos: manifest.photos })
 }

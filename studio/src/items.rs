@@ -425,15 +425,23 @@ fn whole_photo_item(model: &Model, image: &image::DynamicImage, name: &str, opti
     Ok(Item { label: format!("{name} (no face)"), file_stem: name.to_string(), key: json!({"photo": name}), w, photo: Some(photo), face: None })
 }
 
+/// The little-endian float32 values of a latent file, when its bytes are
+/// whole values and all of them finite.
+pub fn finite_f32s(bytes: &[u8]) -> Option<Vec<f32>> {
+    if !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let floats: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    floats.iter().all(|x| x.is_finite()).then_some(floats)
+}
+
 fn folder_item(model: &Model, dir: &Path, name: &str) -> Result<Item, String> {
     let info = model.info();
     let path = dir.join(format!("{name}.f32"));
     let shape = editone::edit::LatentShape::of(info);
     // A W+ latent at most: a larger file is not one of this model's.
     let bytes = editone::files::read_capped(&path, "latent", shape.len() as u64 * 4).map_err(|e| e.to_string())?;
-    let floats: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    let fits = bytes.len() % 4 == 0 && floats.iter().all(|x| x.is_finite());
-    let w = if fits { shape.to_wplus(&floats, "latent").ok() } else { None }.ok_or_else(|| {
+    let w = finite_f32s(&bytes).and_then(|floats| shape.to_wplus(&floats, "latent").ok()).ok_or_else(|| {
         format!(
             "{}: not a latent of this model ({} or {} little-endian float32, all finite)",
             path.display(),
